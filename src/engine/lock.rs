@@ -1,0 +1,105 @@
+//! Lease rules of DESIGN §4, as arithmetic on the monotonic clock.
+//!
+//! The holder measures its own deadline from just *before* it sent the
+//! acquire (or renew) request, minus the skew margin: whatever the request's
+//! latency, the store's expiry is later than our deadline, so we stop
+//! acting before anyone else may start.
+
+use super::settings::LeaseRules;
+use crate::ports::{Lease, LockRecord, MonoTime, Timestamp};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLease {
+    pub lease: Lease,
+    /// No side effect may start at or after this instant.
+    pub deadline: MonoTime,
+    /// When the last successful acquire/renew request was sent.
+    pub refreshed_at: MonoTime,
+    /// The expiry written to the store (wall clock), for display.
+    pub until: Timestamp,
+}
+
+impl HeldLease {
+    /// The lease that was just granted by a request sent at `sent`.
+    pub fn granted(lock: &LockRecord, sent: MonoTime, rules: &LeaseRules) -> Self {
+        HeldLease {
+            lease: Lease {
+                owner: lock.owner.clone(),
+                lease_id: lock.lease_id.clone(),
+                fence: lock.fence,
+            },
+            deadline: deadline_after(sent, rules),
+            refreshed_at: sent,
+            until: lock.until,
+        }
+    }
+
+    /// After a renew request sent at `sent` succeeded.
+    pub fn renewed(&mut self, sent: MonoTime, until: Timestamp, rules: &LeaseRules) {
+        self.deadline = deadline_after(sent, rules);
+        self.refreshed_at = sent;
+        self.until = until;
+    }
+
+    pub fn may_act(&self, now: MonoTime) -> bool {
+        now < self.deadline
+    }
+
+    /// Renew every lease/3 so that one failed renew still leaves time to
+    /// stop cleanly before the deadline.
+    pub fn renew_due(&self, now: MonoTime, rules: &LeaseRules) -> bool {
+        now >= self.refreshed_at.plus(rules.lease / 3)
+    }
+}
+
+pub fn deadline_after(sent: MonoTime, rules: &LeaseRules) -> MonoTime {
+    sent.plus(rules.lease).minus(rules.skew_margin)
+}
+
+/// `host:pid:mode:uuid`: unique per process run, readable in `status`.
+pub fn owner_id(host: &str, pid: u32, mode: &str, unique: &str) -> String {
+    format!("{host}:{pid}:{mode}:{unique}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rules() -> LeaseRules {
+        LeaseRules {
+            lease: Duration::from_secs(60),
+            skew_margin: Duration::from_secs(5),
+        }
+    }
+
+    fn lock() -> LockRecord {
+        LockRecord {
+            in_progress: true,
+            owner: "a".into(),
+            lease_id: "l".into(),
+            fence: 3,
+            until: Timestamp(60_000),
+            lease_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn deadline_is_measured_from_before_the_request_minus_margin() {
+        let held = HeldLease::granted(&lock(), MonoTime(1_000), &rules());
+        assert_eq!(held.deadline, MonoTime(56_000));
+        assert!(held.may_act(MonoTime(55_999)));
+        assert!(!held.may_act(MonoTime(56_000)));
+        assert_eq!(held.lease.fence, 3);
+    }
+
+    #[test]
+    fn renew_is_due_every_third_of_the_lease() {
+        let mut held = HeldLease::granted(&lock(), MonoTime(0), &rules());
+        assert!(!held.renew_due(MonoTime(19_999), &rules()));
+        assert!(held.renew_due(MonoTime(20_000), &rules()));
+        held.renewed(MonoTime(20_000), Timestamp(80_000), &rules());
+        assert_eq!(held.deadline, MonoTime(75_000));
+        assert!(!held.renew_due(MonoTime(30_000), &rules()));
+    }
+}

@@ -1,0 +1,27 @@
+//! The scaling engine: pure decisions and protocol state machines.
+//!
+//! Nothing in this module performs IO or reads a clock; every function takes
+//! `now` (and, for leases, the monotonic time) as an argument. That is what
+//! makes the simulator and the table-driven tests exact.
+
+pub mod candidates;
+pub mod decision;
+pub mod drain_rules;
+pub mod lock;
+pub mod observation;
+pub mod operation;
+pub mod policy;
+pub mod settings;
+pub mod sizing;
+
+pub use decision::{Action, Decision, Refusal};
+pub use lock::HeldLease;
+pub use observation::{ClusterView, Observation};
+pub use operation::{AfterTerminate, Effect, EffectResult, Intent, Next, OpView};
+pub use policy::{PolicyMemory, Request, decide, intent_of, validate_request};
+pub use settings::{DrainRules, LeaseRules, Policy, Settings};
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+//! The scaling policy of DESIGN §2: from one observation (and a little memory
+//! of the previous ones) to a decision with its reasons. Pure: `now` is an
+//! argument and nothing here performs IO.
+
+use super::candidates;
+use super::decision::{Action, Decision, Refusal};
+use super::observation::{ClusterView, Observation};
+use super::operation::Intent;
+use super::settings::Settings;
+use super::sizing;
+use crate::ports::{Instance, OpRecord, Reading, Timestamp, format_duration};
+
+/// What the policy remembers between ticks: since when CPU has been above
+/// the up threshold, and since when the cluster has been idle.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyMemory {
+    pub cpu_high_since: Option<Timestamp>,
+    pub idle_since: Option<Timestamp>,
+}
+
+/// The facts a decision was made on, checked and ready to use.
+struct Known<'a> {
+    cpu: f64,
+    view: &'a ClusterView,
+    fleet: &'a [Instance],
+}
+
+fn known<'a>(
+    settings: &Settings,
+    obs: &'a Observation,
+    now: Timestamp,
+) -> Result<Known<'a>, Vec<String>> {
+    let mut unknown = Vec::new();
+    let cpu = match obs.cpu.checked(now, settings.max_staleness) {
+        Reading::Known { value, .. } => Some(value),
+        Reading::Unknown { reason } => {
+            unknown.push(format!("CPU Unknown ({reason})"));
+            None
+        }
+    };
+    if let Err(reason) = &obs.cluster {
+        unknown.push(format!("Kubernetes Unknown ({reason})"));
+    }
+    if let Err(reason) = &obs.fleet {
+        unknown.push(format!("EC2 Unknown ({reason})"));
+    }
+    match (cpu, &obs.cluster, &obs.fleet) {
+        (Some(cpu), Ok(view), Ok(fleet)) => Ok(Known { cpu, view, fleet }),
+        _ => {
+            unknown.push("Unknown never scales".into());
+            Err(unknown)
+        }
+    }
+}
+
+/// Decide for this tick. `memory` is updated with this observation.
+pub fn decide(
+    settings: &Settings,
+    memory: &mut PolicyMemory,
+    obs: &Observation,
+    record: &OpRecord,
+    now: Timestamp,
+) -> Decision {
+    let p = &settings.policy;
+    let k = match known(settings, obs, now) {
+        Ok(k) => k,
+        Err(reasons) => {
+            // Blind ticks break both streaks: we cannot claim CPU stayed high or idle.
+            *memory = PolicyMemory::default();
+            return Decision::hold(now, reasons);
+        }
+    };
+    let pending = k.view.unschedulable();
+    let oldest_pending = pending
+        .iter()
+        .filter_map(|pod| pod.unschedulable_since)
+        .min()
+        .map(|since| now.since(since));
+
+    let high = k.cpu > p.cpu_up_percent;
+    memory.cpu_high_since = if high {
+        Some(memory.cpu_high_since.unwrap_or(now))
+    } else {
+        None
+    };
+    let idle = k.cpu < p.cpu_down_percent && pending.is_empty();
+    memory.idle_since = if idle {
+        Some(memory.idle_since.unwrap_or(now))
+    } else {
+        None
+    };
+
+    let mut reasons = vec![
+        cpu_reason(settings, k.cpu),
+        pending_reason(settings, pending.len(), oldest_pending),
+    ];
+    let ready = k.view.ready_workers() as u32;
+    let managed = k.fleet.len() as u32;
+    reasons.push(format!("{ready} Ready / {managed} managed workers"));
+
+    if let Some(op) = record.in_flight() {
+        reasons.push(format!(
+            "{} {} in flight ({})",
+            op.kind.name(),
+            op.id,
+            op.phase
+        ));
+        return Decision::hold(now, reasons);
+    }
+
+    let cpu_trigger = high
+        && memory
+            .cpu_high_since
+            .is_some_and(|since| now.since(since) >= p.cpu_up_for);
+    if high && !cpu_trigger {
+        let since = memory
+            .cpu_high_since
+            .map(|s| now.since(s))
+            .unwrap_or_default();
+        reasons.push(format!(
+            "CPU high for {} of {}",
+            format_duration(since),
+            format_duration(p.cpu_up_for)
+        ));
+    }
+    let pending_trigger = oldest_pending.is_some_and(|age| age > p.pending_for);
+    if cpu_trigger || pending_trigger {
+        if managed >= p.max_workers {
+            reasons.push(format!(
+                "scale-up blocked: at max_workers ({})",
+                p.max_workers
+            ));
+            return Decision::hold(now, reasons);
+        }
+        if let Some(left) = cooldown_left(record.last_scale_up, p.scale_up_cooldown, now) {
+            reasons.push(format!(
+                "scale-up blocked: cooldown, {} left of {}",
+                format_duration(left),
+                format_duration(p.scale_up_cooldown)
+            ));
+            return Decision::hold(now, reasons);
+        }
+        let size =
+            sizing::scale_up_size(settings, k.cpu, k.view, &pending, p.max_workers - managed);
+        reasons.extend(size.reasons);
+        return Decision {
+            at: now,
+            action: Action::ScaleUp { count: size.count },
+            reasons,
+        };
+    }
+
+    match scale_down(settings, memory, &k, record, now) {
+        Ok(candidate) => {
+            reasons.push(format!(
+                "remove {} (instance {}, {:.0}% requested)",
+                candidate.node, candidate.instance_id, candidate.load_percent
+            ));
+            Decision {
+                at: now,
+                action: Action::ScaleDown {
+                    node: candidate.node,
+                    instance_id: candidate.instance_id,
+                },
+                reasons,
+            }
+        }
+        Err(why) => {
+            reasons.extend(why);
+            Decision::hold(now, reasons)
+        }
+    }
+}
+
+fn scale_down(
+    settings: &Settings,
+    memory: &PolicyMemory,
+    k: &Known<'_>,
+    record: &OpRecord,
+    now: Timestamp,
+) -> Result<candidates::Candidate, Vec<String>> {
+    let p = &settings.policy;
+    if k.cpu >= p.cpu_down_percent {
+        return Err(vec![]);
+    }
+    let Some(idle_since) = memory.idle_since else {
+        return Err(vec!["scale-down blocked: pods are pending".into()]);
+    };
+    let idle_for = now.since(idle_since);
+    if idle_for < p.idle_for {
+        return Err(vec![format!(
+            "scale-down blocked: idle for {} of {}",
+            format_duration(idle_for),
+            format_duration(p.idle_for)
+        )]);
+    }
+    if k.view.ready_workers() as u32 <= p.min_workers {
+        return Err(vec![format!(
+            "scale-down blocked: at min_workers ({})",
+            p.min_workers
+        )]);
+    }
+    if let Some(left) = cooldown_left(record.last_scale_end, p.scale_down_cooldown, now) {
+        return Err(vec![format!(
+            "scale-down blocked: cooldown, {} left of {}",
+            format_duration(left),
+            format_duration(p.scale_down_cooldown)
+        )]);
+    }
+    candidates::choose(settings, k.view, k.fleet).map_err(|nodes| {
+        nodes
+            .into_iter()
+            .map(|line| format!("scale-down blocked: {line}"))
+            .collect()
+    })
+}
+
+fn cooldown_left(
+    last: Option<Timestamp>,
+    cooldown: std::time::Duration,
+    now: Timestamp,
+) -> Option<std::time::Duration> {
+    let until = last?.plus(cooldown);
+    (until > now).then(|| until.since(now))
+}
+
+fn cpu_reason(settings: &Settings, cpu: f64) -> String {
+    let p = &settings.policy;
+    if cpu > p.cpu_up_percent {
+        format!("CPU {cpu:.0}% > {:.0}%", p.cpu_up_percent)
+    } else if cpu < p.cpu_down_percent {
+        format!("CPU {cpu:.0}% < {:.0}%", p.cpu_down_percent)
+    } else {
+        format!(
+            "CPU {cpu:.0}% within {:.0}–{:.0}%",
+            p.cpu_down_percent, p.cpu_up_percent
+        )
+    }
+}
+
+fn pending_reason(
+    settings: &Settings,
+    count: usize,
+    oldest: Option<std::time::Duration>,
+) -> String {
+    match oldest {
+        None => "0 pending".into(),
+        Some(age) => {
+            let cmp = if age > settings.policy.pending_for {
+                ">"
+            } else {
+                "≤"
+            };
+            format!(
+                "{count} pending, oldest {} {cmp} {}",
+                format_duration(age),
+                format_duration(settings.policy.pending_for)
+            )
+        }
+    }
+}
+
+/// An operator's request in the console, before it becomes an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Act on the engine's current suggestion.
+    Suggested(Action),
+    /// `+`: one more worker.
+    AddWorker,
+    /// Drain and remove this node.
+    RemoveNode(String),
+    Cordon(String),
+    Uncordon(String),
+}
+
+/// Safety rules an operator cannot override: bounds, blocking pods, one
+/// operation at a time, no action on Unknown data. Cooldowns are policy, not
+/// safety: an operator may act inside one.
+pub fn validate_request(
+    settings: &Settings,
+    obs: &Observation,
+    record: &OpRecord,
+    request: &Request,
+) -> Result<Intent, Refusal> {
+    let p = &settings.policy;
+    if let Some(op) = record.in_flight() {
+        return Err(Refusal(format!(
+            "{} {} is in flight ({}); one operation at a time",
+            op.kind.name(),
+            op.id,
+            op.phase
+        )));
+    }
+    let view = obs.cluster.as_ref().map_err(|r| {
+        Refusal(format!(
+            "Kubernetes is Unknown ({r}); refusing to act blind"
+        ))
+    })?;
+    let fleet = obs
+        .fleet
+        .as_ref()
+        .map_err(|r| Refusal(format!("EC2 is Unknown ({r}); refusing to act blind")))?;
+    let add = |count: u32| {
+        let managed = fleet.len() as u32;
+        if managed + count > p.max_workers {
+            Err(Refusal(format!(
+                "would exceed max_workers ({}): {managed} managed workers already",
+                p.max_workers
+            )))
+        } else {
+            Ok(Intent::ScaleUp { count })
+        }
+    };
+    let remove = |node: &str| {
+        let target = view
+            .node(node)
+            .ok_or_else(|| Refusal(format!("node {node} is not a known worker")))?;
+        let ready_after = view.ready_workers() - usize::from(target.ready);
+        if (ready_after as u32) < p.min_workers {
+            return Err(Refusal(format!(
+                "would drop below min_workers ({}): {} Ready workers",
+                p.min_workers,
+                view.ready_workers()
+            )));
+        }
+        let (instance_id, _) = candidates::eligibility(settings, view, fleet, target)
+            .map_err(|why| Refusal(format!("cannot remove {node}: {why}")))?;
+        Ok(Intent::ScaleDown {
+            node: node.to_string(),
+            instance_id: instance_id.to_string(),
+        })
+    };
+    match request {
+        Request::Suggested(Action::Hold) => Err(Refusal("the suggestion is to hold".into())),
+        Request::Suggested(Action::ScaleUp { count }) => add(*count),
+        Request::Suggested(Action::ScaleDown { node, .. }) | Request::RemoveNode(node) => {
+            remove(node)
+        }
+        Request::AddWorker => add(1),
+        Request::Cordon(node) | Request::Uncordon(node) => {
+            let target = view
+                .node(node)
+                .ok_or_else(|| Refusal(format!("node {node} is not a known worker")))?;
+            let cordon = matches!(request, Request::Cordon(_));
+            if target.cordoned == cordon {
+                return Err(Refusal(format!(
+                    "{node} is already {}",
+                    if cordon { "cordoned" } else { "schedulable" }
+                )));
+            }
+            Ok(Intent::Cordon {
+                node: node.clone(),
+                cordon,
+            })
+        }
+    }
+}
+
+/// The operation an engine decision starts, if any.
+pub fn intent_of(action: &Action) -> Option<Intent> {
+    match action {
+        Action::Hold => None,
+        Action::ScaleUp { count } => Some(Intent::ScaleUp { count: *count }),
+        Action::ScaleDown { node, instance_id } => Some(Intent::ScaleDown {
+            node: node.clone(),
+            instance_id: instance_id.clone(),
+        }),
+    }
+}

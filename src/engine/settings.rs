@@ -1,0 +1,79 @@
+//! The engine's knobs, in engine terms. The runtime builds them from the
+//! config; the engine never sees files or TOML.
+
+use crate::ports::Resources;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub cpu_up_percent: f64,
+    pub cpu_up_for: Duration,
+    pub pending_for: Duration,
+    pub cpu_down_percent: f64,
+    pub idle_for: Duration,
+    pub cpu_target_percent: f64,
+    pub min_workers: u32,
+    pub max_workers: u32,
+    pub scale_up_cooldown: Duration,
+    pub scale_down_cooldown: Duration,
+    pub max_scale_up_batch: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrainRules {
+    pub timeout: Duration,
+    pub evict_statefulsets: bool,
+    pub delete_emptydir_data: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaseRules {
+    pub lease: Duration,
+    pub skew_margin: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub policy: Policy,
+    pub drain: DrainRules,
+    pub lease: LeaseRules,
+    pub join_timeout: Duration,
+    /// A metric sample older than this is Unknown.
+    pub max_staleness: Duration,
+    /// What a new worker offers when no existing worker can serve as the
+    /// template (an empty cluster): used to size a scale-up for pending pods.
+    pub fallback_allocatable: Resources,
+}
+
+impl Default for Settings {
+    /// DESIGN §2–§4 defaults; the config's defaults are the same numbers.
+    fn default() -> Self {
+        Settings {
+            policy: Policy {
+                cpu_up_percent: 70.0,
+                cpu_up_for: Duration::ZERO,
+                pending_for: Duration::from_secs(180),
+                cpu_down_percent: 30.0,
+                idle_for: Duration::from_secs(600),
+                cpu_target_percent: 60.0,
+                min_workers: 2,
+                max_workers: 10,
+                scale_up_cooldown: Duration::from_secs(180),
+                scale_down_cooldown: Duration::from_secs(600),
+                max_scale_up_batch: 3,
+            },
+            drain: DrainRules {
+                timeout: Duration::from_secs(300),
+                evict_statefulsets: false,
+                delete_emptydir_data: false,
+            },
+            lease: LeaseRules {
+                lease: Duration::from_secs(60),
+                skew_margin: Duration::from_secs(5),
+            },
+            join_timeout: Duration::from_secs(600),
+            max_staleness: Duration::from_secs(120),
+            fallback_allocatable: Resources::new(1930, 7 * 1024 * 1024 * 1024),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! How many workers one scale-up adds: enough to bring the projected CPU
+//! down to the target *and* to fit every unschedulable pod, capped.
+
+use super::observation::ClusterView;
+use super::settings::Settings;
+use crate::ports::{Pod, Resources};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sizing {
+    pub count: u32,
+    pub reasons: Vec<String>,
+}
+
+/// `room` is how many more workers `max_workers` allows (at least 1 here).
+pub fn scale_up_size(
+    settings: &Settings,
+    cpu_percent: f64,
+    view: &ClusterView,
+    pending: &[&Pod],
+    room: u32,
+) -> Sizing {
+    let policy = &settings.policy;
+    let ready = view.ready_workers() as u64;
+    let mut reasons = Vec::new();
+
+    // CPU: n workers at c % carry the same work as n' workers at target %
+    // when n' = ceil(n * c / target).
+    let for_cpu = if cpu_percent > policy.cpu_target_percent && ready > 0 {
+        let needed = ((ready as f64) * cpu_percent / policy.cpu_target_percent).ceil() as u64;
+        needed.saturating_sub(ready)
+    } else if cpu_percent > policy.cpu_target_percent {
+        1
+    } else {
+        0
+    };
+    if for_cpu > 0 {
+        reasons.push(format!(
+            "+{for_cpu} to bring CPU {cpu_percent:.0}% to ≤{:.0}% on {} workers",
+            policy.cpu_target_percent,
+            ready + for_cpu
+        ));
+    }
+
+    let template = new_node_capacity(settings, view);
+    let (for_pods, too_big) = nodes_to_fit(pending, template);
+    if for_pods > 0 {
+        reasons.push(format!(
+            "+{for_pods} to fit {} unschedulable pod(s)",
+            pending.len() - too_big.len()
+        ));
+    }
+    for pod in &too_big {
+        reasons.push(format!(
+            "pod {} requests more than a new worker offers; adding workers will not help it",
+            pod.key()
+        ));
+    }
+
+    let wanted = for_cpu.max(for_pods).max(1);
+    let cap = u64::from(policy.max_scale_up_batch.min(room));
+    let count = wanted.min(cap);
+    if wanted > cap {
+        if cap == u64::from(room) && room < policy.max_scale_up_batch {
+            reasons.push(format!(
+                "capped at +{count} by max_workers ({})",
+                policy.max_workers
+            ));
+        } else {
+            reasons.push(format!(
+                "capped at max_scale_up_batch ({})",
+                policy.max_scale_up_batch
+            ));
+        }
+    }
+    Sizing {
+        count: count as u32,
+        reasons,
+    }
+}
+
+/// What a new worker offers to application pods: the allocatable of the
+/// largest existing worker minus what its DaemonSet pods take (they land on
+/// every node), or the configured fallback in an empty cluster.
+fn new_node_capacity(settings: &Settings, view: &ClusterView) -> Resources {
+    view.nodes
+        .iter()
+        .max_by_key(|n| (n.allocatable.cpu_millis, n.allocatable.memory_bytes))
+        .map(|n| {
+            let daemons = view
+                .pods_on(&n.name)
+                .filter(|p| p.owner_kind.as_deref() == Some("DaemonSet"))
+                .fold(Resources::default(), |acc, p| acc.plus(p.requests));
+            n.allocatable.saturating_sub(daemons)
+        })
+        .unwrap_or(settings.fallback_allocatable)
+}
+
+/// First-fit decreasing onto empty nodes of `capacity`. Returns the node
+/// count and the pods that fit on no node at all.
+fn nodes_to_fit<'a>(pending: &[&'a Pod], capacity: Resources) -> (u64, Vec<&'a Pod>) {
+    let mut sorted: Vec<&Pod> = pending.to_vec();
+    sorted.sort_by(|a, b| {
+        (b.requests.cpu_millis, b.requests.memory_bytes)
+            .cmp(&(a.requests.cpu_millis, a.requests.memory_bytes))
+    });
+    let mut free: Vec<Resources> = Vec::new();
+    let mut too_big = Vec::new();
+    for pod in sorted {
+        if !capacity.fits(pod.requests) {
+            too_big.push(pod);
+            continue;
+        }
+        match free.iter_mut().find(|f| f.fits(pod.requests)) {
+            Some(slot) => *slot = slot.saturating_sub(pod.requests),
+            None => free.push(capacity.saturating_sub(pod.requests)),
+        }
+    }
+    (free.len() as u64, too_big)
+}

@@ -1,0 +1,31 @@
+//! k3s-autoscaler: an operations console and scaling engine for K3s
+//! clusters whose workers are plain EC2 instances.
+//!
+//! # Architecture (DESIGN §1)
+//!
+//! ```text
+//!  Prometheus ─ MetricsSource ┐
+//!  kube API   ─ ClusterApi    ├─ observe ─▶ engine (pure) ─ steps ─▶ executor ─▶ same ports
+//!  EC2        ─ CloudApi      │
+//!  DynamoDB   ─ StateStore    ┘
+//! ```
+//!
+//! * [`engine`] decides and never performs IO; `now` is always an argument.
+//! * [`ports`] are the traits (one per outside system) and the domain types.
+//! * [`sim`] is one seeded simulated world implementing every port; it backs
+//!   `--demo`, the simulation tests and the benchmarks.
+//! * [`runtime`] is the only layer with IO: observation, the lock, the
+//!   executor of operation steps, the headless loop and shutdown.
+//! * [`config`] reads and validates the TOML configuration; [`cli`] parses
+//!   the command line and dispatches.
+//!
+//! Allowed dependencies: `cli` → `runtime`, `config`; `runtime` → `engine`,
+//! `ports`, `sim`; `engine` → `ports`; `sim` → `ports` (and the engine's
+//! pure drain rules, to check invariants the same way).
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod ports;
+pub mod runtime;
+pub mod sim;

@@ -1,0 +1,249 @@
+//! `ClusterApi`: what the engine needs from the Kubernetes API, in domain terms.
+
+use super::error::PortResult;
+use super::time::Timestamp;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// CPU in millicores and memory in bytes, as Kubernetes requests and allocatable are.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+impl Resources {
+    pub const fn new(cpu_millis: u64, memory_bytes: u64) -> Self {
+        Resources {
+            cpu_millis,
+            memory_bytes,
+        }
+    }
+
+    pub fn saturating_sub(self, other: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_sub(other.memory_bytes),
+        }
+    }
+
+    pub fn plus(self, other: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+        }
+    }
+
+    /// Whether `need` fits into `self` in both dimensions.
+    pub fn fits(self, need: Resources) -> bool {
+        need.cpu_millis <= self.cpu_millis && need.memory_bytes <= self.memory_bytes
+    }
+}
+
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+pub const LABEL_INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
+pub const ANNOTATION_SCALE_DOWN_DISABLED: &str =
+    "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+pub const ANNOTATION_SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+pub const ANNOTATION_DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+pub const ANNOTATION_MIRROR: &str = "kubernetes.io/config.mirror";
+
+/// A worker node as the engine needs it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// EC2 instance id from `spec.providerID` (`aws:///zone/i-…`) or the node name.
+    pub instance_id: Option<String>,
+    pub ready: bool,
+    /// `spec.unschedulable`: cordoned.
+    pub cordoned: bool,
+    pub allocatable: Resources,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub created: Timestamp,
+}
+
+impl Node {
+    pub fn zone(&self) -> Option<&str> {
+        self.labels.get(LABEL_ZONE).map(String::as_str)
+    }
+
+    pub fn instance_type(&self) -> Option<&str> {
+        self.labels.get(LABEL_INSTANCE_TYPE).map(String::as_str)
+    }
+
+    pub fn scale_down_disabled(&self) -> bool {
+        self.annotations
+            .get(ANNOTATION_SCALE_DOWN_DISABLED)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeKind {
+    EmptyDir,
+    HostPath,
+    Other,
+}
+
+impl VolumeKind {
+    /// Node-local storage that an eviction destroys.
+    pub fn is_local(self) -> bool {
+        matches!(self, VolumeKind::EmptyDir | VolumeKind::HostPath)
+    }
+}
+
+/// A pod as the drain rules and the scheduler model need it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node_name: Option<String>,
+    pub phase: PodPhase,
+    /// Kind of the controlling owner reference (`ReplicaSet`, `StatefulSet`, …).
+    pub owner_kind: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub priority_class: Option<String>,
+    pub volumes: Vec<VolumeKind>,
+    pub requests: Resources,
+    /// Set when PodScheduled=False with reason Unschedulable: the time it became so.
+    pub unschedulable_since: Option<Timestamp>,
+    /// `metadata.deletionTimestamp` is set: the pod is going away.
+    pub terminating: bool,
+}
+
+impl Pod {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn reference(&self) -> PodRef {
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
+    }
+
+    pub fn is_mirror(&self) -> bool {
+        self.annotations.contains_key(ANNOTATION_MIRROR)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    pub fn is_unschedulable(&self) -> bool {
+        self.node_name.is_none() && self.unschedulable_since.is_some() && !self.terminating
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectorOp {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectorRequirement {
+    pub key: String,
+    pub op: SelectorOp,
+    pub values: Vec<String>,
+}
+
+/// A Kubernetes label selector (`matchLabels` + `matchExpressions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelSelector {
+    pub match_labels: BTreeMap<String, String>,
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// Kubernetes semantics: every term must hold. A PDB with an empty
+    /// selector matches every pod in its namespace (policy/v1 behaviour).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.op {
+                    SelectorOp::In => value.is_some_and(|v| r.values.contains(v)),
+                    SelectorOp::NotIn => value.is_none_or(|v| !r.values.contains(v)),
+                    SelectorOp::Exists => value.is_some(),
+                    SelectorOp::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pdb {
+    pub namespace: String,
+    pub name: String,
+    pub selector: LabelSelector,
+    pub disruptions_allowed: i32,
+}
+
+impl Pdb {
+    pub fn covers(&self, pod: &Pod) -> bool {
+        self.namespace == pod.namespace && self.selector.matches(&pod.labels)
+    }
+}
+
+/// What the Eviction API answered, as data the drain logic decides on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvictionOutcome {
+    /// 201: the pod is being deleted; wait for it to be gone.
+    Evicted,
+    /// 404: already gone.
+    AlreadyGone,
+    /// 429: a PodDisruptionBudget refuses it now; retry with backoff.
+    Blocked(String),
+    /// 500 or another refusal: the drain aborts.
+    Rejected(String),
+}
+
+/// The Kubernetes side of the cluster. Reads list workers (by the configured
+/// selector; the master is not a worker), pods and PDBs; writes cordon,
+/// evict and delete node objects.
+#[async_trait]
+pub trait ClusterApi: Send + Sync {
+    async fn nodes(&self) -> PortResult<Vec<Node>>;
+    /// Every pod the engine cares about: scheduled on workers or unschedulable.
+    async fn pods(&self) -> PortResult<Vec<Pod>>;
+    async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>>;
+    async fn pdbs(&self) -> PortResult<Vec<Pdb>>;
+
+    async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()>;
+    async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome>;
+    /// Remove the Node object once its instance is terminated. Absent is fine.
+    async fn delete_node(&self, node: &str) -> PortResult<()>;
+}

@@ -1,0 +1,47 @@
+//! The one error type every port speaks. Adapters translate their backend's
+//! failures into it; the engine and runtime decide what each kind means.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PortError {
+    /// The backend could not be reached or answered 5xx; trying again later may work.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The backend asked us to slow down (throttling, HTTP 429 on a read).
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// The request may or may not have been applied (timeout, lost response).
+    /// Callers resolve it by reading back, never by assuming either way.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// A conditional write found the world not as expected: the lock moved,
+    /// the fence is stale, or the operation is not in the expected phase.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// The thing asked for does not exist (e.g. the state table before `init`).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request was refused before any call: unmanaged instance, read-only mode.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// EC2 had no capacity for any configured instance type.
+    #[error("insufficient capacity: {0}")]
+    InsufficientCapacity(String),
+    /// The backend answered something we cannot interpret.
+    #[error("invalid response: {0}")]
+    Invalid(String),
+}
+
+impl PortError {
+    /// Whether a later attempt of the same call may succeed without anyone
+    /// changing anything: the executor retries these at the next tick.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PortError::Unavailable(_) | PortError::Throttled(_) | PortError::OutcomeUnknown(_)
+        )
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;

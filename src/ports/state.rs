@@ -1,0 +1,225 @@
+//! `StateStore`: the lock and the durable operation record (DESIGN §4).
+
+use super::error::PortResult;
+use super::time::Timestamp;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The lock item as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub in_progress: bool,
+    /// `host:pid:mode:uuid`, unique per process run.
+    pub owner: String,
+    /// Unique per acquisition.
+    pub lease_id: String,
+    /// Incremented on every acquisition (and on break-glass); never reused.
+    pub fence: u64,
+    pub until: Timestamp,
+    pub lease_ms: u64,
+}
+
+impl LockRecord {
+    /// Held by someone whose lease has not run out, judged at `now`.
+    pub fn is_held_at(&self, now: Timestamp) -> bool {
+        self.in_progress && self.until >= now
+    }
+}
+
+/// Proof of holding the lock, carried on every fenced write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub lease_id: String,
+    pub fence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcquireRequest {
+    pub owner: String,
+    /// Chosen by the caller so that an unknown outcome can be resolved by
+    /// reading the lock back and comparing lease ids.
+    pub lease_id: String,
+    pub now: Timestamp,
+    pub lease: Duration,
+    /// Another holder's lease counts as expired only this long after its end.
+    pub skew_margin: Duration,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpPhase {
+    LaunchIntended,
+    Launched,
+    Verifying,
+    CordonIntended,
+    Draining,
+    TerminateIntended,
+    Done,
+    Failed,
+    Aborted,
+}
+
+impl OpPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, OpPhase::Done | OpPhase::Failed | OpPhase::Aborted)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpPhase::LaunchIntended => "LaunchIntended",
+            OpPhase::Launched => "Launched",
+            OpPhase::Verifying => "Verifying",
+            OpPhase::CordonIntended => "CordonIntended",
+            OpPhase::Draining => "Draining",
+            OpPhase::TerminateIntended => "TerminateIntended",
+            OpPhase::Done => "Done",
+            OpPhase::Failed => "Failed",
+            OpPhase::Aborted => "Aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpPhase> {
+        [
+            OpPhase::LaunchIntended,
+            OpPhase::Launched,
+            OpPhase::Verifying,
+            OpPhase::CordonIntended,
+            OpPhase::Draining,
+            OpPhase::TerminateIntended,
+            OpPhase::Done,
+            OpPhase::Failed,
+            OpPhase::Aborted,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OpPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpKind {
+    ScaleUp {
+        count: u32,
+        client_token: String,
+        instance_ids: Vec<String>,
+    },
+    ScaleDown {
+        node: String,
+        instance_id: Option<String>,
+    },
+    /// An operator's cordon or uncordon of one node, fenced like any change.
+    Cordon { node: String, cordon: bool },
+}
+
+impl OpKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::ScaleUp { .. } => "scale-up",
+            OpKind::ScaleDown { .. } => "scale-down",
+            OpKind::Cordon { cordon: true, .. } => "cordon",
+            OpKind::Cordon { cordon: false, .. } => "uncordon",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Started by the engine in `--auto` mode.
+    Engine,
+    /// Confirmed by an operator in the console.
+    Operator,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStep {
+    pub at: Timestamp,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub kind: OpKind,
+    pub phase: OpPhase,
+    pub origin: Origin,
+    /// Why it was started: the decision's reasons.
+    pub reasons: Vec<String>,
+    pub started: Timestamp,
+    pub updated: Timestamp,
+    /// Join deadline (scale-up) or drain deadline (scale-down).
+    pub deadline: Option<Timestamp>,
+    pub steps: Vec<OpStep>,
+    /// Why it ended, for Failed/Aborted (and a note for Done).
+    pub outcome: Option<String>,
+    /// Fence of the lock holder that wrote this version.
+    pub fence: u64,
+}
+
+impl Operation {
+    pub fn is_in_flight(&self) -> bool {
+        !self.phase.is_terminal()
+    }
+}
+
+/// The operation item: the current (or last) operation and the cooldown clocks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// Bumped on every write; writes are conditioned on the previous value.
+    pub rev: u64,
+    pub op: Option<Operation>,
+    /// When the last scale-up was verified (scale-up cooldown starts here).
+    pub last_scale_up: Option<Timestamp>,
+    /// When the last scale operation of either kind ended (scale-down cooldown).
+    pub last_scale_end: Option<Timestamp>,
+}
+
+impl OpRecord {
+    pub fn in_flight(&self) -> Option<&Operation> {
+        self.op.as_ref().filter(|o| o.is_in_flight())
+    }
+
+    pub fn phase(&self) -> Option<OpPhase> {
+        self.op.as_ref().map(|o| o.phase)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    pub lock: Option<LockRecord>,
+    pub record: OpRecord,
+}
+
+/// Who broke the glass and why; recorded with the forced release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakGlass {
+    pub who: String,
+    pub reason: String,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Strongly consistent read of the lock and the operation item.
+    async fn read(&self) -> PortResult<StateSnapshot>;
+    /// Conditional acquire (DESIGN §4). `Ok(Some)` with the new lock when
+    /// taken; `Ok(None)` when someone else holds it.
+    async fn acquire(&self, request: &AcquireRequest) -> PortResult<Option<LockRecord>>;
+    /// Extend our lease; `PreconditionFailed` when it is no longer ours.
+    async fn renew(&self, lease: &Lease, now: Timestamp, duration: Duration) -> PortResult<()>;
+    async fn release(&self, lease: &Lease) -> PortResult<()>;
+    /// Fenced write of the operation item: applies only while `lease` holds
+    /// the lock and the stored record still has `expected_rev`.
+    async fn write_op(&self, lease: &Lease, expected_rev: u64, record: &OpRecord)
+    -> PortResult<()>;
+    /// Break-glass: free the lock whoever holds it and bump the fence so a
+    /// stale holder's writes are refused.
+    async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord>;
+}

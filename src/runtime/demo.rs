@@ -1,0 +1,74 @@
+//! Builds the embedded simulated cluster for `--demo` from the config's
+//! `[policy]`, `[drain]`, `[lock]`, `[engine]` and `[demo]` sections.
+
+use crate::config::Config;
+use crate::ports::{Clock, Ports};
+use crate::sim::{SIM_EPOCH, ScenarioKind, SimClock, SimPorts, SimSettings, World};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Speed {
+    /// Simulated time runs this many times faster than real time.
+    Times(f64),
+    /// As fast as the CPU allows: time moves only when the engine sleeps.
+    Max,
+}
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub scenario: ScenarioKind,
+    pub seed: u64,
+    pub speed: Speed,
+    /// Scale the simulated cluster: initial workers and demand follow it.
+    pub workers: Option<u32>,
+}
+
+pub struct Demo {
+    pub world: Arc<Mutex<World>>,
+    pub clock: Arc<SimClock>,
+    pub ports: Ports,
+}
+
+pub fn sim_settings(config: &Config, options: &DemoOptions) -> SimSettings {
+    let initial = options.workers.unwrap_or(config.demo.initial_workers);
+    let scale = f64::from(initial.max(1)) / f64::from(config.demo.initial_workers.max(1));
+    SimSettings {
+        cluster: config.cluster.name.clone(),
+        seed: options.seed,
+        scenario: options.scenario,
+        scale,
+        initial_workers: initial,
+        boot_delay: config.demo.boot_delay.get(),
+        never_join_probability: config.demo.never_join_probability,
+        start: SIM_EPOCH,
+        min_workers: config.policy.min_workers,
+        max_workers: config.policy.max_workers,
+        join_timeout: config.engine.join_timeout.get(),
+        tick: config.engine.interval.get(),
+    }
+}
+
+impl Demo {
+    pub fn new(config: &Config, options: &DemoOptions, read_only: bool) -> Self {
+        let settings = sim_settings(config, options);
+        let clock = Arc::new(match options.speed {
+            Speed::Max => SimClock::manual(settings.start),
+            Speed::Times(x) => SimClock::scaled(settings.start, x),
+        });
+        let world = Arc::new(Mutex::new(World::new(settings)));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let sim = Arc::new(SimPorts::new(world.clone(), dyn_clock.clone(), read_only));
+        let ports = Ports {
+            metrics: sim.clone(),
+            cluster: sim.clone(),
+            cloud: sim.clone(),
+            state: sim,
+            clock: dyn_clock,
+        };
+        Demo {
+            world,
+            clock,
+            ports,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! One engine tick: observe, decide, and (unless read-only or paused) start
+//! or advance an operation. Shared by the headless runner and the console.
+
+use super::executor::{ExecReport, Executor, StartRequest};
+use super::observe::observe;
+use super::shutdown::Shutdown;
+use crate::engine::{Decision, Observation, PolicyMemory, Request, Settings, decide};
+use crate::ports::{Ports, StateSnapshot, Timestamp};
+use serde::Serialize;
+use tracing::info;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The engine acts on its own decisions.
+    Auto,
+    /// The engine suggests; an operator confirms.
+    Supervised,
+    /// Observe and decide only: the lock is never taken, nothing changes.
+    ReadOnly,
+}
+
+impl Mode {
+    pub fn badge(self) -> &'static str {
+        match self {
+            Mode::Auto => "AUTO",
+            Mode::Supervised => "MANUAL",
+            Mode::ReadOnly => "READ-ONLY",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TickReport {
+    pub at: Timestamp,
+    pub observation: Observation,
+    pub decision: Decision,
+    pub state: Result<StateSnapshot, String>,
+    pub exec: Option<ExecReport>,
+}
+
+pub struct Engine {
+    ports: Ports,
+    settings: Settings,
+    memory: PolicyMemory,
+    /// `None` in read-only mode: no value that could take the lock exists.
+    executor: Option<Executor>,
+    pub mode: Mode,
+    pub paused: bool,
+}
+
+impl Engine {
+    pub fn new(ports: Ports, settings: Settings, executor: Option<Executor>, mode: Mode) -> Self {
+        let executor = if mode == Mode::ReadOnly {
+            None
+        } else {
+            executor
+        };
+        Engine {
+            ports,
+            settings,
+            memory: PolicyMemory::default(),
+            executor,
+            mode,
+            paused: false,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.executor.as_ref().map(|e| e.owner())
+    }
+
+    /// Switch between auto and supervised (read-only is fixed at start).
+    pub fn set_mode(&mut self, mode: Mode) {
+        if self.mode != Mode::ReadOnly && mode != Mode::ReadOnly {
+            self.mode = mode;
+        }
+    }
+
+    pub async fn tick(&mut self, operator: Option<Request>, shutdown: &Shutdown) -> TickReport {
+        let now = self.ports.clock.now();
+        let observation = observe(&self.ports, now).await;
+        let state = self.ports.state.read().await.map_err(|e| e.to_string());
+        let memory_before = self.memory.clone();
+        let decision = match &state {
+            Ok(s) => decide(
+                &self.settings,
+                &mut self.memory,
+                &observation,
+                &s.record,
+                now,
+            ),
+            Err(e) => {
+                self.memory = PolicyMemory::default();
+                Decision::hold(
+                    now,
+                    vec![
+                        format!("state table Unknown ({e})"),
+                        "Unknown never scales".into(),
+                    ],
+                )
+            }
+        };
+        let verb = if self.mode == Mode::ReadOnly && !decision.action.is_hold() {
+            "would "
+        } else {
+            ""
+        };
+        info!(target: "engine", action = %decision.action.label(), "decision: {verb}{}", decision.summary());
+
+        let mut exec = None;
+        if let (Some(executor), Ok(snapshot)) = (&self.executor, &state) {
+            let in_flight = snapshot.record.in_flight().is_some();
+            let start = match operator {
+                Some(request) => Some(StartRequest::Operator(request)),
+                None if self.mode == Mode::Auto && !decision.action.is_hold() => {
+                    Some(StartRequest::Engine {
+                        memory: memory_before,
+                    })
+                }
+                None => None,
+            };
+            if !self.paused && (start.is_some() || in_flight) {
+                exec = Some(executor.run(start, shutdown).await);
+            } else if self.paused && start.is_some() {
+                exec = Some(ExecReport {
+                    refused: Some("engine paused: resume it first".into()),
+                    ..ExecReport::default()
+                });
+            }
+        }
+        TickReport {
+            at: now,
+            observation,
+            decision,
+            state,
+            exec,
+        }
+    }
+}

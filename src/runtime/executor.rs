@@ -1,0 +1,401 @@
+//! Performs the engine's operation steps under the lock: take it, re-read
+//! the world, start or adopt the operation, advance it as far as it can go
+//! this tick (fenced writes, side effects only inside the lease), give the
+//! lock back.
+
+use super::lease::{Acquired, LockClient};
+use super::observe::observe;
+use super::shutdown::Shutdown;
+use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, OpView};
+use crate::engine::{
+    HeldLease, PolicyMemory, Request, Settings, decide, intent_of, validate_request,
+};
+use crate::ports::{Instance, Node, OpKind, OpRecord, Origin, Pdb, Pod, PortError, Ports};
+use std::collections::BTreeSet;
+use tracing::{debug, info, warn};
+
+/// Safety net against an engine bug that would loop within one tick.
+const MAX_STEPS_PER_TICK: usize = 500;
+
+/// What the tick asks the executor to start, if nothing is in flight.
+#[derive(Clone, Debug)]
+pub enum StartRequest {
+    /// The engine's own decision (auto mode): re-decided on fresh data.
+    Engine { memory: PolicyMemory },
+    /// An operator's confirmed request: re-validated on fresh data.
+    Operator(Request),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecReport {
+    pub lock_taken: bool,
+    /// Who held the lock when we could not take it.
+    pub busy_holder: Option<String>,
+    pub started: Option<String>,
+    /// Why the requested start did not happen.
+    pub refused: Option<String>,
+    /// Steps performed this tick, in order.
+    pub steps: Vec<String>,
+    /// Why the executor stopped this tick.
+    pub stopped: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct Executor {
+    ports: Ports,
+    settings: Settings,
+    lock: LockClient,
+    ids: std::sync::Arc<super::ids::IdSource>,
+}
+
+impl Executor {
+    pub fn new(
+        ports: Ports,
+        settings: Settings,
+        lock: LockClient,
+        ids: std::sync::Arc<super::ids::IdSource>,
+    ) -> Self {
+        Executor {
+            ports,
+            settings,
+            lock,
+            ids,
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        self.lock.owner()
+    }
+
+    pub async fn run(&self, start: Option<StartRequest>, shutdown: &Shutdown) -> ExecReport {
+        let mut report = ExecReport::default();
+        let mut held = match self.lock.acquire().await {
+            Ok(Acquired::Held(held)) => held,
+            Ok(Acquired::Busy(holder)) => {
+                report.busy_holder = holder.filter(|l| l.in_progress).map(|l| l.owner);
+                report.stopped = Some(match &report.busy_holder {
+                    Some(owner) => format!("lock held by {owner}"),
+                    None => "lock not available".into(),
+                });
+                return report;
+            }
+            Err(e) => {
+                report.error = Some(format!("acquiring the lock: {e}"));
+                return report;
+            }
+        };
+        report.lock_taken = true;
+        debug!(target: "lock", fence = held.lease.fence, owner = %held.lease.owner, "lock acquired");
+        if let Err(e) = self.work(&mut held, start, shutdown, &mut report).await {
+            report.error = Some(e);
+        }
+        self.lock.release(&held).await;
+        debug!(target: "lock", fence = held.lease.fence, "lock released");
+        report
+    }
+
+    async fn work(
+        &self,
+        held: &mut HeldLease,
+        start: Option<StartRequest>,
+        shutdown: &Shutdown,
+        report: &mut ExecReport,
+    ) -> Result<(), String> {
+        // Re-read after acquiring: never act on what was seen before.
+        let mut record = self
+            .ports
+            .state
+            .read()
+            .await
+            .map_err(|e| format!("reading the operation record: {e}"))?
+            .record;
+        if let Some(start) = start {
+            if let Some(op) = record.in_flight() {
+                report.refused = Some(format!(
+                    "{} {} already in flight; adopting it",
+                    op.kind.name(),
+                    op.id
+                ));
+            } else if !shutdown.is_requested() {
+                match self.fresh_intent(&record, start).await {
+                    Ok((intent, origin, reasons)) => {
+                        let op_id = self.ids.op_id();
+                        let now = self.ports.clock.now();
+                        let next = operation::start(
+                            &record,
+                            &intent,
+                            &op_id,
+                            origin,
+                            reasons,
+                            held.lease.fence,
+                            now,
+                        );
+                        self.write(held, &mut record, next, report).await?;
+                        info!(target: "engine", op_id = %op_id, origin = ?origin, "started {}", intent.label());
+                        report.started = Some(op_id);
+                    }
+                    Err(why) => {
+                        info!(target: "engine", "not starting: {why}");
+                        report.refused = Some(why);
+                    }
+                }
+            }
+        }
+        self.advance(held, &mut record, shutdown, report).await
+    }
+
+    /// Decide again, on data read after taking the lock.
+    async fn fresh_intent(
+        &self,
+        record: &OpRecord,
+        start: StartRequest,
+    ) -> Result<(Intent, Origin, Vec<String>), String> {
+        let now = self.ports.clock.now();
+        let obs = observe(&self.ports, now).await;
+        match start {
+            StartRequest::Engine { mut memory } => {
+                let decision = decide(&self.settings, &mut memory, &obs, record, now);
+                match intent_of(&decision.action) {
+                    Some(intent) => Ok((intent, Origin::Engine, decision.reasons)),
+                    None => Err(format!(
+                        "fresh data no longer calls for it: {}",
+                        decision.summary()
+                    )),
+                }
+            }
+            StartRequest::Operator(request) => {
+                let intent =
+                    validate_request(&self.settings, &obs, record, &request).map_err(|r| r.0)?;
+                let reasons = vec![format!("requested by the operator: {}", intent.label())];
+                Ok((intent, Origin::Operator, reasons))
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        held: &HeldLease,
+        record: &mut OpRecord,
+        next: OpRecord,
+        report: &mut ExecReport,
+    ) -> Result<(), String> {
+        match self
+            .ports
+            .state
+            .write_op(&held.lease, record.rev, &next)
+            .await
+        {
+            Ok(()) => {}
+            Err(PortError::OutcomeUnknown(why)) => {
+                // Did it apply? Only a consistent read knows.
+                let stored = self
+                    .ports
+                    .state
+                    .read()
+                    .await
+                    .map_err(|e| {
+                        format!("write outcome unknown ({why}) and read-back failed: {e}")
+                    })?
+                    .record;
+                if stored != next {
+                    return Err(format!("write outcome unknown ({why}); it did not apply"));
+                }
+            }
+            Err(e) => return Err(format!("fenced write refused: {e}")),
+        }
+        if let Some(op) = &next.op {
+            let step = op.steps.last().map(|s| s.text.clone()).unwrap_or_default();
+            info!(target: "engine", op_id = %op.id, phase = %op.phase, fence = held.lease.fence, "{} {}: {step}", op.kind.name(), op.id);
+            report
+                .steps
+                .push(format!("{} → {}: {step}", op.id, op.phase));
+        }
+        *record = next;
+        Ok(())
+    }
+
+    async fn advance(
+        &self,
+        held: &mut HeldLease,
+        record: &mut OpRecord,
+        shutdown: &Shutdown,
+        report: &mut ExecReport,
+    ) -> Result<(), String> {
+        let mut tried: BTreeSet<String> = BTreeSet::new();
+        let mut pending: Option<Next> = None;
+        for _ in 0..MAX_STEPS_PER_TICK {
+            if let Err(e) = self.lock.keep(held).await {
+                return Err(format!(
+                    "lease renewal failed: {e}; stopping before any further step"
+                ));
+            }
+            let now = self.ports.clock.now();
+            let fence = held.lease.fence;
+            let next = match pending.take() {
+                Some(next) => next,
+                None => {
+                    let Some(op) = record.in_flight() else {
+                        return Ok(());
+                    };
+                    let world = self.view_for(&op.kind, &op.id).await?;
+                    let view = world.view(&tried);
+                    operation::next(&self.settings, record, &view, fence, now)
+                }
+            };
+            match next {
+                Next::Idle => return Ok(()),
+                Next::Wait(why) => {
+                    info!(target: "engine", "{why}");
+                    report.stopped = Some(why);
+                    return Ok(());
+                }
+                Next::Continue => {}
+                Next::Write(next) => self.write(held, record, *next, report).await?,
+                Next::Act(effect) => {
+                    if shutdown.is_requested() {
+                        report.stopped = Some("shutting down: no new step started".into());
+                        return Ok(());
+                    }
+                    if !self.lock.may_act(held) {
+                        report.stopped =
+                            Some("lease deadline reached: no side effect after it".into());
+                        warn!(target: "lock", "lease deadline reached before {}", effect.describe());
+                        return Ok(());
+                    }
+                    let result = self.perform(&effect).await;
+                    self.note(&effect, &result, &mut tried, report);
+                    let now = self.ports.clock.now();
+                    pending = Some(operation::after(
+                        &self.settings,
+                        record,
+                        &effect,
+                        result,
+                        fence,
+                        now,
+                    ));
+                }
+            }
+        }
+        Err(format!(
+            "more than {MAX_STEPS_PER_TICK} steps in one tick; stopping (engine bug?)"
+        ))
+    }
+
+    fn note(
+        &self,
+        effect: &Effect,
+        result: &EffectResult,
+        tried: &mut BTreeSet<String>,
+        report: &mut ExecReport,
+    ) {
+        use crate::ports::EvictionOutcome as E;
+        let outcome = match result {
+            EffectResult::Launched(instances) => {
+                let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+                format!("ok: {}", ids.join(", "))
+            }
+            EffectResult::Evicted(E::Evicted) => "evicted".into(),
+            EffectResult::Evicted(E::AlreadyGone) => "already gone".into(),
+            EffectResult::Evicted(E::Blocked(why)) => format!("429: {why}"),
+            EffectResult::Evicted(E::Rejected(why)) => format!("rejected: {why}"),
+            EffectResult::Ok => "ok".into(),
+            EffectResult::Err(e) => format!("error: {e}"),
+        };
+        if let Effect::Evict(pod) = effect
+            && matches!(
+                result,
+                EffectResult::Evicted(E::Blocked(_)) | EffectResult::Err(_)
+            )
+        {
+            tried.insert(pod.uid.clone());
+        }
+        if matches!(result, EffectResult::Err(_)) {
+            warn!(target: "engine", "{}: {outcome}", effect.describe());
+        } else {
+            info!(target: "engine", "{}: {outcome}", effect.describe());
+        }
+        report
+            .steps
+            .push(format!("{}: {outcome}", effect.describe()));
+    }
+
+    async fn perform(&self, effect: &Effect) -> EffectResult {
+        let p = &self.ports;
+        let done =
+            |r: Result<(), PortError>| r.map_or_else(EffectResult::Err, |_| EffectResult::Ok);
+        match effect {
+            Effect::Launch(request) => p
+                .cloud
+                .launch(request)
+                .await
+                .map_or_else(EffectResult::Err, EffectResult::Launched),
+            Effect::Cordon { node } => done(p.cluster.set_cordoned(node, true).await),
+            Effect::Uncordon { node, .. } => done(p.cluster.set_cordoned(node, false).await),
+            Effect::Evict(pod) => p
+                .cluster
+                .evict(pod)
+                .await
+                .map_or_else(EffectResult::Err, EffectResult::Evicted),
+            Effect::Terminate { ids, .. } => done(p.cloud.terminate(ids).await),
+            Effect::DeleteNode { node } => done(p.cluster.delete_node(node).await),
+        }
+    }
+
+    /// Read what the operation touches, fresh.
+    async fn view_for(&self, kind: &OpKind, op_id: &str) -> Result<WorldSlice, String> {
+        let p = &self.ports;
+        let err = |what: &str, e: PortError| {
+            format!("{what}: {e}; cannot advance the operation this tick")
+        };
+        let mut slice = WorldSlice::default();
+        match kind {
+            OpKind::ScaleUp { .. } => {
+                slice.nodes = p
+                    .cluster
+                    .nodes()
+                    .await
+                    .map_err(|e| err("listing nodes", e))?;
+                slice.op_instances = p
+                    .cloud
+                    .instances_for_op(op_id)
+                    .await
+                    .map_err(|e| err("describing the operation's instances", e))?;
+            }
+            OpKind::ScaleDown { node, .. } => {
+                slice.nodes = p
+                    .cluster
+                    .nodes()
+                    .await
+                    .map_err(|e| err("listing nodes", e))?;
+                slice.node_pods = p
+                    .cluster
+                    .pods_on(node)
+                    .await
+                    .map_err(|e| err("listing pods", e))?;
+                slice.pdbs = p.cluster.pdbs().await.map_err(|e| err("listing PDBs", e))?;
+            }
+            OpKind::Cordon { .. } => {}
+        }
+        Ok(slice)
+    }
+}
+
+#[derive(Default)]
+struct WorldSlice {
+    nodes: Vec<Node>,
+    op_instances: Vec<Instance>,
+    node_pods: Vec<Pod>,
+    pdbs: Vec<Pdb>,
+}
+
+impl WorldSlice {
+    fn view<'a>(&'a self, tried: &'a BTreeSet<String>) -> OpView<'a> {
+        OpView {
+            nodes: &self.nodes,
+            op_instances: &self.op_instances,
+            node_pods: &self.node_pods,
+            pdbs: &self.pdbs,
+            tried,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The runtime: the only layer with IO. It wires ports to the engine, runs
+//! ticks, performs operation steps under the lock, and handles shutdown.
+
+pub mod demo;
+pub mod engine_loop;
+pub mod executor;
+pub mod headless;
+pub mod ids;
+pub mod lease;
+pub mod logging;
+pub mod observe;
+pub mod settings;
+pub mod shutdown;
+
+pub use engine_loop::{Engine, Mode, TickReport};
+pub use shutdown::Shutdown;

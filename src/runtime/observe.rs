@@ -1,0 +1,28 @@
+//! One observation of the world through the ports, all sources in parallel.
+//! A failed source becomes an Unknown with its reason, never an error that
+//! stops the tick.
+
+use crate::engine::{ClusterView, Observation};
+use crate::ports::{Ports, Signal, Timestamp};
+
+pub async fn observe(ports: &Ports, now: Timestamp) -> Observation {
+    let (cpu, nodes, pods, pdbs, fleet) = tokio::join!(
+        ports.metrics.instant(Signal::WorkerCpu),
+        ports.cluster.nodes(),
+        ports.cluster.pods(),
+        ports.cluster.pdbs(),
+        ports.cloud.managed_instances(),
+    );
+    let cluster = match (nodes, pods, pdbs) {
+        (Ok(nodes), Ok(pods), Ok(pdbs)) => Ok(ClusterView { nodes, pods, pdbs }),
+        (Err(e), _, _) => Err(format!("listing nodes: {e}")),
+        (_, Err(e), _) => Err(format!("listing pods: {e}")),
+        (_, _, Err(e)) => Err(format!("listing PodDisruptionBudgets: {e}")),
+    };
+    Observation {
+        at: now,
+        cpu,
+        cluster,
+        fleet: fleet.map_err(|e| format!("describing instances: {e}")),
+    }
+}

@@ -1,0 +1,45 @@
+//! Config → engine settings: the only place the two vocabularies meet.
+
+use crate::config::Config;
+use crate::engine::{DrainRules, LeaseRules, Policy, Settings};
+
+pub fn engine_settings(config: &Config) -> Settings {
+    let p = &config.policy;
+    Settings {
+        policy: Policy {
+            cpu_up_percent: p.cpu_up_percent,
+            cpu_up_for: p.cpu_up_for.get(),
+            pending_for: p.pending_for.get(),
+            cpu_down_percent: p.cpu_down_percent,
+            idle_for: p.idle_for.get(),
+            cpu_target_percent: p.cpu_target_percent,
+            min_workers: p.min_workers,
+            max_workers: p.max_workers,
+            scale_up_cooldown: p.scale_up_cooldown.get(),
+            scale_down_cooldown: p.scale_down_cooldown.get(),
+            max_scale_up_batch: p.max_scale_up_batch,
+        },
+        drain: DrainRules {
+            timeout: config.drain.timeout.get(),
+            evict_statefulsets: config.drain.evict_statefulsets,
+            delete_emptydir_data: config.drain.delete_emptydir_data,
+        },
+        lease: LeaseRules {
+            lease: config.lock.lease.get(),
+            skew_margin: config.lock.skew_margin.get(),
+        },
+        join_timeout: config.engine.join_timeout.get(),
+        max_staleness: config.prometheus.max_staleness.get(),
+        ..Settings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_are_the_engine_defaults() {
+        assert_eq!(engine_settings(&Config::default()), Settings::default());
+    }
+}

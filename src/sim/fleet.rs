@@ -1,0 +1,212 @@
+//! Simulated EC2 instances and the nodes they register as.
+
+use super::rng::Rng;
+use crate::ports::cloud::InstanceState;
+use crate::ports::cluster::{LABEL_INSTANCE_TYPE, LABEL_ZONE};
+use crate::ports::{Instance, Node, Resources, Timestamp};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub const ZONES: [&str; 3] = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+pub const INSTANCE_TYPE: &str = "t3.large";
+/// What a simulated worker offers (a 2 vCPU, 8 GiB machine after kubelet reservations).
+pub const NODE_ALLOCATABLE: Resources = Resources::new(1_900, 7 * 1024 * 1024 * 1024);
+/// Raw CPU capacity, what node-exporter measures against.
+pub const NODE_CAPACITY_MILLIS: f64 = 2_000.0;
+const PENDING_FOR: Duration = Duration::from_secs(10);
+const SHUTTING_DOWN_FOR: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct SimInstance {
+    pub id: String,
+    pub state: InstanceState,
+    pub state_since: Timestamp,
+    pub zone: String,
+    pub instance_type: String,
+    pub launched_at: Timestamp,
+    pub op_id: Option<String>,
+    pub managed: bool,
+    pub is_master: bool,
+    /// When its kubelet registers a Ready node; `None`: never joins.
+    pub join_at: Option<Timestamp>,
+    pub private_ip: String,
+}
+
+impl SimInstance {
+    pub fn to_domain(&self) -> Instance {
+        Instance {
+            id: self.id.clone(),
+            state: self.state,
+            instance_type: self.instance_type.clone(),
+            zone: self.zone.clone(),
+            private_ip: Some(self.private_ip.clone()),
+            launched_at: self.launched_at,
+            op_id: self.op_id.clone(),
+            managed: self.managed,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimNode {
+    pub name: String,
+    pub instance_id: String,
+    pub ready: bool,
+    pub cordoned: bool,
+    pub created: Timestamp,
+    pub not_ready_since: Option<Timestamp>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl SimNode {
+    pub fn to_domain(&self) -> Node {
+        Node {
+            name: self.name.clone(),
+            instance_id: Some(self.instance_id.clone()),
+            ready: self.ready,
+            cordoned: self.cordoned,
+            allocatable: NODE_ALLOCATABLE,
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            created: self.created,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Fleet {
+    pub instances: BTreeMap<String, SimInstance>,
+    pub nodes: BTreeMap<String, SimNode>,
+    next_ip: u32,
+}
+
+impl Fleet {
+    pub fn new_instance_id(rng: &mut Rng) -> String {
+        format!("i-0{:016x}", rng.next_u64())
+    }
+
+    /// The zone with the fewest live managed workers: EC2 subnets balanced.
+    fn emptiest_zone(&self) -> &'static str {
+        ZONES
+            .iter()
+            .min_by_key(|z| {
+                self.instances
+                    .values()
+                    .filter(|i| i.managed && i.state.is_live() && i.zone == **z)
+                    .count()
+            })
+            .copied()
+            .unwrap_or(ZONES[0])
+    }
+
+    pub fn add_instance(
+        &mut self,
+        rng: &mut Rng,
+        now: Timestamp,
+        op_id: Option<String>,
+        join_at: Option<Timestamp>,
+        is_master: bool,
+    ) -> String {
+        let id = Self::new_instance_id(rng);
+        self.next_ip += 1;
+        let zone = self.emptiest_zone().to_string();
+        self.instances.insert(
+            id.clone(),
+            SimInstance {
+                id: id.clone(),
+                state: InstanceState::Pending,
+                state_since: now,
+                zone,
+                instance_type: INSTANCE_TYPE.into(),
+                launched_at: now,
+                op_id,
+                managed: !is_master,
+                is_master,
+                join_at,
+                private_ip: format!("10.0.{}.{}", self.next_ip / 250, 10 + self.next_ip % 250),
+            },
+        );
+        id
+    }
+
+    /// Register the node of a running instance at once (initial fleet).
+    pub fn register_node(&mut self, instance_id: &str, now: Timestamp) {
+        let Some(instance) = self.instances.get(instance_id) else {
+            return;
+        };
+        let labels = BTreeMap::from([
+            (LABEL_ZONE.to_string(), instance.zone.clone()),
+            (
+                LABEL_INSTANCE_TYPE.to_string(),
+                instance.instance_type.clone(),
+            ),
+            ("k3s-autoscaler/role".to_string(), "worker".to_string()),
+            ("kubernetes.io/hostname".to_string(), instance.id.clone()),
+        ]);
+        self.nodes.insert(
+            instance_id.to_string(),
+            SimNode {
+                name: instance_id.to_string(),
+                instance_id: instance_id.to_string(),
+                ready: true,
+                cordoned: false,
+                created: now,
+                not_ready_since: None,
+                labels,
+                annotations: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Instance state machine and kubelet registration up to `now`.
+    pub fn step(&mut self, now: Timestamp) {
+        let mut joining = Vec::new();
+        for instance in self.instances.values_mut() {
+            match instance.state {
+                InstanceState::Pending if now.since(instance.state_since) >= PENDING_FOR => {
+                    instance.state = InstanceState::Running;
+                    instance.state_since = now;
+                }
+                InstanceState::ShuttingDown
+                    if now.since(instance.state_since) >= SHUTTING_DOWN_FOR =>
+                {
+                    instance.state = InstanceState::Terminated;
+                    instance.state_since = now;
+                }
+                _ => {}
+            }
+            if instance.state == InstanceState::Running
+                && !instance.is_master
+                && instance.join_at.is_some_and(|at| now >= at)
+                && !self.nodes.contains_key(&instance.id)
+            {
+                joining.push(instance.id.clone());
+            }
+        }
+        for id in joining {
+            self.register_node(&id, now);
+        }
+        for node in self.nodes.values_mut() {
+            let alive = self
+                .instances
+                .get(&node.instance_id)
+                .is_some_and(|i| i.state == InstanceState::Running);
+            if !alive && node.ready {
+                node.ready = false;
+                node.not_ready_since = Some(now);
+            }
+        }
+    }
+
+    pub fn live_managed(&self) -> usize {
+        self.instances
+            .values()
+            .filter(|i| i.managed && i.state.is_live())
+            .count()
+    }
+
+    pub fn ready_workers(&self) -> usize {
+        self.nodes.values().filter(|n| n.ready).count()
+    }
+}

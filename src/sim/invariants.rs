@@ -1,0 +1,114 @@
+//! DESIGN §4's invariants, checked by the simulator on every call that
+//! changes the world and on every step. A breach is recorded (and logged by
+//! the runtime), never silently ignored.
+
+use crate::ports::{OpKind, OpRecord, Timestamp};
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Violation {
+    pub at: Timestamp,
+    /// Number of the invariant in DESIGN §4.
+    pub invariant: u8,
+    pub text: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invariant {} violated at {}: {}",
+            self.invariant, self.at, self.text
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Invariants {
+    pub violations: Vec<Violation>,
+    /// Highest fence seen on a successful write or acquire.
+    pub highest_fence: u64,
+    /// Instances already reported for invariant 7 (report once).
+    pub late_instances: std::collections::BTreeSet<String>,
+    /// Count of every scale-up ever recorded, by op id (invariant 3).
+    pub op_counts: std::collections::BTreeMap<String, u32>,
+}
+
+impl Invariants {
+    pub fn breach(&mut self, at: Timestamp, invariant: u8, text: impl Into<String>) {
+        self.violations.push(Violation {
+            at,
+            invariant,
+            text: text.into(),
+        });
+    }
+
+    /// Invariant 1: fences strictly increase across acquisitions.
+    pub fn on_acquire(&mut self, at: Timestamp, fence: u64) {
+        if fence <= self.highest_fence {
+            self.breach(
+                at,
+                1,
+                format!(
+                    "fence {fence} granted after fence {} was seen",
+                    self.highest_fence
+                ),
+            );
+        }
+        self.highest_fence = self.highest_fence.max(fence);
+    }
+
+    /// Invariants 1 and 2 on an operation write that the table accepted.
+    pub fn on_op_write(&mut self, at: Timestamp, lock_fence: u64, old: &OpRecord, new: &OpRecord) {
+        if lock_fence < self.highest_fence {
+            self.breach(
+                at,
+                1,
+                format!(
+                    "write with fence {lock_fence} after fence {}",
+                    self.highest_fence
+                ),
+            );
+        }
+        if let (Some(old_op), Some(new_op)) = (old.in_flight(), new.op.as_ref())
+            && old_op.id != new_op.id
+        {
+            self.breach(
+                at,
+                2,
+                format!(
+                    "operation {} started while {} was in flight",
+                    new_op.id, old_op.id
+                ),
+            );
+        }
+        if new.rev <= old.rev {
+            self.breach(
+                at,
+                1,
+                format!("record revision went from {} to {}", old.rev, new.rev),
+            );
+        }
+        if let Some(op) = new.op.as_ref()
+            && let OpKind::ScaleUp { count, .. } = op.kind
+        {
+            self.op_counts.insert(op.id.clone(), count);
+        }
+        if let Some(OpKind::ScaleUp {
+            count,
+            instance_ids,
+            ..
+        }) = new.op.as_ref().map(|o| &o.kind)
+            && instance_ids.len() > *count as usize
+        {
+            self.breach(
+                at,
+                3,
+                format!(
+                    "{} instances recorded for a scale-up of {count}",
+                    instance_ids.len()
+                ),
+            );
+        }
+    }
+}

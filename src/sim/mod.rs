@@ -1,0 +1,20 @@
+//! The embedded simulated cluster: one seeded world that implements every
+//! port (DESIGN §1). It backs `--demo`, the simulation tests and the
+//! benchmarks.
+
+pub mod accounting;
+pub mod clock;
+pub mod fleet;
+pub mod invariants;
+pub mod lock_table;
+pub mod ports;
+pub mod rng;
+pub mod scenario;
+pub mod workload;
+pub mod world;
+
+pub use accounting::Summary;
+pub use clock::SimClock;
+pub use ports::SimPorts;
+pub use scenario::{SCENARIO_NAMES, ScenarioKind};
+pub use world::{SIM_EPOCH, SimSettings, World};

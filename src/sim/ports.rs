@@ -1,0 +1,192 @@
+//! The simulated world behind every port at once. Each engine gets its own
+//! handle so the simulator can tell who performed a side effect.
+
+use super::world::World;
+use crate::ports::{
+    AcquireRequest, BreakGlass, Clock, CloudApi, ClusterApi, EvictionOutcome, Instance,
+    LaunchRequest, Lease, LockRecord, MetricsSource, Node, OpRecord, Pdb, Pod, PodRef, PortError,
+    PortResult, Reading, Sample, Signal, StateSnapshot, StateStore, Timestamp,
+};
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct SimPorts {
+    world: Arc<Mutex<World>>,
+    clock: Arc<dyn Clock>,
+    engine: usize,
+}
+
+impl SimPorts {
+    pub fn new(world: Arc<Mutex<World>>, clock: Arc<dyn Clock>, read_only: bool) -> Self {
+        let engine = lock(&world).register_engine(read_only);
+        SimPorts {
+            world,
+            clock,
+            engine,
+        }
+    }
+
+    /// Run `f` on the world brought up to the clock's `now`.
+    fn with<R>(&self, f: impl FnOnce(&mut World, usize) -> R) -> R {
+        let now = self.clock.now();
+        let mut world = lock(&self.world);
+        world.advance_to(now);
+        f(&mut world, self.engine)
+    }
+
+    /// A mutating call: checked against the lock holder first.
+    fn mutate<R>(&self, what: &str, f: impl FnOnce(&mut World) -> R) -> R {
+        self.with(|world, engine| {
+            world.check_side_effect(engine, what);
+            f(world)
+        })
+    }
+}
+
+/// A poisoned lock means a panic elsewhere already failed the run; the
+/// world itself is still consistent step by step, so keep going.
+pub fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait]
+impl MetricsSource for SimPorts {
+    async fn instant(&self, signal: Signal) -> Reading {
+        self.with(|w, _| match w.instant(signal) {
+            Some((value, at)) => Reading::Known { value, at },
+            None => Reading::unknown(format!("no {} sample: no Ready workers", signal.name())),
+        })
+    }
+
+    async fn range(
+        &self,
+        signal: Signal,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> PortResult<Vec<Sample>> {
+        Ok(self.with(|w, _| w.range(signal, start, end, step)))
+    }
+}
+
+#[async_trait]
+impl ClusterApi for SimPorts {
+    async fn nodes(&self) -> PortResult<Vec<Node>> {
+        Ok(self.with(|w, _| w.nodes()))
+    }
+
+    async fn pods(&self) -> PortResult<Vec<Pod>> {
+        Ok(self.with(|w, _| w.pods()))
+    }
+
+    async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
+        Ok(self.with(|w, _| w.pods_on(node)))
+    }
+
+    async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
+        Ok(self.with(|w, _| w.workload.pdb_view(w.now)))
+    }
+
+    async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
+        let what = format!("{} {node}", if cordoned { "cordon" } else { "uncordon" });
+        self.mutate(&what, |w| w.set_cordoned(node, cordoned))
+    }
+
+    async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
+        Ok(self.mutate(&format!("evict {pod}"), |w| w.evict(&pod.uid)))
+    }
+
+    async fn delete_node(&self, node: &str) -> PortResult<()> {
+        self.mutate(&format!("delete node {node}"), |w| w.delete_node(node));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CloudApi for SimPorts {
+    async fn managed_instances(&self) -> PortResult<Vec<Instance>> {
+        Ok(self.with(|w, _| w.managed_instances()))
+    }
+
+    async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
+        Ok(self.with(|w, _| w.instances_for_op(op_id)))
+    }
+
+    async fn master(&self) -> PortResult<Option<Instance>> {
+        Ok(self.with(|w, _| w.master()))
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
+        self.mutate(&format!("launch for {}", request.op_id), |w| {
+            w.launch(request)
+        })
+    }
+
+    async fn terminate(&self, ids: &[String]) -> PortResult<()> {
+        self.mutate(&format!("terminate {}", ids.join(",")), |w| {
+            w.terminate(ids)
+        })
+    }
+}
+
+#[async_trait]
+impl StateStore for SimPorts {
+    async fn read(&self) -> PortResult<StateSnapshot> {
+        Ok(self.with(|w, _| w.table.snapshot()))
+    }
+
+    async fn acquire(&self, request: &AcquireRequest) -> PortResult<Option<LockRecord>> {
+        self.with(|w, engine| {
+            if w.engines.get(engine).is_some_and(|e| e.read_only) {
+                let now = w.now;
+                w.invariants
+                    .breach(now, 8, "read-only engine tried to take the lock");
+            }
+            let granted = w.table.acquire(request);
+            if let Some(lock) = &granted {
+                let now = w.now;
+                w.invariants.on_acquire(now, lock.fence);
+                if let Some(track) = w.engines.get_mut(engine) {
+                    track.owner = Some(lock.owner.clone());
+                }
+            }
+            Ok(granted)
+        })
+    }
+
+    async fn renew(&self, lease: &Lease, now: Timestamp, duration: Duration) -> PortResult<()> {
+        self.with(|w, _| w.table.renew(lease, now, duration).map(|_| ()))
+    }
+
+    async fn release(&self, lease: &Lease) -> PortResult<()> {
+        self.with(|w, _| w.table.release(lease))
+    }
+
+    async fn write_op(
+        &self,
+        lease: &Lease,
+        expected_rev: u64,
+        record: &OpRecord,
+    ) -> PortResult<()> {
+        self.with(|w, _| {
+            let old = w.table.record.clone();
+            w.table.write_op(lease, expected_rev, record)?;
+            let now = w.now;
+            w.invariants.on_op_write(now, lease.fence, &old, record);
+            w.accounting.on_op_write(&old, record);
+            Ok(())
+        })
+    }
+
+    async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {
+        self.with(|w, _| {
+            let lock = w.table.force_unlock(audit);
+            w.invariants.highest_fence = w.invariants.highest_fence.max(lock.fence);
+            Ok::<_, PortError>(lock)
+        })
+    }
+}

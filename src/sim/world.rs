@@ -1,0 +1,492 @@
+//! The simulated world: one seeded model of EC2, Kubernetes, Prometheus and
+//! the state table, advanced in small steps up to whatever time the clock
+//! says. Ports call into it; it checks DESIGN §4's invariants as they do.
+
+use super::accounting::{Accounting, Summary};
+use super::fleet::Fleet;
+use super::invariants::Invariants;
+use super::lock_table::LockTable;
+use super::rng::Rng;
+use super::scenario::{Scenario, ScenarioKind};
+use super::workload::Workload;
+use crate::ports::{
+    EvictionOutcome, Instance, InstanceState, LaunchRequest, Node, Pod, PortError, PortResult,
+    Sample, Signal, Timestamp,
+};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Monday 2026-01-05 00:00 UTC: simulations start at midnight so that
+/// `diurnal` shows its night first.
+pub const SIM_EPOCH: Timestamp = Timestamp(1_767_571_200_000);
+/// World steps are at most this long.
+const STEP: Duration = Duration::from_secs(5);
+/// Prometheus scrape interval of the simulated metrics.
+pub const SCRAPE: Duration = Duration::from_secs(15);
+/// History kept for range queries (charts show at most 6 h; 24 h spare).
+const HISTORY: usize = 24 * 3600 / 15;
+
+#[derive(Clone, Debug)]
+pub struct SimSettings {
+    pub cluster: String,
+    pub seed: u64,
+    pub scenario: ScenarioKind,
+    /// Multiplies demand; with `initial_workers` it scales the cluster.
+    pub scale: f64,
+    pub initial_workers: u32,
+    pub boot_delay: Duration,
+    pub never_join_probability: f64,
+    pub start: Timestamp,
+    /// For invariant checks.
+    pub min_workers: u32,
+    pub max_workers: u32,
+    pub join_timeout: Duration,
+    pub tick: Duration,
+}
+
+/// What the simulator knows about each engine that talks to it.
+#[derive(Clone, Debug, Default)]
+pub struct EngineTrack {
+    /// Owner id of its latest successful acquisition.
+    pub owner: Option<String>,
+    pub read_only: bool,
+    pub mutating_calls: u64,
+}
+
+pub struct World {
+    pub settings: SimSettings,
+    pub now: Timestamp,
+    rng: Rng,
+    scenario: Scenario,
+    pub fleet: Fleet,
+    pub workload: Workload,
+    pub table: LockTable,
+    pub engines: Vec<EngineTrack>,
+    pub accounting: Accounting,
+    pub invariants: Invariants,
+    history: VecDeque<(Timestamp, Option<f64>, f64, f64)>,
+    last_scrape: Option<Timestamp>,
+}
+
+impl World {
+    pub fn new(settings: SimSettings) -> Self {
+        let mut rng = Rng::new(settings.seed);
+        let scenario = Scenario::new(
+            settings.scenario,
+            settings.seed,
+            settings.scale,
+            settings.start,
+        );
+        let start = settings.start;
+        let mut world = World {
+            now: start,
+            scenario,
+            fleet: Fleet::default(),
+            workload: Workload::demo(settings.scale),
+            table: LockTable::default(),
+            engines: Vec::new(),
+            accounting: Accounting {
+                start,
+                now: start,
+                ..Accounting::default()
+            },
+            invariants: Invariants::default(),
+            history: VecDeque::new(),
+            last_scrape: None,
+            rng: rng.fork(1),
+            settings,
+        };
+        // The master: untagged as a worker, never a node in the worker list.
+        world.fleet.add_instance(
+            &mut rng,
+            start.minus(Duration::from_secs(86_400)),
+            None,
+            None,
+            true,
+        );
+        let born = start.minus(Duration::from_secs(3600));
+        for _ in 0..world.settings.initial_workers {
+            let id = world
+                .fleet
+                .add_instance(&mut rng, born, None, Some(born), false);
+            if let Some(i) = world.fleet.instances.get_mut(&id) {
+                i.state = InstanceState::Running;
+            }
+            world.fleet.register_node(&id, born);
+        }
+        // Settle the workload as if it had been running: pods placed and started.
+        let warm = start.minus(Duration::from_secs(60));
+        let demand = world.scenario.demand(start);
+        world.workload.step(&world.fleet, demand, warm);
+        world
+            .workload
+            .step(&world.fleet, demand, warm.plus(Duration::from_secs(30)));
+        world.workload.waits.clear();
+        world.scrape();
+        world
+    }
+
+    pub fn register_engine(&mut self, read_only: bool) -> usize {
+        self.engines.push(EngineTrack {
+            read_only,
+            ..EngineTrack::default()
+        });
+        self.engines.len() - 1
+    }
+
+    /// Step the model up to `t` in steps of at most five seconds.
+    pub fn advance_to(&mut self, t: Timestamp) {
+        while self.now < t {
+            let next = t.min(self.now.plus(STEP));
+            let dt = next.since(self.now);
+            self.accounting.integrate(
+                dt,
+                self.fleet.live_managed(),
+                self.workload.unschedulable_count(),
+            );
+            self.now = next;
+            self.accounting.now = next;
+            self.fleet.step(next);
+            let demand = self.scenario.demand(next);
+            self.workload.step(&self.fleet, demand, next);
+            if self.last_scrape.is_none_or(|s| next.since(s) >= SCRAPE) {
+                self.scrape();
+            }
+            self.check_join_deadlines();
+        }
+    }
+
+    fn scrape(&mut self) {
+        self.last_scrape = Some(self.now);
+        let cpu = self.workload.worker_cpu();
+        let pending = self.workload.unschedulable_count() as f64;
+        let ready = self.fleet.ready_workers() as f64;
+        self.history.push_back((self.now, cpu, pending, ready));
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    pub fn demand(&self) -> f64 {
+        self.scenario.demand(self.now)
+    }
+
+    // ---- reads -------------------------------------------------------------
+
+    pub fn instant(&self, signal: Signal) -> Option<(f64, Timestamp)> {
+        let (at, cpu, pending, ready) = *self.history.back()?;
+        let value = match signal {
+            Signal::WorkerCpu => cpu?,
+            Signal::UnschedulablePods => pending,
+            Signal::ReadyWorkers => ready,
+        };
+        Some((value, at))
+    }
+
+    pub fn range(
+        &self,
+        signal: Signal,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Vec<Sample> {
+        let step_ms = step.as_millis().max(1) as i64;
+        let mut out = Vec::new();
+        let mut next_at = start;
+        for &(at, cpu, pending, ready) in &self.history {
+            if at < next_at || at > end {
+                continue;
+            }
+            let value = match signal {
+                Signal::WorkerCpu => cpu,
+                Signal::UnschedulablePods => Some(pending),
+                Signal::ReadyWorkers => Some(ready),
+            };
+            if let Some(value) = value {
+                out.push(Sample { at, value });
+            }
+            next_at = Timestamp(at.0 + step_ms);
+        }
+        out
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        self.fleet.nodes.values().map(|n| n.to_domain()).collect()
+    }
+
+    pub fn pods(&self) -> Vec<Pod> {
+        self.workload
+            .pods
+            .values()
+            .map(|p| p.to_domain(self.now))
+            .collect()
+    }
+
+    pub fn pods_on(&self, node: &str) -> Vec<Pod> {
+        self.workload
+            .pods
+            .values()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .map(|p| p.to_domain(self.now))
+            .collect()
+    }
+
+    pub fn managed_instances(&self) -> Vec<Instance> {
+        self.fleet
+            .instances
+            .values()
+            .filter(|i| i.managed && i.state.is_live())
+            .map(|i| i.to_domain())
+            .collect()
+    }
+
+    pub fn instances_for_op(&self, op_id: &str) -> Vec<Instance> {
+        self.fleet
+            .instances
+            .values()
+            .filter(|i| i.op_id.as_deref() == Some(op_id) && i.state != InstanceState::Terminated)
+            .map(|i| i.to_domain())
+            .collect()
+    }
+
+    pub fn master(&self) -> Option<Instance> {
+        self.fleet
+            .instances
+            .values()
+            .find(|i| i.is_master && i.state.is_live())
+            .map(|i| i.to_domain())
+    }
+
+    // ---- writes (each checks the lock holder: invariants 6 and 8) ----------
+
+    /// Invariants 6 and 8: a side effect must come from the current lock
+    /// holder, before its lease ran out, and never from a read-only engine.
+    pub fn check_side_effect(&mut self, engine: usize, what: &str) {
+        let now = self.now;
+        let Some(track) = self.engines.get_mut(engine) else {
+            return;
+        };
+        track.mutating_calls += 1;
+        let read_only = track.read_only;
+        let owner = track.owner.clone();
+        if read_only {
+            self.invariants.breach(
+                now,
+                8,
+                format!("read-only engine made a mutating call: {what}"),
+            );
+        }
+        let holds = match (&self.table.lock, owner) {
+            (Some(lock), Some(owner)) => {
+                lock.in_progress && lock.owner == owner && now <= lock.until
+            }
+            _ => false,
+        };
+        if !holds {
+            self.invariants.breach(
+                now,
+                6,
+                format!("{what} by engine {engine} without a live lease"),
+            );
+        }
+    }
+
+    pub fn launch(&mut self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
+        // Reconcile by op-id tag first: a retry never launches twice.
+        let existing = self.instances_for_op(&request.op_id);
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let live = self.fleet.live_managed() as u32;
+        if live + request.count > self.settings.max_workers {
+            self.invariants.breach(
+                self.now,
+                3,
+                format!(
+                    "launch of {} with {live} live workers would exceed max_workers {}",
+                    request.count, self.settings.max_workers
+                ),
+            );
+        }
+        let mut ids = Vec::new();
+        for _ in 0..request.count {
+            let join_at = if self.rng.chance(self.settings.never_join_probability) {
+                None
+            } else {
+                let jitter = self.rng.range(0.7, 1.3);
+                Some(self.now.plus(self.settings.boot_delay.mul_f64(jitter)))
+            };
+            let now = self.now;
+            ids.push(self.fleet.add_instance(
+                &mut self.rng,
+                now,
+                Some(request.op_id.clone()),
+                join_at,
+                false,
+            ));
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.fleet.instances.get(id).map(|i| i.to_domain()))
+            .collect())
+    }
+
+    pub fn terminate(&mut self, ids: &[String]) -> PortResult<()> {
+        // Refused before any change if any id is not a managed worker (the adapter's rule).
+        if let Some(bad) = ids
+            .iter()
+            .find(|id| !self.fleet.instances.get(*id).is_some_and(|i| i.managed))
+        {
+            self.invariants.breach(
+                self.now,
+                5,
+                format!("terminate requested for unmanaged instance {bad}"),
+            );
+            return Err(PortError::Refused(format!("{bad} is not a managed worker")));
+        }
+        self.check_terminations(ids);
+        for id in ids {
+            if let Some(i) = self.fleet.instances.get_mut(id)
+                && i.state.is_live()
+            {
+                i.state = InstanceState::ShuttingDown;
+                i.state_since = self.now;
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariants 4 and 5 at the moment of termination.
+    fn check_terminations(&mut self, ids: &[String]) {
+        let now = self.now;
+        let ready_after = self
+            .fleet
+            .nodes
+            .values()
+            .filter(|n| n.ready && !ids.contains(&n.instance_id))
+            .count() as u32;
+        let removes_ready = ids
+            .iter()
+            .any(|id| self.fleet.nodes.get(id).is_some_and(|n| n.ready));
+        if removes_ready && ready_after < self.settings.min_workers {
+            self.invariants.breach(
+                now,
+                4,
+                format!(
+                    "terminating {} leaves {ready_after} Ready workers, below min {}",
+                    ids.join(","),
+                    self.settings.min_workers
+                ),
+            );
+        }
+        for id in ids {
+            let Some(node) = self.fleet.nodes.get(id) else {
+                continue;
+            };
+            let undrained: Vec<String> = self
+                .workload
+                .pods
+                .values()
+                .filter(|p| p.node.as_deref() == Some(id))
+                .filter(|p| p.owner_kind != "DaemonSet" && p.deleting_at.is_none())
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect();
+            if node.ready && (!node.cordoned || !undrained.is_empty()) {
+                self.invariants.breach(
+                    now,
+                    5,
+                    format!(
+                        "terminated node {id} (cordoned: {}, pods left: {})",
+                        node.cordoned,
+                        undrained.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    pub fn set_cordoned(&mut self, node: &str, cordoned: bool) -> PortResult<()> {
+        let n = self
+            .fleet
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| PortError::NotFound(format!("node {node}")))?;
+        n.cordoned = cordoned;
+        Ok(())
+    }
+
+    pub fn evict(&mut self, uid: &str) -> EvictionOutcome {
+        let now = self.now;
+        self.workload.evict(uid, now)
+    }
+
+    pub fn delete_node(&mut self, node: &str) {
+        self.fleet.nodes.remove(node);
+    }
+
+    /// Invariant 7: a launched instance is a Ready node or terminated within
+    /// join_timeout + one tick.
+    fn check_join_deadlines(&mut self) {
+        let limit = self.settings.join_timeout + self.settings.tick + Duration::from_secs(1);
+        let now = self.now;
+        let late: Vec<String> = self
+            .fleet
+            .instances
+            .values()
+            .filter(|i| i.op_id.is_some() && i.state.is_live() && now.since(i.launched_at) > limit)
+            .filter(|i| !self.fleet.nodes.contains_key(&i.id))
+            .filter(|i| !self.invariants.late_instances.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in late {
+            self.invariants.late_instances.insert(id.clone());
+            self.invariants.breach(
+                now,
+                7,
+                format!(
+                    "instance {id} neither joined nor was terminated within join_timeout + one tick"
+                ),
+            );
+        }
+    }
+
+    /// Invariant 3 over the whole fleet, checked after every tick.
+    pub fn check_fleet(&mut self) {
+        let live = self.fleet.live_managed() as u32;
+        if live > self.settings.max_workers {
+            let now = self.now;
+            self.invariants.breach(
+                now,
+                3,
+                format!(
+                    "{live} managed workers exceed max_workers {}",
+                    self.settings.max_workers
+                ),
+            );
+        }
+        let mut per_op: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+        for i in self.fleet.instances.values() {
+            if let Some(op) = &i.op_id {
+                *per_op.entry(op.as_str()).or_default() += 1;
+            }
+        }
+        let now = self.now;
+        for (op, launched) in per_op {
+            let allowed = self.invariants.op_counts.get(op).copied().unwrap_or(0);
+            if launched > allowed {
+                self.invariants.breach(
+                    now,
+                    3,
+                    format!("double launch: {launched} instances tagged {op} (count {allowed})"),
+                );
+                // Report each double launch once.
+                self.invariants.op_counts.insert(op.to_string(), launched);
+            }
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        self.accounting
+            .summary(&self.workload.waits, &self.invariants.violations)
+    }
+}

@@ -1,0 +1,221 @@
+//! The real binary: configuration errors, the headless demo, signals.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_k3s-autoscaler");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn config_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("k3sa-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_kind_of_bad_config_exits_2_naming_file_and_key() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "syntax.toml",
+            "[policy]\nmin_workers = = 2\n",
+            &["syntax.toml", "line 2", "TOML syntax error"],
+        ),
+        (
+            "type.toml",
+            "[policy]\nmax_workers = \"ten\"\n",
+            &["type.toml", "line 2", "policy.max_workers"],
+        ),
+        (
+            "unknown.toml",
+            "[drain]\ntimeout = \"5m\"\nevict_statefulset = true\n",
+            &["unknown.toml", "line 3", "drain.evict_statefulset"],
+        ),
+        (
+            "minmax.toml",
+            "[policy]\nmin_workers = 6\nmax_workers = 4\n",
+            &[
+                "minmax.toml",
+                "line 2",
+                "policy.min_workers",
+                "greater than",
+            ],
+        ),
+        (
+            "cpu.toml",
+            "[policy]\ncpu_up_percent = 40\ncpu_down_percent = 60\n",
+            &["cpu.toml", "line 3", "policy.cpu_down_percent"],
+        ),
+        (
+            "zero.toml",
+            "[lock]\nlease = \"0s\"\n",
+            &["zero.toml", "line 2", "lock.lease", "greater than zero"],
+        ),
+        (
+            "negative.toml",
+            "[policy]\nidle_for = \"-10m\"\n",
+            &["negative.toml", "line 2", "policy.idle_for", "negative"],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = config_file(name, text);
+        let out = run(&["--demo", "--auto", "--once", "-c", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        for needle in *expected {
+            assert!(
+                err.contains(needle),
+                "{name}: expected {needle:?} in {err:?}"
+            );
+        }
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing runs on a bad config"
+        );
+    }
+    let out = run(&["--demo", "--auto", "--once", "-c", "/nonexistent/k3s.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/k3s.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_example_config_is_accepted() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let out = run(&["--demo", "--auto", "--once", "-c", example]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    for args in [
+        &["--demo", "--auto", "--speed", "fast"][..],
+        &["--demo", "--auto", "--scenario", "black-friday"][..],
+        &["--demo", "--auto", "--days", "-1"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn headless_demo_day_ends_with_the_json_summary() {
+    let out = run(&[
+        "--demo",
+        "--auto",
+        "--scenario",
+        "diurnal",
+        "--seed",
+        "7",
+        "--speed",
+        "max",
+        "--ticks",
+        "5760",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    for line in &lines {
+        let _: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let s = &last["summary"];
+    assert_eq!(s["simulated_hours"], 24.0);
+    assert!(s["scale_ups"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["scale_downs"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["peak_workers"].as_u64().unwrap() <= 10, "{s}");
+    assert_eq!(s["invariant_violations"], 0);
+    for key in [
+        "worker_hours",
+        "pending_pod_minutes",
+        "failed_operations",
+        "aborted_operations",
+    ] {
+        assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
+    }
+    // One line per decision: 5760 ticks, 5760 decisions.
+    let decisions = lines.iter().filter(|l| l.contains("\"decision: ")).count();
+    assert_eq!(decisions, 5760);
+    // Log time is simulated time.
+    assert!(lines[0].contains("2026-01-05T00:00:00"), "{}", lines[0]);
+}
+
+#[test]
+fn auto_read_only_logs_what_it_would_do_and_changes_nothing() {
+    let out = run(&[
+        "--demo",
+        "--auto",
+        "--read-only",
+        "--scenario",
+        "flash-sale",
+        "--speed",
+        "max",
+        "--ticks",
+        "200",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("decision: would scale-up"), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.contains("0 scale-ups, 0 scale-downs"), "{last}");
+    assert!(!stdout.contains("lock acquired"));
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_0() {
+    let mut child = Command::new(BIN)
+        .args(["--demo", "--auto", "--speed", "60"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let sent = Instant::now();
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("SIGTERM"), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().starts_with("summary:"),
+        "{stdout}"
+    );
+}
