@@ -1,22 +1,22 @@
 //! Command line (DESIGN §5) and the dispatch from it to the runtime.
 
+use crate::app::App;
+use crate::app::keymap::Keymap;
 use crate::config::{Config, ConfigError};
-use crate::engine::lock::owner_id;
+use crate::ports::Clock;
+use crate::runtime::console;
 use crate::runtime::demo::{Demo, DemoOptions, Speed};
-use crate::runtime::executor::Executor;
 use crate::runtime::headless::{self, StopAfter};
-use crate::runtime::ids::IdSource;
-use crate::runtime::lease::LockClient;
 use crate::runtime::logging::{self, LogFormat};
 use crate::runtime::settings::engine_settings;
-use crate::runtime::{Engine, Mode, Shutdown};
+use crate::runtime::{Mode, Shutdown};
 use crate::sim::ScenarioKind;
 use crate::sim::ports::lock;
+use crate::ui::ViewOptions;
 use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -117,11 +117,20 @@ pub fn run(cli: Cli) -> ExitCode {
             "real backends are not wired into this build yet: run with --demo (the embedded simulated cluster)",
         );
     }
-    if !cli.auto && !cli.once {
-        return usage_error(
-            "the console is not built yet: run headless with --auto (or --auto --read-only)",
-        );
-    }
+    let headless = cli.auto || cli.once;
+    let keymap = if headless {
+        None
+    } else {
+        if cli.speed == Speed::Max {
+            return usage_error(
+                "--speed max is for headless runs (--auto); give the console a factor such as --speed 10",
+            );
+        }
+        match Keymap::new(cli.read_only, &config.ui.keys) {
+            Ok(k) => Some(k),
+            Err(message) => return usage_error(keymap_error(&cli, message)),
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -133,7 +142,82 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    runtime.block_on(run_headless_demo(cli, config))
+    match keymap {
+        None => runtime.block_on(run_headless_demo(cli, config)),
+        Some(keymap) => runtime.block_on(run_console_demo(cli, config, keymap)),
+    }
+}
+
+/// A bad `[ui.keys]` entry is a config error: name the file and the key.
+fn keymap_error(cli: &Cli, message: String) -> ConfigError {
+    let key = message.split(':').next().map(str::to_string);
+    ConfigError {
+        file: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(defaults)")),
+        line: None,
+        key,
+        message,
+    }
+}
+
+fn demo_options(cli: &Cli, start: Option<crate::ports::Timestamp>) -> DemoOptions {
+    DemoOptions {
+        scenario: cli.scenario,
+        seed: cli.seed,
+        speed: cli.speed.clone(),
+        workers: cli.workers,
+        start,
+    }
+}
+
+async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitCode {
+    logging::init_console();
+    let mode = if cli.read_only {
+        Mode::ReadOnly
+    } else {
+        Mode::Supervised
+    };
+    // The console's simulated day starts at the real time of day, so at
+    // speed 1 the simulated clock and the log pane's clock agree.
+    let start = crate::ports::SystemClock::new().now();
+    let demo = Demo::new(
+        &config,
+        &demo_options(&cli, Some(start)),
+        mode == Mode::ReadOnly,
+    );
+    let engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
+    let mut app = App::new(
+        config.cluster.name.clone(),
+        true,
+        mode == Mode::ReadOnly,
+        keymap,
+        engine_settings(&config),
+        demo.ports.clock.now(),
+    );
+    app.light_theme = config.ui.theme == "light";
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals();
+    tracing::info!(
+        target: "runtime",
+        "simulated cluster \"{}\" ({} scenario, seed {}) at speed {}",
+        config.cluster.name,
+        cli.scenario,
+        cli.seed,
+        match &cli.speed { Speed::Times(x) => format!("{x}×"), Speed::Max => "max".into() }
+    );
+    let options = ViewOptions {
+        log_timestamps: cli.speed == Speed::Times(1.0),
+    };
+    let interval = config.engine.interval.get();
+    match console::run(app, engine, demo.ports.clone(), interval, options, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
@@ -142,30 +226,9 @@ async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
     } else {
         Mode::Auto
     };
-    let options = DemoOptions {
-        scenario: cli.scenario,
-        seed: cli.seed,
-        speed: cli.speed.clone(),
-        workers: cli.workers,
-    };
-    let demo = Demo::new(&config, &options, mode == Mode::ReadOnly);
+    let demo = Demo::new(&config, &demo_options(&cli, None), mode == Mode::ReadOnly);
     logging::init_stdout(cli.log_format, demo.ports.clock.clone());
-    let settings = engine_settings(&config);
-    let ids = Arc::new(IdSource::seeded(cli.seed));
-    let owner = owner_id("demo", std::process::id(), "auto", &ids.uuid());
-    let executor = Executor::new(
-        demo.ports.clone(),
-        settings.clone(),
-        LockClient::new(
-            demo.ports.state.clone(),
-            demo.ports.clock.clone(),
-            settings.lease.clone(),
-            owner,
-            ids.clone(),
-        ),
-        ids,
-    );
-    let mut engine = Engine::new(demo.ports.clone(), settings, Some(executor), mode);
+    let mut engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     tracing::info!(

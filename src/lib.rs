@@ -23,9 +23,11 @@
 //! `ports`, `sim`; `engine` → `ports`; `sim` → `ports` (and the engine's
 //! pure drain rules, to check invariants the same way).
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod ports;
 pub mod runtime;
 pub mod sim;
+pub mod ui;

@@ -1,13 +1,15 @@
 //! The engine, executor and lock protocol against the simulated world:
 //! locks between engines, fencing, crash recovery, a simulated day.
 
+mod support;
+
 use k3s_autoscaler::config::Config;
 use k3s_autoscaler::engine::operation::{self, Intent};
 use k3s_autoscaler::engine::{LeaseRules, Request};
 use k3s_autoscaler::ports::{
     AcquireRequest, LaunchRequest, Lease, OpKind, OpPhase, OpRecord, Origin, PortError,
 };
-use k3s_autoscaler::runtime::demo::{Demo, DemoOptions, Speed};
+use k3s_autoscaler::runtime::demo::Demo;
 use k3s_autoscaler::runtime::executor::{Executor, StartRequest};
 use k3s_autoscaler::runtime::headless::{self, StopAfter};
 use k3s_autoscaler::runtime::ids::IdSource;
@@ -18,18 +20,7 @@ use k3s_autoscaler::sim::ScenarioKind;
 use k3s_autoscaler::sim::ports::lock;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn demo(scenario: ScenarioKind, seed: u64, read_only: bool) -> (Config, Demo) {
-    let config = Config::default();
-    let options = DemoOptions {
-        scenario,
-        seed,
-        speed: Speed::Max,
-        workers: None,
-    };
-    let demo = Demo::new(&config, &options, read_only);
-    (config, demo)
-}
+use support::demo;
 
 fn lock_client(demo: &Demo, owner: &str, seed: u64) -> LockClient {
     LockClient::new(
@@ -279,6 +270,7 @@ async fn read_only_never_takes_the_lock_or_changes_anything() {
         StopAfter {
             ticks: Some(240),
             duration: None,
+            full_last_interval: true,
         },
         Some(demo.world.clone()),
         &Shutdown::new(),
@@ -310,6 +302,7 @@ fn run_day(scenario: ScenarioKind, seed: u64, days: f64) -> k3s_autoscaler::sim:
             StopAfter {
                 ticks: Some((days * 5760.0) as u64),
                 duration: None,
+                full_last_interval: true,
             },
             Some(demo.world.clone()),
             &Shutdown::new(),

@@ -8,20 +8,24 @@ pub mod candidates;
 pub mod decision;
 pub mod drain_rules;
 pub mod lock;
+pub mod mode;
 pub mod observation;
 pub mod operation;
 pub mod policy;
+pub mod report;
 pub mod settings;
 pub mod sizing;
 
 pub use decision::{Action, Decision, Refusal};
 pub use lock::HeldLease;
+pub use mode::Mode;
 pub use observation::{ClusterView, Observation};
 pub use operation::{AfterTerminate, Effect, EffectResult, Intent, Next, OpView};
 pub use policy::{PolicyMemory, Request, decide, intent_of, validate_request};
+pub use report::{ExecReport, TickReport};
 pub use settings::{DrainRules, LeaseRules, Policy, Settings};
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use super::error::PortResult;
 use super::time::Timestamp;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +76,9 @@ pub struct Sample {
 #[async_trait]
 pub trait MetricsSource: Send + Sync {
     async fn instant(&self, signal: Signal) -> Reading;
+    /// CPU percent of each worker node right now, by node name (for the
+    /// workers table; the policy uses the average).
+    async fn node_cpu(&self) -> PortResult<BTreeMap<String, f64>>;
     /// Samples between `start` and `end` every `step`, for charts.
     async fn range(
         &self,

@@ -21,6 +21,9 @@ pub struct DemoOptions {
     pub speed: Speed,
     /// Scale the simulated cluster: initial workers and demand follow it.
     pub workers: Option<u32>,
+    /// Simulated start time; `None`: Monday 2026-01-05 00:00 UTC, so seeded
+    /// runs replay exactly. The console starts at the real time of day.
+    pub start: Option<crate::ports::Timestamp>,
 }
 
 pub struct Demo {
@@ -40,7 +43,7 @@ pub fn sim_settings(config: &Config, options: &DemoOptions) -> SimSettings {
         initial_workers: initial,
         boot_delay: config.demo.boot_delay.get(),
         never_join_probability: config.demo.never_join_probability,
-        start: SIM_EPOCH,
+        start: options.start.unwrap_or(SIM_EPOCH),
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,
         join_timeout: config.engine.join_timeout.get(),
@@ -71,4 +74,33 @@ impl Demo {
             ports,
         }
     }
+}
+
+/// The simulated cluster with an engine wired to it: what `--demo` runs.
+pub fn engine_on(
+    demo: &Demo,
+    config: &Config,
+    mode: crate::engine::Mode,
+    seed: u64,
+) -> super::Engine {
+    use super::executor::Executor;
+    use super::ids::IdSource;
+    use super::lease::LockClient;
+    let settings = super::settings::engine_settings(config);
+    let ids = Arc::new(IdSource::seeded(seed));
+    let role = match mode {
+        crate::engine::Mode::Auto => "auto",
+        crate::engine::Mode::Supervised => "console",
+        crate::engine::Mode::ReadOnly => "read-only",
+    };
+    let owner = crate::engine::lock::owner_id("demo", std::process::id(), role, &ids.uuid());
+    let lock = LockClient::new(
+        demo.ports.state.clone(),
+        demo.ports.clock.clone(),
+        settings.lease.clone(),
+        owner,
+        ids.clone(),
+    );
+    let executor = Executor::new(demo.ports.clone(), settings.clone(), lock, ids);
+    super::Engine::new(demo.ports.clone(), settings, Some(executor), mode)
 }

@@ -1,43 +1,13 @@
 //! One engine tick: observe, decide, and (unless read-only or paused) start
 //! or advance an operation. Shared by the headless runner and the console.
 
-use super::executor::{ExecReport, Executor, StartRequest};
+use super::executor::{Executor, StartRequest};
 use super::observe::observe;
 use super::shutdown::Shutdown;
-use crate::engine::{Decision, Observation, PolicyMemory, Request, Settings, decide};
-use crate::ports::{Ports, StateSnapshot, Timestamp};
-use serde::Serialize;
+use crate::engine::{Decision, Mode, PolicyMemory, Request, Settings, decide};
+use crate::engine::{ExecReport, TickReport};
+use crate::ports::Ports;
 use tracing::info;
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// The engine acts on its own decisions.
-    Auto,
-    /// The engine suggests; an operator confirms.
-    Supervised,
-    /// Observe and decide only: the lock is never taken, nothing changes.
-    ReadOnly,
-}
-
-impl Mode {
-    pub fn badge(self) -> &'static str {
-        match self {
-            Mode::Auto => "AUTO",
-            Mode::Supervised => "MANUAL",
-            Mode::ReadOnly => "READ-ONLY",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct TickReport {
-    pub at: Timestamp,
-    pub observation: Observation,
-    pub decision: Decision,
-    pub state: Result<StateSnapshot, String>,
-    pub exec: Option<ExecReport>,
-}
 
 pub struct Engine {
     ports: Ports,

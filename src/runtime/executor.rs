@@ -8,7 +8,7 @@ use super::observe::observe;
 use super::shutdown::Shutdown;
 use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, OpView};
 use crate::engine::{
-    HeldLease, PolicyMemory, Request, Settings, decide, intent_of, validate_request,
+    ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of, validate_request,
 };
 use crate::ports::{Instance, Node, OpKind, OpRecord, Origin, Pdb, Pod, PortError, Ports};
 use std::collections::BTreeSet;
@@ -24,21 +24,6 @@ pub enum StartRequest {
     Engine { memory: PolicyMemory },
     /// An operator's confirmed request: re-validated on fresh data.
     Operator(Request),
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ExecReport {
-    pub lock_taken: bool,
-    /// Who held the lock when we could not take it.
-    pub busy_holder: Option<String>,
-    pub started: Option<String>,
-    /// Why the requested start did not happen.
-    pub refused: Option<String>,
-    /// Steps performed this tick, in order.
-    pub steps: Vec<String>,
-    /// Why the executor stopped this tick.
-    pub stopped: Option<String>,
-    pub error: Option<String>,
 }
 
 pub struct Executor {

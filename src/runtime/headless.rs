@@ -1,8 +1,9 @@
 //! The headless runner (`--auto`, `--read-only`, `--once`): ticks until told
 //! to stop, then reports.
 
-use super::engine_loop::{Engine, TickReport};
+use super::engine_loop::Engine;
 use super::shutdown::Shutdown;
+use crate::engine::TickReport;
 use crate::ports::{Clock, Timestamp};
 use crate::sim::World;
 use crate::sim::ports::lock;

@@ -47,3 +47,15 @@ pub fn init_stdout(format: LogFormat, clock: Arc<dyn Clock>) {
             .try_init(),
     };
 }
+
+/// The console's logging: events go to the log pane (tui-logger), never to
+/// stdout, which the screen owns.
+pub fn init_console() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+    let _ = tracing_subscriber::registry()
+        .with(default_filter())
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .try_init();
+}

@@ -1,6 +1,7 @@
 //! The runtime: the only layer with IO. It wires ports to the engine, runs
 //! ticks, performs operation steps under the lock, and handles shutdown.
 
+pub mod console;
 pub mod demo;
 pub mod engine_loop;
 pub mod executor;
@@ -11,6 +12,9 @@ pub mod logging;
 pub mod observe;
 pub mod settings;
 pub mod shutdown;
+pub mod terminal;
 
-pub use engine_loop::{Engine, Mode, TickReport};
+pub use crate::engine::Mode;
+pub use crate::engine::TickReport;
+pub use engine_loop::Engine;
 pub use shutdown::Shutdown;

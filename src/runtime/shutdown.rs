@@ -38,30 +38,35 @@ impl Shutdown {
 
     /// SIGTERM and Ctrl-C request shutdown; a second one is not special:
     /// the current step still finishes and the lock is still released.
+    /// The handlers are registered before this returns, so a signal that
+    /// arrives right after start-up is never the default (fatal) one.
     pub fn listen_for_signals(&self) {
         let me = self.clone();
-        tokio::spawn(async move {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                let mut term = match signal(SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!("cannot listen for SIGTERM: {e}");
-                        let _ = tokio::signal::ctrl_c().await;
-                        me.request();
-                        return;
-                    }
-                };
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: finishing the current step, then exiting"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: finishing the current step, then exiting"),
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (term, int) = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("cannot listen for SIGTERM/SIGINT: {e}");
+                    return;
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            };
+            tokio::spawn(async move {
+                let (mut term, mut int) = (term, int);
+                tokio::select! {
+                    _ = term.recv() => tracing::info!(target: "runtime", "SIGTERM: finishing the current step, then exiting"),
+                    _ = int.recv() => tracing::info!(target: "runtime", "interrupt: finishing the current step, then exiting"),
+                }
+                me.request();
+            });
+        }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
             me.request();
         });
     }

@@ -8,6 +8,7 @@ use crate::ports::{
     PortResult, Reading, Sample, Signal, StateSnapshot, StateStore, Timestamp,
 };
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,6 +61,10 @@ impl MetricsSource for SimPorts {
             Some((value, at)) => Reading::Known { value, at },
             None => Reading::unknown(format!("no {} sample: no Ready workers", signal.name())),
         })
+    }
+
+    async fn node_cpu(&self) -> PortResult<BTreeMap<String, f64>> {
+        Ok(self.with(|w, _| w.workload.node_cpu.clone()))
     }
 
     async fn range(

@@ -1,0 +1,352 @@
+//! `update(state, msg) -> effects`: every state change of the console.
+
+use super::keymap::{Action, Key};
+use super::snapshot::Snapshot;
+use super::{App, Confirm, Confirmed, Focus, Notice};
+use crate::engine::{Action as EngineAction, Mode, Request, validate_request};
+use crate::ports::{Reading, Timestamp};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    /// The clock moved (≤ 4 Hz): ages and countdowns.
+    Now(Timestamp),
+    Snapshot(Box<Snapshot>),
+}
+
+/// What the engine task is asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// A confirmed operator request: validated again under the lock.
+    Operator(Request),
+    SetMode(Mode),
+    Pause(bool),
+    Refresh,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Engine(Command),
+    Quit,
+}
+
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Now(now) => {
+            app.now = now;
+            Vec::new()
+        }
+        Msg::Snapshot(snapshot) => {
+            on_snapshot(app, *snapshot);
+            Vec::new()
+        }
+        Msg::Key(key) if key.kind == KeyEventKind::Release => Vec::new(),
+        Msg::Key(key) => on_key(app, key),
+    }
+}
+
+fn notice(app: &mut App, text: impl Into<String>, error: bool) {
+    app.notice = Some(Notice {
+        text: text.into(),
+        error,
+        at: app.now,
+    });
+}
+
+fn on_snapshot(app: &mut App, snapshot: Snapshot) {
+    // Refusals and starts are news even while the display is frozen.
+    if let Some(exec) = &snapshot.exec {
+        if let Some(id) = &exec.started {
+            notice(app, format!("started {id}"), false);
+        } else if let Some(why) = &exec.refused {
+            notice(app, format!("refused: {why}"), true);
+        } else if let Some(error) = &exec.error {
+            notice(app, error.clone(), true);
+        }
+    }
+    if let Reading::Known { value, at } = snapshot.observation.cpu {
+        app.cpu.push(at, value);
+    }
+    if let Some(pending) = snapshot.pending_pods() {
+        app.pending.push(snapshot.at, pending as f64);
+    }
+    if app.frozen {
+        app.held_back = Some(snapshot);
+        return;
+    }
+    app.snapshot = Some(snapshot);
+    if app.selected.is_none() {
+        app.selected = super::workers::visible(app).first().map(|r| r.name.clone());
+    }
+}
+
+fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if app.dialog.is_some() {
+        return on_dialog_key(app, key);
+    }
+    if app.help {
+        app.help = false;
+        return Vec::new();
+    }
+    if app.filter_editing {
+        match key.code {
+            KeyCode::Enter => app.filter_editing = false,
+            KeyCode::Esc => {
+                app.filter.clear();
+                app.filter_editing = false;
+            }
+            KeyCode::Backspace => {
+                app.filter.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() => app.filter.push(c),
+            _ => {}
+        }
+        keep_selection_visible(app);
+        return Vec::new();
+    }
+    let Some(action) = app.keymap.action(&Key::from_event(&key)) else {
+        if key.code == KeyCode::Esc {
+            app.notice = None;
+            app.log_state
+                .transition(tui_logger::TuiWidgetEvent::EscapeKey);
+        }
+        return Vec::new();
+    };
+    // Defence in depth: the read-only keymap has no dangerous bindings at all.
+    if app.read_only && action.is_dangerous() {
+        return Vec::new();
+    }
+    on_action(app, action)
+}
+
+fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Quit => {
+            app.quit = true;
+            return vec![Effect::Quit];
+        }
+        Action::Help => app.help = true,
+        Action::FocusNext => app.focus = app.focus.next(),
+        Action::FocusPrev => app.focus = app.focus.prev(),
+        Action::Focus(i) => app.focus = Focus::ALL[usize::from(i).min(Focus::ALL.len() - 1)],
+        Action::Down => move_selection(app, 1),
+        Action::Up => move_selection(app, -1),
+        Action::Filter => {
+            app.filter_editing = true;
+            app.focus = Focus::Workers;
+        }
+        Action::Sort => app.sort = app.sort.next(),
+        Action::SortReverse => app.sort_reverse = !app.sort_reverse,
+        Action::WindowShorter => app.window = app.window.shorter(),
+        Action::WindowLonger => app.window = app.window.longer(),
+        Action::Freeze => {
+            app.frozen = !app.frozen;
+            if !app.frozen
+                && let Some(held) = app.held_back.take()
+            {
+                app.snapshot = Some(held);
+            }
+        }
+        Action::Refresh => return vec![Effect::Engine(Command::Refresh)],
+        Action::ApplySuggestion => {
+            let suggestion = app.snapshot.as_ref().map(|s| s.decision.clone());
+            match suggestion {
+                Some(d) if !d.action.is_hold() => {
+                    let reasons = d.reasons.clone();
+                    ask(app, Request::Suggested(d.action), reasons);
+                }
+                Some(d) => notice(app, format!("nothing to apply: {}", d.summary()), false),
+                None => notice(app, "no data yet", false),
+            }
+        }
+        Action::AddWorker => ask(app, Request::AddWorker, vec![]),
+        Action::Cordon | Action::Uncordon | Action::RemoveNode => {
+            let Some(node) = selected_node(app) else {
+                notice(app, "select a node first (j/k in the workers table)", true);
+                return Vec::new();
+            };
+            let request = match action {
+                Action::Cordon => Request::Cordon(node),
+                Action::Uncordon => Request::Uncordon(node),
+                _ => Request::RemoveNode(node),
+            };
+            ask(app, request, vec![]);
+        }
+        Action::Pause => {
+            if app.paused() {
+                app.dialog = Some(Confirm {
+                    question: "Resume the engine?".into(),
+                    details: vec![match app.mode() {
+                        Mode::Auto => "In AUTO mode it will act on its own decisions again.".into(),
+                        _ => {
+                            "Operations in flight continue; new ones still need your confirmation."
+                                .into()
+                        }
+                    }],
+                    on_yes: Confirmed::Resume,
+                    ok_selected: false,
+                });
+            } else {
+                notice(
+                    app,
+                    "engine paused: no operation starts or advances until you resume (p)",
+                    false,
+                );
+                return vec![Effect::Engine(Command::Pause(true))];
+            }
+        }
+        Action::ToggleAuto => {
+            let (target, detail) = match app.mode() {
+                Mode::Auto => (
+                    Mode::Supervised,
+                    "The engine will only suggest; you confirm each action.",
+                ),
+                _ => (
+                    Mode::Auto,
+                    "The engine will start scale-ups and scale-downs on its own.",
+                ),
+            };
+            app.dialog = Some(Confirm {
+                question: format!("Switch to {}?", target.badge()),
+                details: vec![detail.into()],
+                on_yes: Confirmed::SetMode(target),
+                ok_selected: false,
+            });
+        }
+    }
+    Vec::new()
+}
+
+/// Check the request against the engine's safety rules on the latest data;
+/// open the dialog if it passes, say why not if it does not.
+fn ask(app: &mut App, request: Request, reasons: Vec<String>) {
+    let Some(snapshot) = &app.snapshot else {
+        notice(app, "no data yet", true);
+        return;
+    };
+    let Some(record) = &snapshot.record else {
+        notice(
+            app,
+            "refused: the state table is Unknown; refusing to act blind",
+            true,
+        );
+        return;
+    };
+    match validate_request(&app.settings, &snapshot.observation, record, &request) {
+        Ok(intent) => {
+            let mut details = reasons;
+            details.push("It runs under the lock and is checked again on fresh data first.".into());
+            app.dialog = Some(Confirm {
+                question: format!("{}?", capitalise(&intent.label())),
+                details,
+                on_yes: Confirmed::Request(request),
+                ok_selected: false,
+            });
+        }
+        Err(refusal) => notice(app, format!("refused: {refusal}"), true),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+fn on_dialog_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let Some(dialog) = app.dialog.as_mut() else {
+        return Vec::new();
+    };
+    let confirmed = match key.code {
+        KeyCode::Char('y') | KeyCode::Char('Y') => true,
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => false,
+        KeyCode::Enter => dialog.ok_selected,
+        KeyCode::Left
+        | KeyCode::Right
+        | KeyCode::Tab
+        | KeyCode::BackTab
+        | KeyCode::Char('h')
+        | KeyCode::Char('l') => {
+            dialog.ok_selected = !dialog.ok_selected;
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    };
+    let Some(dialog) = app.dialog.take() else {
+        return Vec::new();
+    };
+    if !confirmed {
+        notice(app, "cancelled", false);
+        return Vec::new();
+    }
+    let command = match dialog.on_yes {
+        Confirmed::Request(request) => {
+            notice(app, format!("confirmed: {}", describe(&request)), false);
+            Command::Operator(request)
+        }
+        Confirmed::SetMode(mode) => Command::SetMode(mode),
+        Confirmed::Resume => Command::Pause(false),
+    };
+    vec![Effect::Engine(command)]
+}
+
+fn describe(request: &Request) -> String {
+    match request {
+        Request::Suggested(EngineAction::Hold) => "hold".into(),
+        Request::Suggested(action) => action.label(),
+        Request::AddWorker => "one more worker".into(),
+        Request::RemoveNode(n) => format!("drain and remove {n}"),
+        Request::Cordon(n) => format!("cordon {n}"),
+        Request::Uncordon(n) => format!("uncordon {n}"),
+    }
+}
+
+/// The selected row, if it is a node (instances without a node cannot be
+/// cordoned or drained).
+fn selected_node(app: &App) -> Option<String> {
+    let name = app.selected.as_ref()?;
+    let rows = super::workers::visible(app);
+    rows.iter()
+        .find(|r| &r.name == name && r.ready.is_some())
+        .map(|r| r.name.clone())
+}
+
+fn move_selection(app: &mut App, delta: i64) {
+    match app.focus {
+        Focus::Log => app.log_state.transition(if delta > 0 {
+            tui_logger::TuiWidgetEvent::NextPageKey
+        } else {
+            tui_logger::TuiWidgetEvent::PrevPageKey
+        }),
+        _ => {
+            let rows = super::workers::visible(app);
+            if rows.is_empty() {
+                return;
+            }
+            let current = app
+                .selected
+                .as_ref()
+                .and_then(|s| rows.iter().position(|r| &r.name == s));
+            let next = match current {
+                None => 0,
+                Some(i) => (i as i64 + delta).clamp(0, rows.len() as i64 - 1) as usize,
+            };
+            app.selected = Some(rows[next].name.clone());
+            app.focus = Focus::Workers;
+        }
+    }
+}
+
+fn keep_selection_visible(app: &mut App) {
+    let rows = super::workers::visible(app);
+    let still = app
+        .selected
+        .as_ref()
+        .is_some_and(|s| rows.iter().any(|r| &r.name == s));
+    if !still {
+        app.selected = rows.first().map(|r| r.name.clone());
+    }
+}

@@ -1,0 +1,33 @@
+//! The status line (the latest notice: refusals in red) and the key hints,
+//! generated from the keymap.
+
+use super::theme::Theme;
+use crate::app::App;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render_status(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let line = match &app.notice {
+        Some(n) => Line::from(vec![
+            Span::styled(format!(" {} ", n.at), t.dim),
+            Span::styled(n.text.clone(), if n.error { t.bad } else { t.ok }),
+        ]),
+        None if app.filter_editing => Line::from(Span::styled(
+            " filter: type to match name/instance/AZ/type · Enter keeps · Esc clears",
+            t.dim,
+        )),
+        None => Line::from(""),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+pub fn render_keys(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let mut spans = Vec::new();
+    for (keys, what) in app.keymap.footer() {
+        spans.push(Span::styled(format!(" {keys}"), t.key));
+        spans.push(Span::styled(format!(" {what} "), t.dim));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,112 @@
+//! Overlays: the help generated from the keymap, and the confirmation
+//! dialog (titled "Confirm", y/n, Cancel highlighted by default).
+
+use super::theme::Theme;
+use crate::app::App;
+use crate::app::keymap::Keymap;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+pub fn render_help(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let mut lines = vec![Line::from("")];
+    for binding in &app.keymap.bindings {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:>14}  ", Keymap::keys_label(binding)), t.key),
+            Span::styled(binding.help, t.text),
+        ]));
+    }
+    lines.push(Line::from(""));
+    if app.read_only {
+        lines.push(Line::from(Span::styled(
+            "  read-only: actions that change the cluster are not available",
+            t.warn,
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        "  any key closes this help",
+        t.dim,
+    )));
+    let height = lines.len() as u16 + 2;
+    let rect = centered(area, 76, height);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(t.focused_border)
+                .title(Span::styled(" Help ", t.title)),
+        ),
+        rect,
+    );
+}
+
+pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let Some(dialog) = &app.dialog else {
+        return;
+    };
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(Span::styled(dialog.question.clone(), t.title)),
+        Line::from(""),
+    ];
+    for detail in &dialog.details {
+        lines.push(Line::from(Span::styled(format!("• {detail}"), t.text)));
+    }
+    lines.push(Line::from(""));
+    let button = |label: &str, on: bool| {
+        let style = if on {
+            t.selected.add_modifier(Modifier::BOLD)
+        } else {
+            t.text
+        };
+        Span::styled(format!("[ {label} ]"), style)
+    };
+    lines.push(Line::from(vec![
+        Span::raw("        "),
+        button("Cancel", !dialog.ok_selected),
+        Span::raw("    "),
+        button("OK", dialog.ok_selected),
+    ]));
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled(" y", t.key),
+        Span::styled(" confirm  ", t.dim),
+        Span::styled("n/Esc", t.key),
+        Span::styled(" cancel  ", t.dim),
+        Span::styled("Enter", t.key),
+        Span::styled(" the highlighted button", t.dim),
+    ]));
+    let width = 72;
+    let height = (lines.len() as u16
+        + 2
+        + dialog
+            .details
+            .iter()
+            .map(|d| d.len() as u16 / (width - 4))
+            .sum::<u16>())
+    .min(area.height);
+    let rect = centered(area, width, height);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .border_style(t.warn)
+                .title(Span::styled(" Confirm ", t.title)),
+        ),
+        rect,
+    );
+}

@@ -1,0 +1,108 @@
+//! The workers table: sorted, filtered, the selected row highlighted and
+//! the node an operation touches marked.
+
+use super::theme::Theme;
+use super::{age, block};
+use crate::app::workers::{SortColumn, visible};
+use crate::app::{App, Focus, Marker};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table, TableState};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let rows = visible(app);
+    let total = app.snapshot.as_ref().map_or(0, |s| s.workers.len());
+    let arrow = if app.sort_reverse { "↓" } else { "↑" };
+    let mut title = format!(
+        "Workers {}/{total} · sort {}{arrow}",
+        rows.len(),
+        app.sort.title()
+    );
+    if app.filter_editing || !app.filter.is_empty() {
+        title.push_str(&format!(
+            " · filter /{}{}",
+            app.filter,
+            if app.filter_editing { "▏" } else { "" }
+        ));
+    }
+    let unknown = app
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.observation.cluster.as_ref().err().cloned());
+
+    let header = Row::new(
+        [
+            "", "NAME", "INSTANCE", "AZ", "TYPE", "READY", "CORDON", "CPU", "PODS", "AGE",
+        ]
+        .iter()
+        .map(|h| {
+            let sorted = SortColumn::title(app.sort) == *h;
+            Cell::from(Span::styled(*h, if sorted { t.title } else { t.dim }))
+        }),
+    );
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let (mark, mark_style) = match r.marker {
+                Marker::Draining => ("▼", t.warn),
+                Marker::Launching => ("▲", t.ok),
+                Marker::None => (" ", t.text),
+            };
+            let ready = match r.ready {
+                Some(true) => Span::styled("Ready", t.ok),
+                Some(false) => Span::styled("NotReady", t.bad),
+                None => Span::styled("joining", t.warn),
+            };
+            Row::new(vec![
+                Cell::from(Span::styled(mark, mark_style)),
+                Cell::from(r.name.clone()),
+                Cell::from(r.instance_id.clone()),
+                Cell::from(r.zone.clone()),
+                Cell::from(r.instance_type.clone()),
+                Cell::from(ready),
+                Cell::from(if r.cordoned {
+                    Span::styled("yes", t.warn)
+                } else {
+                    Span::raw("-")
+                }),
+                Cell::from(r.cpu_percent.map_or("-".into(), |c| format!("{c:.0}%"))),
+                Cell::from(r.pods.to_string()),
+                Cell::from(age(app.now, r.created)),
+            ])
+            .style(t.text)
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(1),
+        Constraint::Min(19),
+        Constraint::Length(19),
+        Constraint::Length(10),
+        Constraint::Length(10),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(4),
+        Constraint::Length(4),
+        Constraint::Length(6),
+    ];
+    let mut b = block(&title, app.focus == Focus::Workers, t);
+    if let Some(reason) = unknown {
+        b = b.title_bottom(Line::from(Span::styled(
+            format!(" Kubernetes Unknown: {reason} "),
+            t.bad,
+        )));
+    }
+    let table = Table::new(body, widths)
+        .header(header)
+        .block(b)
+        .row_highlight_style(t.selected)
+        .column_spacing(1);
+    let selected = app
+        .selected
+        .as_ref()
+        .and_then(|s| rows.iter().position(|r| &r.name == s));
+    // TableState is rebuilt each frame from the app's selection: the view
+    // owns no state of its own.
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}

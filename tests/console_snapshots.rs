@@ -1,0 +1,89 @@
+//! Screens of the console at 120×40, rendered to ratatui's TestBackend from
+//! a seeded simulated state and a fixed clock, compared with committed
+//! snapshots (`tests/snapshots/`; accept changes with INSTA_UPDATE=always).
+
+mod support;
+
+use k3s_autoscaler::app::{Msg, update};
+use k3s_autoscaler::ui::{ViewOptions, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const OPTIONS: ViewOptions = ViewOptions {
+    log_timestamps: false,
+};
+
+fn render(app: &k3s_autoscaler::app::App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| view(f, app, OPTIONS)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn press(app: &mut k3s_autoscaler::app::App, code: KeyCode) {
+    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+/// 40 ticks of 15 s: ten minutes into the flash sale, pods pending.
+const TICKS: usize = 40;
+
+#[tokio::test]
+async fn main_screen() {
+    let app = support::seeded_app(false, TICKS).await;
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("scale-up +3"), "{screen}");
+    insta::assert_snapshot!("main_screen", screen);
+}
+
+#[tokio::test]
+async fn help_overlay() {
+    let mut app = support::seeded_app(false, TICKS).await;
+    press(&mut app, KeyCode::Char('?'));
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains(" Help "), "{screen}");
+    insta::assert_snapshot!("help_overlay", screen);
+}
+
+#[tokio::test]
+async fn confirmation_dialog() {
+    let mut app = support::seeded_app(false, TICKS).await;
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains(" Confirm "), "{screen}");
+    assert!(
+        screen.contains("[ Cancel ]") && screen.contains("[ OK ]"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("confirmation_dialog", screen);
+}
+
+#[tokio::test]
+async fn read_only_screen() {
+    let app = support::seeded_app(true, TICKS).await;
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    let footer = screen.lines().last().unwrap();
+    for hidden in ["apply", "worker", "cordon", "remove", "pause"] {
+        assert!(
+            !footer.contains(hidden),
+            "read-only footer shows {hidden}: {footer}"
+        );
+    }
+    insta::assert_snapshot!("read_only_screen", screen);
+}
+
+#[tokio::test]
+async fn a_small_terminal_gets_a_message_not_a_panic() {
+    let app = support::seeded_app(false, 2).await;
+    // A zero-sized terminal draws nothing (TestBackend cannot print one).
+    let mut terminal = Terminal::new(TestBackend::new(0, 0)).unwrap();
+    terminal.draw(|f| view(f, &app, OPTIONS)).unwrap();
+    for (w, h) in [(79, 24), (80, 23), (20, 5), (1, 1)] {
+        let screen = render(&app, w, h);
+        if w >= 20 {
+            assert!(screen.contains("Terminal"), "{w}x{h}: {screen}");
+        }
+    }
+    // Exactly the minimum draws the full layout.
+    assert!(render(&app, 80, 24).contains("Workers"));
+}

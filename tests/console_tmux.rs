@@ -1,0 +1,203 @@
+//! End to end: the real binary's console under tmux (Debian's tmux, which
+//! .ci/run installs). Start `--demo`, wait for the workers, ask for one
+//! more worker, confirm, see the scale-up appear, quit with `q`, exit 0.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_k3s-autoscaler");
+
+struct Tmux {
+    socket: String,
+    session: &'static str,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux must be installed (.ci/run installs Debian's tmux)")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", self.session]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        self.cmd(&["send-keys", "-t", self.session, keys]);
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "waited {timeout:?} for {needle:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn console_confirms_a_scale_up_and_quits_cleanly() {
+    let dir = std::env::temp_dir().join(format!("k3sa-tmux-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status_file: PathBuf = dir.join("status");
+    let _ = std::fs::remove_file(&status_file);
+    let tmux = Tmux {
+        socket: format!("k3sa-test-{}", std::process::id()),
+        session: "console",
+    };
+    let shell = format!(
+        "{BIN} --demo --speed 20 --seed 3; echo $? > {}; sleep 30",
+        status_file.display()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "console",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &shell,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    tmux.wait_for("Workers 5/5", Duration::from_secs(20));
+    tmux.keys("+");
+    let dialog = tmux.wait_for("Confirm", Duration::from_secs(5));
+    assert!(dialog.contains("Scale-up +1?"), "{dialog}");
+    assert!(dialog.contains("[ Cancel ]"), "{dialog}");
+    tmux.keys("y");
+    let screen = tmux.wait_for("scale-up +1 (operator)", Duration::from_secs(20));
+    assert!(screen.contains("started op-"), "{screen}");
+    tmux.keys("q");
+
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && !text.trim().is_empty()
+        {
+            break text.trim().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit after q; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "0", "exit status after q");
+    // The terminal is back: the console's frame is gone from the screen.
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Workers 5/5"),
+        "alternate screen not left:\n{after}"
+    );
+}
+
+#[test]
+fn sigterm_quits_the_console_like_q() {
+    let dir = std::env::temp_dir().join(format!("k3sa-tmux-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status_file = dir.join("status");
+    let _ = std::fs::remove_file(&status_file);
+    let tmux = Tmux {
+        socket: format!("k3sa-test-term-{}", std::process::id()),
+        session: "console",
+    };
+    // tmux 3.3 does not always report a dead pane's status: the shell
+    // around the binary writes it to a file instead.
+    let shell = format!(
+        "{BIN} --demo --read-only; echo $? > {}; sleep 30",
+        status_file.display()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "console",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &shell,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let screen = tmux.wait_for("READ-ONLY", Duration::from_secs(20));
+    assert!(
+        !screen.contains("+ worker"),
+        "read-only footer shows a dangerous key:\n{screen}"
+    );
+    let shell_pid = String::from_utf8_lossy(
+        &tmux
+            .cmd(&["display", "-p", "-t", "console", "#{pane_pid}"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let child = Command::new("pgrep")
+        .args(["-P", &shell_pid])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&child.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!pid.is_empty(), "no console process under the pane's shell");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && !text.trim().is_empty()
+        {
+            break text.trim().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "0", "exit status after SIGTERM");
+    assert!(
+        !tmux.screen().contains("READ-ONLY"),
+        "terminal not restored"
+    );
+}
