@@ -65,6 +65,29 @@ pub struct Cli {
     /// Log lines as human text or one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Create the DynamoDB state table (on-demand billing); safe to run twice.
+    Init,
+    /// One-shot: workers, the lock (owner, fence, lease left) and the operation in flight.
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Break-glass: free the lock whoever holds it and bump the fence. Audited.
+    Unlock {
+        /// Required: this overrides the lock protocol.
+        #[arg(long)]
+        force: bool,
+        /// Why, for the audit trail.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
 }
 
 fn parse_scenario(s: &str) -> Result<ScenarioKind, String> {
@@ -112,6 +135,9 @@ pub fn run(cli: Cli) -> ExitCode {
     if cli.workers == Some(0) {
         return usage_error("--workers must be at least 1");
     }
+    if let Some(command) = &cli.command {
+        return run_command(&cli, command, &config);
+    }
     if !cli.demo {
         return usage_error(
             "real backends are not wired into this build yet: run with --demo (the embedded simulated cluster)",
@@ -131,20 +157,45 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(message) => return usage_error(keymap_error(&cli, message)),
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+    let Some(runtime) = new_runtime() else {
+        return ExitCode::from(EXIT_FAILURE);
     };
     match keymap {
         None => runtime.block_on(run_headless_demo(cli, config)),
         Some(keymap) => runtime.block_on(run_console_demo(cli, config, keymap)),
+    }
+}
+
+fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
+    use crate::runtime::commands;
+    let Some(runtime) = new_runtime() else {
+        return ExitCode::from(EXIT_FAILURE);
+    };
+    logging::init_stderr();
+    let path = cli.config.as_deref();
+    let code = runtime.block_on(async {
+        match command {
+            Command::Init => commands::init(config, path).await,
+            Command::Status { json } => commands::status(config, path, *json).await,
+            Command::Unlock { force, reason } => {
+                commands::unlock(config, path, *force, reason.clone()).await
+            }
+        }
+    });
+    ExitCode::from(code)
+}
+
+fn new_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
     }
 }
 

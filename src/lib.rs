@@ -23,6 +23,7 @@
 //! `ports`, `sim`; `engine` → `ports`; `sim` → `ports` (and the engine's
 //! pure drain rules, to check invariants the same way).
 
+pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;

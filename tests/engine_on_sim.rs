@@ -103,7 +103,10 @@ async fn a_stale_holders_writes_are_refused_by_the_fence() {
         1,
         now,
     );
-    state.write_op(&lease_a, 0, &record).await.unwrap();
+    state
+        .write_op(&lease_a, &OpRecord::default(), &record)
+        .await
+        .unwrap();
 
     // A pauses past its lease; B takes over.
     demo.clock.advance(Duration::from_secs(120));
@@ -124,10 +127,7 @@ async fn a_stale_holders_writes_are_refused_by_the_fence() {
         1,
         later,
     );
-    let refused = state
-        .write_op(&lease_a, record.rev, &stale)
-        .await
-        .unwrap_err();
+    let refused = state.write_op(&lease_a, &record, &stale).await.unwrap_err();
     assert!(
         matches!(refused, PortError::PreconditionFailed(_)),
         "{refused}"
@@ -140,7 +140,12 @@ async fn a_stale_holders_writes_are_refused_by_the_fence() {
         lease_id: b.lease_id,
         fence: b.fence,
     };
-    assert!(state.write_op(&lease_b, 0, &stale).await.is_err());
+    assert!(
+        state
+            .write_op(&lease_b, &OpRecord::default(), &stale)
+            .await
+            .is_err()
+    );
     assert_eq!(
         state.read().await.unwrap().record,
         record,
@@ -180,7 +185,10 @@ async fn a_crash_after_launch_is_adopted_without_a_second_launch() {
         a.fence,
         now,
     );
-    state.write_op(&lease_a, 0, &record).await.unwrap();
+    state
+        .write_op(&lease_a, &OpRecord::default(), &record)
+        .await
+        .unwrap();
     let first = demo
         .ports
         .cloud

@@ -108,8 +108,8 @@ impl StateStore for Recorder {
     async fn release(&self, lease: &Lease) -> PortResult<()> {
         Err(self.mutated(format!("release({})", lease.lease_id)))
     }
-    async fn write_op(&self, _: &Lease, rev: u64, _: &OpRecord) -> PortResult<()> {
-        Err(self.mutated(format!("write_op(rev {rev})")))
+    async fn write_op(&self, _: &Lease, previous: &OpRecord, _: &OpRecord) -> PortResult<()> {
+        Err(self.mutated(format!("write_op(rev {})", previous.rev)))
     }
     async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {
         Err(self.mutated(format!("force_unlock({})", audit.who)))

@@ -216,8 +216,9 @@ pub trait StateStore: Send + Sync {
     async fn renew(&self, lease: &Lease, now: Timestamp, duration: Duration) -> PortResult<()>;
     async fn release(&self, lease: &Lease) -> PortResult<()>;
     /// Fenced write of the operation item: applies only while `lease` holds
-    /// the lock and the stored record still has `expected_rev`.
-    async fn write_op(&self, lease: &Lease, expected_rev: u64, record: &OpRecord)
+    /// the lock and the stored record is still `previous` (same revision,
+    /// same phase).
+    async fn write_op(&self, lease: &Lease, previous: &OpRecord, next: &OpRecord)
     -> PortResult<()>;
     /// Break-glass: free the lock whoever holds it and bump the fence so a
     /// stale holder's writes are refused.

@@ -164,29 +164,27 @@ impl Executor {
         next: OpRecord,
         report: &mut ExecReport,
     ) -> Result<(), String> {
-        match self
-            .ports
-            .state
-            .write_op(&held.lease, record.rev, &next)
-            .await
-        {
+        match self.ports.state.write_op(&held.lease, record, &next).await {
             Ok(()) => {}
-            Err(PortError::OutcomeUnknown(why)) => {
-                // Did it apply? Only a consistent read knows.
+            // Unknown: did it apply? A refused condition can also be our own
+            // earlier attempt that did apply (an SDK retry after a lost
+            // response). Only a consistent read tells.
+            Err(e @ (PortError::OutcomeUnknown(_) | PortError::PreconditionFailed(_))) => {
                 let stored = self
                     .ports
                     .state
                     .read()
                     .await
-                    .map_err(|e| {
-                        format!("write outcome unknown ({why}) and read-back failed: {e}")
+                    .map_err(|read| {
+                        format!("write not confirmed ({e}) and read-back failed: {read}")
                     })?
                     .record;
                 if stored != next {
-                    return Err(format!("write outcome unknown ({why}); it did not apply"));
+                    return Err(format!("fenced write did not apply: {e}"));
                 }
+                info!(target: "engine", "write had applied despite: {e}");
             }
-            Err(e) => return Err(format!("fenced write refused: {e}")),
+            Err(e) => return Err(format!("fenced write failed: {e}")),
         }
         if let Some(op) = &next.op {
             let step = op.steps.last().map(|s| s.text.clone()).unwrap_or_default();

@@ -54,25 +54,31 @@ impl LockClient {
             lease: self.rules.lease,
             skew_margin: self.rules.skew_margin,
         };
-        match self.state.acquire(&request).await {
-            Ok(Some(lock)) => Ok(Acquired::Held(HeldLease::granted(&lock, sent, &self.rules))),
-            Ok(None) => {
-                let holder = self.state.read().await.ok().and_then(|s| s.lock);
-                Ok(Acquired::Busy(holder))
+        let unknown = match self.state.acquire(&request).await {
+            Ok(Some(lock)) => {
+                return Ok(Acquired::Held(HeldLease::granted(&lock, sent, &self.rules)));
             }
+            // Refused: usually someone else holds it, but it can also be our
+            // own earlier attempt that applied before its response was lost.
+            Ok(None) => None,
             Err(PortError::OutcomeUnknown(why)) => {
-                // The write may have applied: a consistent read tells.
                 warn!(target: "lock", "acquire outcome unknown ({why}); reading back");
-                let lock = self.state.read().await?.lock;
-                match lock {
-                    Some(l) if l.in_progress && l.lease_id == lease_id && l.owner == self.owner => {
-                        info!(target: "lock", fence = l.fence, "acquire had applied; holding the lock");
-                        Ok(Acquired::Held(HeldLease::granted(&l, sent, &self.rules)))
-                    }
-                    other => Ok(Acquired::Busy(other)),
-                }
+                Some(why)
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        // The write may have applied: a consistent read tells.
+        let lock = match self.state.read().await {
+            Ok(snapshot) => snapshot.lock,
+            Err(e) if unknown.is_some() => return Err(e),
+            Err(_) => None,
+        };
+        match lock {
+            Some(l) if l.in_progress && l.lease_id == lease_id && l.owner == self.owner => {
+                info!(target: "lock", fence = l.fence, "acquire had applied; holding the lock");
+                Ok(Acquired::Held(HeldLease::granted(&l, sent, &self.rules)))
+            }
+            other => Ok(Acquired::Busy(other)),
         }
     }
 

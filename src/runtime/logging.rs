@@ -27,7 +27,7 @@ pub enum LogFormat {
 /// for the libraries under it.
 pub fn default_filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,k3s_autoscaler=info,engine=info,lock=info,sim=info,runtime=info")
+        EnvFilter::new("warn,k3s_autoscaler=info,engine=info,lock=info,sim=info,runtime=info,audit=info,ec2=info")
     })
 }
 
@@ -46,6 +46,15 @@ pub fn init_stdout(format: LogFormat, clock: Arc<dyn Clock>) {
             .with_target(true)
             .try_init(),
     };
+}
+
+/// Logs of one-shot commands go to stderr: stdout carries their answer.
+pub fn init_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(default_filter())
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }
 
 /// The console's logging: events go to the log pane (tui-logger), never to

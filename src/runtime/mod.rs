@@ -1,6 +1,8 @@
 //! The runtime: the only layer with IO. It wires ports to the engine, runs
 //! ticks, performs operation steps under the lock, and handles shutdown.
 
+pub mod backends;
+pub mod commands;
 pub mod console;
 pub mod demo;
 pub mod engine_loop;

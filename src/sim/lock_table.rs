@@ -95,23 +95,26 @@ impl LockTable {
     }
 
     /// TransactWriteItems: ConditionCheck on the lock + Update of the op item
-    /// conditioned on its revision.
+    /// conditioned on its revision and phase.
     pub fn write_op(
         &mut self,
         lease: &Lease,
-        expected_rev: u64,
-        record: &OpRecord,
+        previous: &OpRecord,
+        next: &OpRecord,
     ) -> PortResult<()> {
         if !self.holds(lease) {
             return Err(self.lost(lease));
         }
-        if self.record.rev != expected_rev {
+        if self.record.rev != previous.rev || self.record.phase() != previous.phase() {
             return Err(PortError::PreconditionFailed(format!(
-                "operation record moved: expected rev {expected_rev}, found {}",
-                self.record.rev
+                "operation record moved: expected rev {} ({:?}), found rev {} ({:?})",
+                previous.rev,
+                previous.phase(),
+                self.record.rev,
+                self.record.phase()
             )));
         }
-        self.record = record.clone();
+        self.record = next.clone();
         Ok(())
     }
 

@@ -174,15 +174,15 @@ impl StateStore for SimPorts {
     async fn write_op(
         &self,
         lease: &Lease,
-        expected_rev: u64,
-        record: &OpRecord,
+        previous: &OpRecord,
+        next: &OpRecord,
     ) -> PortResult<()> {
         self.with(|w, _| {
             let old = w.table.record.clone();
-            w.table.write_op(lease, expected_rev, record)?;
+            w.table.write_op(lease, previous, next)?;
             let now = w.now;
-            w.invariants.on_op_write(now, lease.fence, &old, record);
-            w.accounting.on_op_write(&old, record);
+            w.invariants.on_op_write(now, lease.fence, &old, next);
+            w.accounting.on_op_write(&old, next);
             Ok(())
         })
     }

@@ -257,6 +257,19 @@ impl World {
             .map(|i| i.to_domain())
     }
 
+    /// An instance that is not ours (no managed tags): for conformance and
+    /// fault-injection tests, which check that it is never touched.
+    pub fn add_foreign_instance(&mut self) -> String {
+        let now = self.now;
+        let id = self
+            .fleet
+            .add_instance(&mut self.rng, now, None, None, false);
+        if let Some(i) = self.fleet.instances.get_mut(&id) {
+            i.managed = false;
+        }
+        id
+    }
+
     // ---- writes (each checks the lock holder: invariants 6 and 8) ----------
 
     /// Invariants 6 and 8: a side effect must come from the current lock

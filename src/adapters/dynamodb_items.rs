@@ -1,0 +1,182 @@
+//! The two items of the state table (DESIGN §4) and their translation to
+//! and from DynamoDB attribute maps. Pure: no client here.
+
+use crate::ports::{LockRecord, OpRecord, Operation, PortError, Timestamp};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "pk";
+// Lock item attributes.
+pub const IN_PROGRESS: &str = "scalingInProgress";
+pub const OWNER: &str = "lockOwner";
+pub const LEASE_ID: &str = "leaseId";
+pub const FENCE: &str = "fence";
+pub const UNTIL: &str = "lockUntilEpoch";
+pub const LEASE_MS: &str = "leaseDurationMs";
+pub const LAST_BREAK_GLASS: &str = "lastBreakGlass";
+// Operation item attributes.
+pub const REV: &str = "rev";
+pub const PHASE: &str = "phase";
+pub const OP_ID: &str = "opId";
+pub const KIND: &str = "kind";
+pub const OPERATION: &str = "operation";
+pub const LAST_SCALE_UP: &str = "lastScaleUpEpoch";
+pub const LAST_SCALE_END: &str = "lastScaleEndEpoch";
+pub const UPDATED: &str = "updatedEpoch";
+
+pub fn lock_key(cluster: &str) -> String {
+    format!("lock#{cluster}")
+}
+
+pub fn op_key(cluster: &str) -> String {
+    format!("op#{cluster}")
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        other => Err(PortError::Invalid(format!(
+            "attribute {key}: expected a string, found {other:?}"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, key: &str) -> Result<i64, PortError> {
+    match item.get(key) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| PortError::Invalid(format!("attribute {key}: \"{v}\" is not an integer"))),
+        other => Err(PortError::Invalid(format!(
+            "attribute {key}: expected a number, found {other:?}"
+        ))),
+    }
+}
+
+fn get_opt_n(item: &Item, key: &str) -> Result<Option<i64>, PortError> {
+    match item.get(key) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => get_n(item, key).map(Some),
+    }
+}
+
+pub fn lock_from_item(item: &Item) -> Result<LockRecord, PortError> {
+    let in_progress = match item.get(IN_PROGRESS) {
+        Some(AttributeValue::Bool(b)) => *b,
+        other => {
+            return Err(PortError::Invalid(format!(
+                "attribute {IN_PROGRESS}: expected a boolean, found {other:?}"
+            )));
+        }
+    };
+    Ok(LockRecord {
+        in_progress,
+        owner: item
+            .get(OWNER)
+            .map_or(Ok(""), |_| get_s(item, OWNER))?
+            .to_string(),
+        lease_id: item
+            .get(LEASE_ID)
+            .map_or(Ok(""), |_| get_s(item, LEASE_ID))?
+            .to_string(),
+        fence: u64::try_from(get_n(item, FENCE)?)
+            .map_err(|_| PortError::Invalid("negative fence".into()))?,
+        until: Timestamp(get_opt_n(item, UNTIL)?.unwrap_or(0)),
+        lease_ms: get_opt_n(item, LEASE_MS)?.unwrap_or(0).max(0) as u64,
+    })
+}
+
+/// The operation item. The whole operation is stored as JSON (exact round
+/// trip); the flat attributes beside it are for people reading the table
+/// and for the write conditions.
+pub fn op_record_to_item(cluster: &str, record: &OpRecord) -> Result<Item, PortError> {
+    let mut item = Item::new();
+    item.insert(PK.into(), s(op_key(cluster)));
+    item.insert(REV.into(), n(record.rev));
+    if let Some(t) = record.last_scale_up {
+        item.insert(LAST_SCALE_UP.into(), n(t.0));
+    }
+    if let Some(t) = record.last_scale_end {
+        item.insert(LAST_SCALE_END.into(), n(t.0));
+    }
+    if let Some(op) = &record.op {
+        let json = serde_json::to_string(op)
+            .map_err(|e| PortError::Invalid(format!("encoding the operation: {e}")))?;
+        item.insert(OPERATION.into(), s(json));
+        item.insert(PHASE.into(), s(op.phase.as_str()));
+        item.insert(OP_ID.into(), s(op.id.clone()));
+        item.insert(KIND.into(), s(op.kind.name()));
+        item.insert(UPDATED.into(), n(op.updated.0));
+    }
+    Ok(item)
+}
+
+pub fn op_record_from_item(item: &Item) -> Result<OpRecord, PortError> {
+    let op = match item.get(OPERATION) {
+        None => None,
+        Some(_) => Some(
+            serde_json::from_str::<Operation>(get_s(item, OPERATION)?)
+                .map_err(|e| PortError::Invalid(format!("attribute {OPERATION}: {e}")))?,
+        ),
+    };
+    Ok(OpRecord {
+        rev: u64::try_from(get_n(item, REV)?)
+            .map_err(|_| PortError::Invalid("negative rev".into()))?,
+        op,
+        last_scale_up: get_opt_n(item, LAST_SCALE_UP)?.map(Timestamp),
+        last_scale_end: get_opt_n(item, LAST_SCALE_END)?.map(Timestamp),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::operation::{Intent, start};
+    use crate::ports::Origin;
+
+    #[test]
+    fn op_record_round_trips() {
+        let record = start(
+            &OpRecord::default(),
+            &Intent::ScaleUp { count: 2 },
+            "op-1",
+            Origin::Engine,
+            vec!["why".into()],
+            4,
+            Timestamp(5),
+        );
+        let record = OpRecord {
+            last_scale_up: Some(Timestamp(1)),
+            last_scale_end: Some(Timestamp(2)),
+            ..record
+        };
+        let item = op_record_to_item("c", &record).unwrap();
+        assert_eq!(item.get(PHASE), Some(&s("LaunchIntended")));
+        assert_eq!(op_record_from_item(&item).unwrap(), record);
+        let empty = op_record_to_item("c", &OpRecord::default()).unwrap();
+        assert_eq!(op_record_from_item(&empty).unwrap(), OpRecord::default());
+    }
+
+    #[test]
+    fn garbled_items_are_errors_not_panics() {
+        let mut item = Item::new();
+        item.insert(IN_PROGRESS.into(), s("yes"));
+        assert!(lock_from_item(&item).is_err());
+        let mut item = Item::new();
+        item.insert(REV.into(), n("x"));
+        assert!(op_record_from_item(&item).is_err());
+        let mut item = Item::new();
+        item.insert(REV.into(), n(1));
+        item.insert(OPERATION.into(), s("{not json"));
+        assert!(op_record_from_item(&item).is_err());
+    }
+}

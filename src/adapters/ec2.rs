@@ -1,0 +1,364 @@
+//! `CloudApi` on EC2 (DESIGN §3, §6): managed workers are the instances
+//! tagged with the cluster and role=worker; launches are idempotent twice
+//! over (the op-id tag is checked first, then RunInstances carries the
+//! ClientToken); only instances with both managed tags are ever terminated.
+
+use super::aws::port_error;
+use super::user_data::{UserDataValues, base64, render};
+use crate::config::Ec2Config;
+use crate::ports::cloud::{ROLE_WORKER, TAG_CLUSTER, TAG_OP_ID, TAG_ROLE};
+use crate::ports::{
+    CloudApi, Instance, InstanceState, LaunchRequest, PortError, PortResult, Timestamp,
+};
+use async_trait::async_trait;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType, Tag,
+    TagSpecification,
+};
+use std::collections::BTreeMap;
+
+/// Errors after which the next instance type in the list is tried.
+const TRY_NEXT_TYPE: [&str; 3] = [
+    "InsufficientInstanceCapacity",
+    "Unsupported",
+    "InstanceLimitExceeded",
+];
+
+pub struct Ec2Fleet {
+    client: Client,
+    cluster: String,
+    region: String,
+    config: Ec2Config,
+    template: String,
+}
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    let mut f = Filter::builder().name(name);
+    for v in values {
+        f = f.values(*v);
+    }
+    f.build()
+}
+
+impl Ec2Fleet {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        cluster: &str,
+        config: &Ec2Config,
+        template: String,
+    ) -> Self {
+        Ec2Fleet {
+            client: Client::new(sdk),
+            cluster: cluster.to_string(),
+            region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+            config: config.clone(),
+            template,
+        }
+    }
+
+    fn to_domain(&self, i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+        let tags: BTreeMap<&str, &str> = i
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        let state = match i.state().and_then(|s| s.name())? {
+            InstanceStateName::Pending => InstanceState::Pending,
+            InstanceStateName::Running => InstanceState::Running,
+            InstanceStateName::ShuttingDown => InstanceState::ShuttingDown,
+            InstanceStateName::Terminated => InstanceState::Terminated,
+            InstanceStateName::Stopping => InstanceState::Stopping,
+            InstanceStateName::Stopped => InstanceState::Stopped,
+            _ => return None,
+        };
+        Some(Instance {
+            id: i.instance_id()?.to_string(),
+            state,
+            instance_type: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_string(),
+            private_ip: i.private_ip_address().map(String::from),
+            launched_at: Timestamp(
+                i.launch_time()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or(0),
+            ),
+            op_id: tags.get(TAG_OP_ID).map(|s| s.to_string()),
+            managed: tags.get(TAG_CLUSTER) == Some(&self.cluster.as_str())
+                && tags.get(TAG_ROLE) == Some(&ROLE_WORKER),
+        })
+    }
+
+    /// DescribeInstances with filters, every page; also the subnet of each.
+    async fn describe(
+        &self,
+        filters: Vec<Filter>,
+        ids: &[String],
+    ) -> PortResult<Vec<(Instance, Option<String>)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut request = self
+                .client
+                .describe_instances()
+                .set_filters(Some(filters.clone()));
+            if !ids.is_empty() {
+                request = request.set_instance_ids(Some(ids.to_vec()));
+            }
+            if let Some(t) = &token {
+                request = request.next_token(t);
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(|e| port_error("DescribeInstances", e, false))?;
+            for reservation in page.reservations() {
+                for i in reservation.instances() {
+                    if let Some(instance) = self.to_domain(i) {
+                        out.push((instance, i.subnet_id().map(String::from)));
+                    }
+                }
+            }
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(String::from);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn managed_filters(&self, states: &[&str]) -> Vec<Filter> {
+        vec![
+            filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
+            filter(&format!("tag:{TAG_ROLE}"), &[ROLE_WORKER]),
+            filter("instance-state-name", states),
+        ]
+    }
+
+    /// The configured subnet with the fewest live managed workers.
+    async fn pick_subnet(&self) -> PortResult<Option<String>> {
+        if self.config.subnets.is_empty() {
+            return Ok(None);
+        }
+        let live = self
+            .describe(self.managed_filters(&["pending", "running"]), &[])
+            .await?;
+        let busiest = |subnet: &String| {
+            live.iter()
+                .filter(|(_, s)| s.as_ref() == Some(subnet))
+                .count()
+        };
+        Ok(self
+            .config
+            .subnets
+            .iter()
+            .min_by_key(|s| busiest(s))
+            .cloned())
+    }
+
+    fn tags(&self, op_id: &str) -> TagSpecification {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        let mut all: BTreeMap<&str, &str> = self
+            .config
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.insert(TAG_CLUSTER, &self.cluster);
+        all.insert(TAG_ROLE, ROLE_WORKER);
+        all.insert(TAG_OP_ID, op_id);
+        all.insert("Name", "k3s-worker");
+        for (k, v) in all {
+            spec = spec.tags(Tag::builder().key(k).value(v).build());
+        }
+        spec.build()
+    }
+}
+
+#[async_trait]
+impl CloudApi for Ec2Fleet {
+    async fn managed_instances(&self) -> PortResult<Vec<Instance>> {
+        Ok(self
+            .describe(self.managed_filters(&["pending", "running"]), &[])
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
+        let filters = vec![
+            filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
+            filter(&format!("tag:{TAG_OP_ID}"), &[op_id]),
+            filter(
+                "instance-state-name",
+                &["pending", "running", "shutting-down", "stopping", "stopped"],
+            ),
+        ];
+        Ok(self
+            .describe(filters, &[])
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    async fn master(&self) -> PortResult<Option<Instance>> {
+        let (key, value) = self
+            .config
+            .master_tag
+            .split_once('=')
+            .ok_or_else(|| PortError::Invalid("ec2.master_tag must be key=value".into()))?;
+        let mut found: Vec<Instance> = self
+            .describe(
+                vec![
+                    filter(&format!("tag:{key}"), &[value]),
+                    filter("instance-state-name", &["running"]),
+                ],
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        // More than one match is a tagging mistake; the oldest is the safest guess.
+        found.sort_by_key(|i| (i.launched_at, i.id.clone()));
+        Ok(found.into_iter().next())
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
+        // moto ignores ClientToken; real EC2 honours it. Checking the op-id
+        // tag first keeps a retry from ever launching twice on either.
+        let existing = self.instances_for_op(&request.op_id).await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let ami = self
+            .config
+            .ami
+            .as_deref()
+            .ok_or_else(|| PortError::Invalid("ec2.ami is not set in the config".into()))?;
+        let master = self.master().await?.ok_or_else(|| {
+            PortError::Invalid(format!(
+                "no running K3s server found with tag {}",
+                self.config.master_tag
+            ))
+        })?;
+        let master_address = master.private_ip.ok_or_else(|| {
+            PortError::Invalid(format!(
+                "the K3s server {} has no private address",
+                master.id
+            ))
+        })?;
+        let user_data = render(
+            &self.template,
+            &UserDataValues {
+                cluster: &self.cluster,
+                region: &self.region,
+                master_address: &master_address,
+                token_parameter: &self.config.join_token_parameter,
+                op_id: &request.op_id,
+            },
+        )?;
+        let subnet = self.pick_subnet().await?;
+        let count = i32::try_from(request.count)
+            .map_err(|_| PortError::Invalid("launch count too large".into()))?;
+        let mut refusals = Vec::new();
+        for (i, instance_type) in self.config.instance_types.iter().enumerate() {
+            let mut run = self
+                .client
+                .run_instances()
+                .image_id(ami)
+                .instance_type(InstanceType::from(instance_type.as_str()))
+                .min_count(count)
+                .max_count(count)
+                // One token per type: EC2 refuses a reused token with other parameters.
+                .client_token(format!("{}-{i}", request.client_token))
+                .metadata_options(
+                    InstanceMetadataOptionsRequest::builder()
+                        .http_tokens(HttpTokensState::Required)
+                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                        .build(),
+                )
+                .tag_specifications(self.tags(&request.op_id))
+                .user_data(base64(user_data.as_bytes()));
+            if let Some(subnet) = &subnet {
+                run = run.subnet_id(subnet);
+            }
+            for group in &self.config.security_groups {
+                run = run.security_group_ids(group);
+            }
+            if let Some(profile) = &self.config.instance_profile {
+                run = run.iam_instance_profile(
+                    IamInstanceProfileSpecification::builder()
+                        .name(profile)
+                        .build(),
+                );
+            }
+            if let Some(key) = &self.config.key_name {
+                run = run.key_name(key);
+            }
+            match run.send().await {
+                Ok(out) => {
+                    return Ok(out
+                        .instances()
+                        .iter()
+                        .filter_map(|i| self.to_domain(i))
+                        .collect());
+                }
+                Err(e) if e.code().is_some_and(|c| TRY_NEXT_TYPE.contains(&c)) => {
+                    tracing::warn!(target: "ec2", instance_type = %instance_type, "RunInstances refused: {}; trying the next type", e.code().unwrap_or(""));
+                    refusals.push(format!("{instance_type}: {}", e.code().unwrap_or("")));
+                }
+                Err(e) => return Err(port_error("RunInstances", e, true)),
+            }
+        }
+        Err(PortError::InsufficientCapacity(refusals.join("; ")))
+    }
+
+    async fn terminate(&self, ids: &[String]) -> PortResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Refuse before any change unless every id is a managed worker.
+        let found = match self.describe(vec![], ids).await {
+            Ok(found) => found,
+            Err(PortError::NotFound(why)) => {
+                return Err(PortError::Refused(format!("not a managed worker: {why}")));
+            }
+            Err(e) => return Err(e),
+        };
+        for id in ids {
+            match found.iter().find(|(i, _)| &i.id == id) {
+                Some((i, _)) if i.managed => {}
+                Some(_) => {
+                    return Err(PortError::Refused(format!(
+                        "{id} is not a managed worker of cluster {} (needs tags {TAG_CLUSTER}={} and {TAG_ROLE}={ROLE_WORKER})",
+                        self.cluster, self.cluster
+                    )));
+                }
+                None => return Err(PortError::Refused(format!("{id} does not exist"))),
+            }
+        }
+        let mut request = self.client.terminate_instances();
+        for id in ids {
+            request = request.instance_ids(id);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| port_error("TerminateInstances", e, true))?;
+        Ok(())
+    }
+}

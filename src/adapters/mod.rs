@@ -1,0 +1,8 @@
+//! Adapters: each translates one port to a real system and decides nothing
+//! (DESIGN §1).
+
+pub mod aws;
+pub mod dynamodb;
+pub mod dynamodb_items;
+pub mod ec2;
+pub mod user_data;

@@ -1,0 +1,123 @@
+//! Worker user data (DESIGN §6): a template with `{{placeholders}}`,
+//! rendered at launch with the master's address and the *name* of the SSM
+//! parameter that holds the join token. The token itself never passes
+//! through here.
+
+use crate::ports::PortError;
+
+/// The default template, built in, so a binary installed anywhere can launch.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../assets/user-data.sh.tmpl");
+
+pub struct UserDataValues<'a> {
+    pub cluster: &'a str,
+    pub region: &'a str,
+    pub master_address: &'a str,
+    pub token_parameter: &'a str,
+    pub op_id: &'a str,
+}
+
+pub fn render(template: &str, v: &UserDataValues<'_>) -> Result<String, PortError> {
+    let mut out = template.to_string();
+    for (key, value) in [
+        ("cluster", v.cluster),
+        ("region", v.region),
+        ("master_address", v.master_address),
+        ("token_parameter", v.token_parameter),
+        ("op_id", v.op_id),
+    ] {
+        if value.contains(['"', '\'', '`', '$', '\\', '\n']) {
+            return Err(PortError::Invalid(format!(
+                "user data value {key} contains shell metacharacters: {value:?}"
+            )));
+        }
+        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    if let Some(start) = out.find("{{") {
+        let rest = &out[start..];
+        let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
+        return Err(PortError::Invalid(format!(
+            "user data template has an unknown placeholder {}",
+            &rest[..end]
+        )));
+    }
+    Ok(out)
+}
+
+/// Standard base64 with padding (EC2's UserData encoding).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> UserDataValues<'static> {
+        UserDataValues {
+            cluster: "prod",
+            region: "eu-west-1",
+            master_address: "10.0.1.5",
+            token_parameter: "/k3s/agent-token",
+            op_id: "op-1",
+        }
+    }
+
+    #[test]
+    fn renders_the_default_template_with_no_placeholder_left() {
+        let text = render(DEFAULT_TEMPLATE, &values()).unwrap();
+        assert!(text.starts_with("#!/bin/bash"));
+        assert!(text.contains("MASTER=\"10.0.1.5\""));
+        assert!(text.contains("K3S_URL=\"https://$MASTER:6443\""));
+        assert!(text.contains("/k3s/agent-token"));
+        assert!(text.contains("--with-decryption"));
+        assert!(!text.contains("{{"));
+    }
+
+    #[test]
+    fn unknown_placeholders_and_metacharacters_are_refused() {
+        assert!(render("{{nope}}", &values()).is_err());
+        let bad = UserDataValues {
+            master_address: "1.2.3.4; rm -rf /",
+            ..values()
+        };
+        assert!(
+            render(DEFAULT_TEMPLATE, &bad).is_ok(),
+            "a semicolon is inside quotes"
+        );
+        let bad = UserDataValues {
+            master_address: "$(reboot)",
+            ..values()
+        };
+        assert!(render(DEFAULT_TEMPLATE, &bad).is_err());
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+}

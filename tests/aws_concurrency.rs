@@ -1,0 +1,251 @@
+//! Concurrency on the real path: eight independent engines (each with its
+//! own DynamoDB and EC2 clients) start together against one moto server,
+//! all fed the same scale-up observation. Exactly one operation may exist
+//! and exactly its count of instances may be launched. Twenty rounds.
+
+mod support;
+
+use async_trait::async_trait;
+use k3s_autoscaler::adapters::dynamodb::DynamoStateStore;
+use k3s_autoscaler::adapters::ec2::Ec2Fleet;
+use k3s_autoscaler::adapters::user_data::DEFAULT_TEMPLATE;
+use k3s_autoscaler::engine::PolicyMemory;
+use k3s_autoscaler::ports::*;
+use k3s_autoscaler::runtime::Shutdown;
+use k3s_autoscaler::runtime::executor::{Executor, StartRequest};
+use k3s_autoscaler::runtime::ids::IdSource;
+use k3s_autoscaler::runtime::lease::LockClient;
+use k3s_autoscaler::runtime::settings::engine_settings;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The same observation for every engine: five Ready workers at 90 % CPU.
+/// (Kubernetes and Prometheus are not what this test is about.)
+struct BusyCluster {
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl MetricsSource for BusyCluster {
+    async fn instant(&self, _: Signal) -> Reading {
+        Reading::Known {
+            value: 90.0,
+            at: self.clock.now(),
+        }
+    }
+    async fn node_cpu(&self) -> PortResult<BTreeMap<String, f64>> {
+        Ok(BTreeMap::new())
+    }
+    async fn range(
+        &self,
+        _: Signal,
+        _: Timestamp,
+        _: Timestamp,
+        _: Duration,
+    ) -> PortResult<Vec<Sample>> {
+        Ok(vec![])
+    }
+}
+
+#[async_trait]
+impl ClusterApi for BusyCluster {
+    async fn nodes(&self) -> PortResult<Vec<Node>> {
+        Ok((0..5)
+            .map(|i| Node {
+                name: format!("w{i}"),
+                instance_id: Some(format!("i-static{i}")),
+                ready: true,
+                cordoned: false,
+                allocatable: Resources::new(1_900, 7 << 30),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                created: Timestamp(0),
+            })
+            .collect())
+    }
+    async fn pods(&self) -> PortResult<Vec<Pod>> {
+        Ok(vec![])
+    }
+    async fn pods_on(&self, _: &str) -> PortResult<Vec<Pod>> {
+        Ok(vec![])
+    }
+    async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
+        Ok(vec![])
+    }
+    async fn set_cordoned(&self, _: &str, _: bool) -> PortResult<()> {
+        Ok(())
+    }
+    async fn evict(&self, _: &PodRef) -> PortResult<EvictionOutcome> {
+        Ok(EvictionOutcome::Evicted)
+    }
+    async fn delete_node(&self, _: &str) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+async fn engine(cluster: &str, table: &str, n: usize, master_tag: &str) -> Executor {
+    // Its own SDK config, hence its own clients and connection pools.
+    let sdk = support::moto_sdk().await;
+    let mut config = support::moto_config(cluster, table);
+    config.ec2.master_tag = master_tag.to_string();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let busy = Arc::new(BusyCluster {
+        clock: clock.clone(),
+    });
+    let ports = Ports {
+        metrics: busy.clone(),
+        cluster: busy,
+        cloud: Arc::new(Ec2Fleet::new(
+            &sdk,
+            cluster,
+            &config.ec2,
+            DEFAULT_TEMPLATE.into(),
+        )),
+        state: Arc::new(DynamoStateStore::new(&sdk, table, cluster)),
+        clock: clock.clone(),
+    };
+    let settings = engine_settings(&config);
+    let ids = Arc::new(IdSource::random());
+    let lock = LockClient::new(
+        ports.state.clone(),
+        clock,
+        settings.lease.clone(),
+        format!("engine-{n}:{}", ids.uuid()),
+        ids.clone(),
+    );
+    Executor::new(ports, settings, lock, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_engines_twenty_rounds_zero_double_launches() {
+    let sdk = support::moto_sdk().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let mut tally = Vec::new();
+    let mut contended = 0;
+    for round in 0..20 {
+        let cluster = support::unique(&format!("race{round}"));
+        let table = support::unique(&format!("race{round}"));
+        DynamoStateStore::new(&sdk, &table, &cluster)
+            .create_table()
+            .await
+            .unwrap();
+        let master_tag = format!("k3s-autoscaler/master={cluster}");
+        run_master(&ec2, &cluster).await;
+
+        let mut engines = Vec::new();
+        for n in 0..8 {
+            engines.push(engine(&cluster, &table, n, &master_tag).await);
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(engines.len()));
+        let mut tasks = Vec::new();
+        for executor in engines {
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                executor
+                    .run(
+                        Some(StartRequest::Engine {
+                            memory: PolicyMemory::default(),
+                        }),
+                        &Shutdown::new(),
+                    )
+                    .await
+            }));
+        }
+        let mut started = Vec::new();
+        let mut busy = 0;
+        for task in tasks {
+            let report = task.await.unwrap();
+            busy += usize::from(report.busy_holder.is_some() || !report.lock_taken);
+            if let Some(id) = report.started {
+                started.push(id);
+            }
+        }
+        contended += usize::from(busy > 0);
+        // Count what EC2 says, not what the engines say.
+        let out = ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:k3s-autoscaler/cluster")
+                    .values(&cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let instances: Vec<_> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .collect();
+        let op_ids: BTreeSet<String> = instances
+            .iter()
+            .filter_map(|i| {
+                i.tags()
+                    .iter()
+                    .find(|t| t.key() == Some("k3s-autoscaler/op-id"))
+            })
+            .filter_map(|t| t.value().map(String::from))
+            .collect();
+        let state = DynamoStateStore::new(&sdk, &table, &cluster)
+            .read()
+            .await
+            .unwrap();
+        let op = state.record.op.expect("one operation recorded");
+        let OpKind::ScaleUp { count, .. } = op.kind else {
+            panic!("not a scale-up: {:?}", op.kind)
+        };
+        tally.push((round, started.len(), op_ids.len(), instances.len(), count));
+        assert_eq!(
+            started,
+            vec![op.id.clone()],
+            "round {round}: exactly one engine starts the operation"
+        );
+        assert_eq!(
+            op_ids,
+            BTreeSet::from([op.id.clone()]),
+            "round {round}: one op id on the instances"
+        );
+        assert_eq!(
+            instances.len(),
+            count as usize,
+            "round {round}: double launch"
+        );
+    }
+    let double = tally
+        .iter()
+        .filter(|(_, _, _, launched, count)| launched > &(*count as usize))
+        .count();
+    println!("rounds with lock contention: {contended}");
+    println!(
+        "rounds: {}, engines per round: 8, operations started per round: {:?}, instances launched per round: {:?}, double launches: {double}",
+        tally.len(),
+        tally.iter().map(|t| t.1).collect::<Vec<_>>(),
+        tally.iter().map(|t| t.3).collect::<Vec<_>>()
+    );
+    assert_eq!(double, 0);
+}
+
+async fn run_master(ec2: &aws_sdk_ec2::Client, cluster: &str) {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    ec2.run_instances()
+        .image_id("ami-12345678")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(
+                    Tag::builder()
+                        .key("k3s-autoscaler/master")
+                        .value(cluster)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}

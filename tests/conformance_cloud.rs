@@ -1,0 +1,343 @@
+//! The `CloudApi` conformance suite, written once against the trait and run
+//! against the simulator and against the EC2 adapter on moto's server.
+
+mod support;
+
+use async_trait::async_trait;
+use k3s_autoscaler::adapters::ec2::Ec2Fleet;
+use k3s_autoscaler::adapters::user_data::DEFAULT_TEMPLATE;
+use k3s_autoscaler::ports::*;
+use k3s_autoscaler::sim::ScenarioKind;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What a case needs besides the port: instances that are not ours.
+#[async_trait]
+trait Fixture: Send + Sync {
+    fn cloud(&self) -> Arc<dyn CloudApi>;
+    /// An instance with no managed tags.
+    async fn add_unmanaged(&self) -> String;
+    /// An instance of another cluster (managed tags, other cluster name).
+    async fn add_other_cluster(&self) -> String;
+    /// The K3s server's id.
+    async fn master_id(&self) -> String;
+    async fn is_live(&self, id: &str) -> bool;
+}
+
+fn launch_request(op: &str, count: u32) -> LaunchRequest {
+    LaunchRequest {
+        op_id: op.into(),
+        client_token: format!("k3sa-{op}"),
+        count,
+    }
+}
+
+fn ids(instances: &[Instance]) -> BTreeSet<String> {
+    instances.iter().map(|i| i.id.clone()).collect()
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn launching_twice_for_one_op_returns_the_same_instances(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let before = ids(&cloud.managed_instances().await.unwrap());
+        let first = cloud.launch(&launch_request("op-1", 2)).await.unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(
+            first
+                .iter()
+                .all(|i| i.managed && i.op_id.as_deref() == Some("op-1")),
+            "{first:?}"
+        );
+        let again = cloud.launch(&launch_request("op-1", 2)).await.unwrap();
+        assert_eq!(ids(&again), ids(&first), "a retry must not launch twice");
+        assert_eq!(
+            ids(&cloud.instances_for_op("op-1").await.unwrap()),
+            ids(&first)
+        );
+        let after = ids(&cloud.managed_instances().await.unwrap());
+        assert_eq!(
+            after.difference(&before).cloned().collect::<BTreeSet<_>>(),
+            ids(&first)
+        );
+        // Another op launches its own.
+        let other = cloud.launch(&launch_request("op-2", 1)).await.unwrap();
+        assert!(ids(&other).is_disjoint(&ids(&first)));
+    }
+
+    pub async fn only_live_managed_workers_of_this_cluster_are_listed(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let unmanaged = f.add_unmanaged().await;
+        let foreign = f.add_other_cluster().await;
+        let master = f.master_id().await;
+        let mine = cloud.launch(&launch_request("op-3", 2)).await.unwrap();
+        let listed = ids(&cloud.managed_instances().await.unwrap());
+        for other in [&unmanaged, &foreign, &master] {
+            assert!(!listed.contains(other), "{other} is not a managed worker");
+        }
+        assert!(ids(&mine).is_subset(&listed));
+        cloud.terminate(&[mine[0].id.clone()]).await.unwrap();
+        let listed = ids(&cloud.managed_instances().await.unwrap());
+        assert!(
+            !listed.contains(&mine[0].id),
+            "a terminated worker is not live"
+        );
+        assert!(listed.contains(&mine[1].id));
+    }
+
+    pub async fn terminate_refuses_anything_unmanaged_before_any_change(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let mine = cloud.launch(&launch_request("op-4", 1)).await.unwrap();
+        for other in [
+            f.add_unmanaged().await,
+            f.add_other_cluster().await,
+            f.master_id().await,
+        ] {
+            let refused = cloud
+                .terminate(&[mine[0].id.clone(), other.clone()])
+                .await
+                .unwrap_err();
+            assert!(matches!(refused, PortError::Refused(_)), "{refused}");
+            assert!(f.is_live(&other).await, "{other} was touched");
+            assert!(
+                f.is_live(&mine[0].id).await,
+                "the managed one was terminated despite the refusal"
+            );
+        }
+        let missing = cloud
+            .terminate(&["i-0000000000000dead".to_string()])
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, PortError::Refused(_)), "{missing}");
+    }
+
+    pub async fn the_master_is_found_by_its_tag(f: Box<dyn Fixture>) {
+        let master = f.cloud().master().await.unwrap().expect("a master");
+        assert_eq!(master.id, f.master_id().await);
+        assert!(!master.managed);
+        assert!(master.private_ip.is_some());
+    }
+}
+
+struct SimFixture {
+    demo: k3s_autoscaler::runtime::demo::Demo,
+}
+
+#[async_trait]
+impl Fixture for SimFixture {
+    fn cloud(&self) -> Arc<dyn CloudApi> {
+        self.demo.ports.cloud.clone()
+    }
+    async fn add_unmanaged(&self) -> String {
+        k3s_autoscaler::sim::ports::lock(&self.demo.world).add_foreign_instance()
+    }
+    async fn add_other_cluster(&self) -> String {
+        // The simulator has one cluster: another cluster's worker is, to
+        // it, simply not managed.
+        self.add_unmanaged().await
+    }
+    async fn master_id(&self) -> String {
+        self.demo.ports.cloud.master().await.unwrap().unwrap().id
+    }
+    async fn is_live(&self, id: &str) -> bool {
+        let world = k3s_autoscaler::sim::ports::lock(&self.demo.world);
+        world
+            .fleet
+            .instances
+            .get(id)
+            .is_some_and(|i| i.state.is_live())
+    }
+}
+
+struct MotoFixture {
+    fleet: Arc<Ec2Fleet>,
+    ec2: aws_sdk_ec2::Client,
+    cluster: String,
+    master: String,
+}
+
+impl MotoFixture {
+    async fn new() -> Self {
+        let sdk = support::moto_sdk().await;
+        let cluster = support::unique("conf-cloud");
+        let mut config = support::moto_config(&cluster, "unused");
+        // A master tag of our own, so parallel tests never see each other's.
+        config.ec2.master_tag = format!("k3s-autoscaler/master={cluster}");
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let master = run(&ec2, &[("k3s-autoscaler/master", &cluster)]).await;
+        MotoFixture {
+            fleet: Arc::new(Ec2Fleet::new(
+                &sdk,
+                &cluster,
+                &config.ec2,
+                DEFAULT_TEMPLATE.into(),
+            )),
+            ec2,
+            cluster,
+            master,
+        }
+    }
+}
+
+async fn run(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .unwrap();
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+#[async_trait]
+impl Fixture for MotoFixture {
+    fn cloud(&self) -> Arc<dyn CloudApi> {
+        self.fleet.clone()
+    }
+    async fn add_unmanaged(&self) -> String {
+        run(&self.ec2, &[("Name", "not-ours")]).await
+    }
+    async fn add_other_cluster(&self) -> String {
+        let other = format!("{}-other", self.cluster);
+        run(
+            &self.ec2,
+            &[
+                ("k3s-autoscaler/cluster", &other),
+                ("k3s-autoscaler/role", "worker"),
+            ],
+        )
+        .await
+    }
+    async fn master_id(&self) -> String {
+        self.master.clone()
+    }
+    async fn is_live(&self, id: &str) -> bool {
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .any(|i| {
+                matches!(
+                    i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                    Some("pending" | "running")
+                )
+            })
+    }
+}
+
+async fn sim() -> Box<dyn Fixture> {
+    let (_, demo) = support::demo(ScenarioKind::Steady, 1, false);
+    Box::new(SimFixture { demo })
+}
+
+async fn moto() -> Box<dyn Fixture> {
+    Box::new(MotoFixture::new().await)
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod on_simulator {
+            use super::*;
+            $( #[tokio::test] async fn $case() { cases::$case(sim().await).await } )*
+        }
+        mod on_ec2_moto {
+            use super::*;
+            $( #[tokio::test] async fn $case() { cases::$case(moto().await).await } )*
+        }
+    };
+}
+
+conformance!(
+    launching_twice_for_one_op_returns_the_same_instances,
+    only_live_managed_workers_of_this_cluster_are_listed,
+    terminate_refuses_anything_unmanaged_before_any_change,
+    the_master_is_found_by_its_tag,
+);
+
+#[tokio::test]
+async fn a_launch_carries_the_tags_imdsv2_and_user_data_without_a_secret() {
+    let f = MotoFixture::new().await;
+    let launched = f.fleet.launch(&launch_request("op-tags", 1)).await.unwrap();
+    let id = &launched[0].id;
+    let out = f
+        .ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &out.reservations()[0].instances()[0];
+    let tags: std::collections::BTreeMap<&str, &str> = instance
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(
+        tags.get("k3s-autoscaler/cluster"),
+        Some(&f.cluster.as_str())
+    );
+    assert_eq!(tags.get("k3s-autoscaler/role"), Some(&"worker"));
+    assert_eq!(tags.get("k3s-autoscaler/op-id"), Some(&"op-tags"));
+    let imds = instance
+        .metadata_options()
+        .and_then(|m| m.http_tokens())
+        .map(|t| t.as_str());
+    assert_eq!(imds, Some("required"));
+    let attr = f
+        .ec2
+        .describe_instance_attribute()
+        .instance_id(id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = attr
+        .user_data()
+        .and_then(|u| u.value())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!encoded.is_empty(), "user data was sent");
+    let decoded = decode_base64(&encoded);
+    assert!(decoded.contains("--with-decryption"), "{decoded}");
+    assert!(
+        decoded.contains("/k3s/agent-token"),
+        "the parameter name, not a value"
+    );
+    assert!(
+        decoded.contains("--node-name \"$INSTANCE_ID\""),
+        "{decoded}"
+    );
+}
+
+fn decode_base64(text: &str) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
