@@ -73,6 +73,8 @@ pub struct Cli {
 pub enum Command {
     /// Create the DynamoDB state table (on-demand billing); safe to run twice.
     Init,
+    /// Reach every backend once, print a table, exit non-zero if any failed.
+    Check,
     /// One-shot: workers, the lock (owner, fence, lease left) and the operation in flight.
     Status {
         /// One JSON object instead of text.
@@ -138,11 +140,6 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Some(command) = &cli.command {
         return run_command(&cli, command, &config);
     }
-    if !cli.demo {
-        return usage_error(
-            "real backends are not wired into this build yet: run with --demo (the embedded simulated cluster)",
-        );
-    }
     let headless = cli.auto || cli.once;
     let keymap = if headless {
         None
@@ -160,9 +157,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let Some(runtime) = new_runtime() else {
         return ExitCode::from(EXIT_FAILURE);
     };
-    match keymap {
-        None => runtime.block_on(run_headless_demo(cli, config)),
-        Some(keymap) => runtime.block_on(run_console_demo(cli, config, keymap)),
+    match (cli.demo, keymap) {
+        (true, None) => runtime.block_on(run_headless_demo(cli, config)),
+        (true, Some(keymap)) => runtime.block_on(run_console_demo(cli, config, keymap)),
+        (false, keymap) => runtime.block_on(run_real(cli, config, keymap)),
     }
 }
 
@@ -176,6 +174,7 @@ fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
     let code = runtime.block_on(async {
         match command {
             Command::Init => commands::init(config, path).await,
+            Command::Check => crate::runtime::check::check(config, path).await,
             Command::Status { json } => commands::status(config, path, *json).await,
             Command::Unlock { force, reason } => {
                 commands::unlock(config, path, *force, reason.clone()).await
@@ -267,6 +266,107 @@ async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitCode 
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The real backends: the console (supervised or read-only) or `--auto`.
+async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitCode {
+    use crate::runtime::backends::{Backends, hostname};
+    use crate::runtime::executor::Executor;
+    use crate::runtime::ids::IdSource;
+    use crate::runtime::lease::LockClient;
+    use std::sync::Arc;
+    let mode = match (cli.read_only, &keymap) {
+        (true, _) => Mode::ReadOnly,
+        (false, None) => Mode::Auto,
+        (false, Some(_)) => Mode::Supervised,
+    };
+    let backends = match Backends::connect(&config, cli.config.as_deref()).await {
+        Ok(b) => b,
+        Err(e) => return usage_error(e),
+    };
+    let ports = match backends.ports() {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    // A missing table is a setup step not done, not a transient failure.
+    if let Err(e) = backends.state.check_table().await {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let settings = engine_settings(&config);
+    let executor = (mode != Mode::ReadOnly).then(|| {
+        let ids = Arc::new(IdSource::random());
+        let role = if mode == Mode::Auto {
+            "auto"
+        } else {
+            "console"
+        };
+        let owner =
+            crate::engine::lock::owner_id(&hostname(), std::process::id(), role, &ids.uuid());
+        let lock = LockClient::new(
+            ports.state.clone(),
+            ports.clock.clone(),
+            settings.lease.clone(),
+            owner,
+            ids.clone(),
+        );
+        Executor::new(ports.clone(), settings.clone(), lock, ids)
+    });
+    let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
+    let shutdown = Shutdown::new();
+    let interval = config.engine.interval.get();
+    match keymap {
+        Some(keymap) => {
+            logging::init_console();
+            shutdown.listen_for_signals();
+            let mut app = App::new(
+                config.cluster.name.clone(),
+                false,
+                mode == Mode::ReadOnly,
+                keymap,
+                settings,
+                ports.clock.now(),
+            );
+            app.light_theme = config.ui.theme == "light";
+            let options = ViewOptions {
+                log_timestamps: true,
+            };
+            match console::run(app, engine, ports, interval, options, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        None => {
+            logging::init_stdout(cli.log_format, ports.clock.clone());
+            shutdown.listen_for_signals();
+            tracing::info!(
+                target: "runtime",
+                cluster = %config.cluster.name,
+                mode = mode.badge(),
+                owner = engine.owner().unwrap_or("-"),
+                "engine started on the real backends"
+            );
+            let stop = StopAfter {
+                ticks: if cli.once { Some(1) } else { cli.ticks },
+                duration: cli.days.map(|d| Duration::from_secs_f64(d * 86_400.0)),
+                full_last_interval: false,
+            };
+            let outcome = headless::run(
+                &mut engine,
+                ports.clock.clone(),
+                interval,
+                stop,
+                None,
+                &shutdown,
+            )
+            .await;
+            tracing::info!(target: "runtime", ticks = outcome.ticks, "engine stopped");
+            ExitCode::SUCCESS
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct PrometheusConfig {
     pub timeout: ConfigDuration,
     pub max_staleness: ConfigDuration,
     pub cpu_query: String,
+    /// Per-node CPU % for the workers table, by the `node` label.
+    pub node_cpu_query: String,
     pub unschedulable_query: String,
     pub ready_workers_query: String,
     /// Name of an environment variable holding a bearer token (never the token).
@@ -125,7 +127,8 @@ impl Default for PrometheusConfig {
             timeout: ConfigDuration::secs(5),
             max_staleness: ConfigDuration::secs(120),
             cpu_query: "100 * (1 - avg(rate(node_cpu_seconds_total{mode=\"idle\",k3s_role=\"worker\"}[2m])))".into(),
-            unschedulable_query: "sum(kube_pod_status_unschedulable)".into(),
+            node_cpu_query: "100 * (1 - avg by (node) (rate(node_cpu_seconds_total{mode=\"idle\",k3s_role=\"worker\"}[2m])))".into(),
+            unschedulable_query: "sum(kube_pod_status_unschedulable) or vector(0)".into(),
             ready_workers_query: "sum(kube_node_status_condition{condition=\"Ready\",status=\"true\"} * on(node) group_left() kube_node_labels{label_k3s_autoscaler_role=\"worker\"})".into(),
             bearer_token_env: None,
             basic_auth_user: None,

@@ -5,4 +5,8 @@ pub mod aws;
 pub mod dynamodb;
 pub mod dynamodb_items;
 pub mod ec2;
+pub mod kube;
+pub mod kube_convert;
+pub mod prometheus;
+pub mod prometheus_response;
 pub mod user_data;

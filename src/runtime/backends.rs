@@ -3,13 +3,23 @@
 use crate::adapters::aws::sdk_config;
 use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::ec2::Ec2Fleet;
+use crate::adapters::kube::KubeCluster;
+use crate::adapters::prometheus::PrometheusMetrics;
 use crate::adapters::user_data::DEFAULT_TEMPLATE;
 use crate::config::{Config, Ec2Config};
+use crate::ports::{Clock, Ports, SystemClock};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub struct AwsBackends {
-    pub state: DynamoStateStore,
-    pub cloud: Ec2Fleet,
+/// Every real adapter. Kubernetes and Prometheus may fail to build (no
+/// kubeconfig, a credential variable not set): that is kept as the reason,
+/// so `status` and `check` can still report the others.
+pub struct Backends {
+    pub state: Arc<DynamoStateStore>,
+    pub cloud: Arc<Ec2Fleet>,
+    pub cluster: Result<Arc<KubeCluster>, String>,
+    pub metrics: Result<Arc<PrometheusMetrics>, String>,
+    pub clock: Arc<dyn Clock>,
     pub region: String,
 }
 
@@ -34,18 +44,53 @@ pub fn user_data_template(ec2: &Ec2Config, config_path: Option<&Path>) -> Result
     }
 }
 
-pub async fn aws(config: &Config, config_path: Option<&Path>) -> Result<AwsBackends, String> {
-    let sdk = sdk_config(&config.aws).await;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "(no region)".into());
-    let template = user_data_template(&config.ec2, config_path)?;
-    Ok(AwsBackends {
-        state: DynamoStateStore::new(&sdk, &config.dynamodb.table, &config.cluster.name),
-        cloud: Ec2Fleet::new(&sdk, &config.cluster.name, &config.ec2, template),
-        region,
-    })
+impl Backends {
+    pub async fn connect(config: &Config, config_path: Option<&Path>) -> Result<Backends, String> {
+        let sdk = sdk_config(&config.aws).await;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "(no region)".into());
+        let template = user_data_template(&config.ec2, config_path)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        Ok(Backends {
+            state: Arc::new(DynamoStateStore::new(
+                &sdk,
+                &config.dynamodb.table,
+                &config.cluster.name,
+            )),
+            cloud: Arc::new(Ec2Fleet::new(
+                &sdk,
+                &config.cluster.name,
+                &config.ec2,
+                template,
+            )),
+            cluster: KubeCluster::connect(&config.kubernetes).await.map(Arc::new),
+            metrics: PrometheusMetrics::new(&config.prometheus, clock.clone()).map(Arc::new),
+            clock,
+            region,
+        })
+    }
+
+    /// All four ports, for the engine; an adapter that could not be built
+    /// is a configuration problem the engine cannot run without.
+    pub fn ports(&self) -> Result<Ports, String> {
+        let cluster = self
+            .cluster
+            .clone()
+            .map_err(|e| format!("Kubernetes: {e}"))?;
+        let metrics = self
+            .metrics
+            .clone()
+            .map_err(|e| format!("Prometheus: {e}"))?;
+        Ok(Ports {
+            metrics,
+            cluster,
+            cloud: self.cloud.clone(),
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+        })
+    }
 }
 
 /// `user@host`, for audit lines.

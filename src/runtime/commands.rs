@@ -1,11 +1,11 @@
-//! One-shot commands against the real backends: `init`, `status`,
-//! `unlock --force`.
+//! One-shot commands against the real backends: `init`, `check`,
+//! `status`, `unlock --force`.
 
-use super::backends::{self, operator_identity};
+use super::backends::{Backends, operator_identity};
 use crate::config::Config;
 use crate::ports::{
-    BreakGlass, Clock, CloudApi, Instance, LockRecord, OpRecord, StateSnapshot, StateStore,
-    SystemClock, Timestamp, format_duration,
+    BreakGlass, Clock, CloudApi, ClusterApi, Instance, LockRecord, MetricsSource, OpRecord,
+    Reading, Signal, StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
 };
 use serde_json::{Value, json};
 use std::path::Path;
@@ -16,7 +16,7 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 
 pub async fn init(config: &Config, path: Option<&Path>) -> u8 {
-    let aws = match backends::aws(config, path).await {
+    let aws = match Backends::connect(config, path).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -60,7 +60,7 @@ pub async fn unlock(
         );
         return USAGE;
     }
-    let aws = match backends::aws(config, path).await {
+    let aws = match Backends::connect(config, path).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -112,7 +112,7 @@ pub async fn unlock(
 /// other backend is reported as it is, ok or not, without stopping the rest.
 pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
     let now = SystemClock::new().now();
-    let aws = match backends::aws(config, path).await {
+    let aws = match Backends::connect(config, path).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -125,6 +125,21 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
     let started = Instant::now();
     let fleet = aws.cloud.managed_instances().await;
     let fleet_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let nodes = match &aws.cluster {
+        Ok(k) => k.nodes().await.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("not configured: {e}")),
+    };
+    let nodes_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let cpu = match &aws.metrics {
+        Ok(m) => match m.instant(Signal::WorkerCpu).await {
+            Reading::Known { value, .. } => Ok(value),
+            Reading::Unknown { reason } => Err(reason),
+        },
+        Err(e) => Err(format!("not configured: {e}")),
+    };
+    let cpu_ms = started.elapsed().as_millis();
     let report = json!({
         "cluster": config.cluster.name,
         "table": config.dynamodb.table,
@@ -132,9 +147,13 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
         "backends": {
             "dynamodb": backend(&state.as_ref().map(|_| ()).map_err(|e| e.to_string()), state_ms),
             "ec2": backend(&fleet.as_ref().map(|_| ()).map_err(|e| e.to_string()), fleet_ms),
-            "kubernetes": {"ok": false, "error": "not wired into this build yet"},
-            "prometheus": {"ok": false, "error": "not wired into this build yet"},
+            "kubernetes": backend(&nodes.as_ref().map(|_| ()).map_err(Clone::clone), nodes_ms),
+            "prometheus": backend(&cpu.as_ref().map(|_| ()).map_err(Clone::clone), cpu_ms),
         },
+        "worker_cpu_percent": cpu.as_ref().ok(),
+        "nodes": nodes.as_ref().ok().map(|ns| ns.iter().map(|n| json!({
+            "name": n.name, "instance_id": n.instance_id, "ready": n.ready, "cordoned": n.cordoned,
+        })).collect::<Vec<_>>()),
         "lock": state.as_ref().ok().map(|s| lock_json(s.lock.as_ref(), now)),
         "operation": state.as_ref().ok().map(|s| op_json(&s.record, now)),
         "workers": fleet.as_ref().ok().map(|f| f.iter().map(instance_json).collect::<Vec<_>>()),
@@ -143,6 +162,25 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
         println!("{report}");
     } else {
         print_text(&report, state.as_ref().ok(), fleet.as_ref().ok(), now);
+        match &nodes {
+            Ok(ns) => {
+                let ready = ns.iter().filter(|n| n.ready).count();
+                println!("nodes       {} workers, {ready} Ready", ns.len());
+                for n in ns {
+                    println!(
+                        "            {:<22} {:<8} {}",
+                        n.name,
+                        if n.ready { "Ready" } else { "NotReady" },
+                        if n.cordoned { "cordoned" } else { "" }
+                    );
+                }
+            }
+            Err(e) => println!("nodes       unknown ({e})"),
+        }
+        match &cpu {
+            Ok(v) => println!("worker CPU  {v:.1}%"),
+            Err(e) => println!("worker CPU  Unknown ({e})"),
+        }
     }
     match state {
         Ok(_) => OK,

@@ -48,6 +48,8 @@ pub fn sim_settings(config: &Config, options: &DemoOptions) -> SimSettings {
         max_workers: config.policy.max_workers,
         join_timeout: config.engine.join_timeout.get(),
         tick: config.engine.interval.get(),
+        warp: 1.0,
+        external_fleet: false,
     }
 }
 

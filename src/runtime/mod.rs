@@ -2,6 +2,7 @@
 //! ticks, performs operation steps under the lock, and handles shutdown.
 
 pub mod backends;
+pub mod check;
 pub mod commands;
 pub mod console;
 pub mod demo;

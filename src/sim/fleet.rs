@@ -79,6 +79,9 @@ pub struct Fleet {
     pub instances: BTreeMap<String, SimInstance>,
     pub nodes: BTreeMap<String, SimNode>,
     next_ip: u32,
+    /// Instances are EC2's (the staging façade): their states come from
+    /// `sync_external`, not from this model.
+    pub external: bool,
 }
 
 impl Fleet {
@@ -162,8 +165,10 @@ impl Fleet {
     /// Instance state machine and kubelet registration up to `now`.
     pub fn step(&mut self, now: Timestamp) {
         let mut joining = Vec::new();
+        let external = self.external;
         for instance in self.instances.values_mut() {
             match instance.state {
+                _ if external => {}
                 InstanceState::Pending if now.since(instance.state_since) >= PENDING_FOR => {
                     instance.state = InstanceState::Running;
                     instance.state_since = now;
@@ -195,6 +200,51 @@ impl Fleet {
             if !alive && node.ready {
                 node.ready = false;
                 node.not_ready_since = Some(now);
+            }
+        }
+    }
+
+    /// Mirror EC2's view of the managed workers: new ones join after the
+    /// boot delay (`join_at` from `boot`), vanished ones are terminated (their
+    /// nodes go NotReady).
+    pub fn sync_external(
+        &mut self,
+        live: &[Instance],
+        boot: impl Fn(&Instance) -> Timestamp,
+        now: Timestamp,
+    ) {
+        for i in live {
+            match self.instances.get_mut(&i.id) {
+                Some(known) => {
+                    if known.state != i.state {
+                        known.state = i.state;
+                        known.state_since = now;
+                    }
+                }
+                None => {
+                    self.instances.insert(
+                        i.id.clone(),
+                        SimInstance {
+                            id: i.id.clone(),
+                            state: i.state,
+                            state_since: now,
+                            zone: i.zone.clone(),
+                            instance_type: i.instance_type.clone(),
+                            launched_at: i.launched_at,
+                            op_id: i.op_id.clone(),
+                            managed: i.managed,
+                            is_master: false,
+                            join_at: Some(boot(i)),
+                            private_ip: i.private_ip.clone().unwrap_or_default(),
+                        },
+                    );
+                }
+            }
+        }
+        for known in self.instances.values_mut() {
+            if !known.is_master && known.state.is_live() && !live.iter().any(|i| i.id == known.id) {
+                known.state = InstanceState::Terminated;
+                known.state_since = now;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod accounting;
 pub mod clock;
+pub mod facade;
 pub mod fleet;
 pub mod invariants;
 pub mod lock_table;

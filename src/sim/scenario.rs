@@ -61,6 +61,9 @@ pub struct Scenario {
     /// Multiplies every demand: `--workers N` scales the cluster with it.
     pub scale: f64,
     pub start: Timestamp,
+    /// The workload's own clock runs this many times faster than the
+    /// world's (the staging façade reports real time but compresses the day).
+    pub warp: f64,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -83,11 +86,17 @@ impl Scenario {
             seed,
             scale,
             start,
+            warp: 1.0,
         }
     }
 
-    /// Demand in millicores at `t`.
+    /// Demand in millicores at world time `t`.
     pub fn demand(&self, t: Timestamp) -> f64 {
+        let t = if self.warp == 1.0 {
+            t
+        } else {
+            Timestamp(self.start.0 + ((t.0 - self.start.0) as f64 * self.warp) as i64)
+        };
         let base = match self.kind {
             ScenarioKind::Diurnal => diurnal(t),
             ScenarioKind::DiurnalFlash => diurnal(t) * (1.0 + 2.0 * self.daily_spike(t)),
@@ -192,5 +201,21 @@ mod tests {
             assert_eq!(kind.to_string(), name);
         }
         assert!("nope".parse::<ScenarioKind>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod warp_tests {
+    use super::*;
+
+    #[test]
+    fn warp_compresses_the_timeline() {
+        let start = Timestamp(1_000_000_000_000);
+        let mut s = Scenario::new(ScenarioKind::FlashSale, 1, 0.6, start);
+        s.warp = 20.0;
+        let peak = (0..120)
+            .map(|sec| s.demand(Timestamp(start.0 + sec * 1000)))
+            .fold(0.0, f64::max);
+        assert!(peak > 6_000.0, "peak {peak}");
     }
 }

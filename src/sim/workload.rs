@@ -50,6 +50,8 @@ pub struct Controller {
     pub priority_class: Option<String>,
     pub volumes: Vec<VolumeKind>,
     next_ordinal: u64,
+    /// The replica count the controller last asked for (its `spec.replicas`).
+    pub scale: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +158,7 @@ impl Workload {
                 priority_class: None,
                 volumes: vec![],
                 next_ordinal: 0,
+                scale: 0,
             };
         let max_web = ((80.0 * scale).ceil() as u32).max(10);
         let controllers = vec![
@@ -311,6 +314,7 @@ impl Workload {
                 continue;
             }
             let desired = self.desired(&self.controllers[ci], demand, fleet.nodes.len()) as usize;
+            self.controllers[ci].scale = desired as u32;
             let mut active: Vec<&SimPod> = self
                 .pods
                 .values()
@@ -322,11 +326,26 @@ impl Workload {
                     self.pods.insert(pod.uid.clone(), pod);
                 }
             } else if active.len() > desired {
-                // ReplicaSet deletion preference: unscheduled first, then newest.
+                // The ReplicaSet controller's deletion preference: unscheduled,
+                // then not yet running, then pods on the nodes that hold the
+                // most replicas (so the rest stay spread), then the newest.
+                let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+                for p in &active {
+                    if let Some(n) = &p.node {
+                        *per_node.entry(n.as_str()).or_default() += 1;
+                    }
+                }
+                let colocated = |p: &SimPod| {
+                    p.node
+                        .as_deref()
+                        .map_or(0, |n| per_node.get(n).copied().unwrap_or(0))
+                };
                 active.sort_by(|a, b| {
                     a.node
                         .is_some()
                         .cmp(&b.node.is_some())
+                        .then(a.is_running(now).cmp(&b.is_running(now)))
+                        .then(colocated(b).cmp(&colocated(a)))
                         .then(b.created.cmp(&a.created))
                         .then(b.uid.cmp(&a.uid))
                 });
@@ -485,11 +504,14 @@ impl Workload {
                 p.namespace == pdb.namespace && pdb.selector.matches(&p.labels) && p.is_running(now)
             })
             .count() as i32;
+        // Like the disruption controller: the expected count is the owner's
+        // scale, not the pods that happen to exist (an evicted pod's
+        // replacement does not exist yet).
         let expected = self
-            .pods
-            .values()
-            .filter(|p| p.controller == pdb.controller && p.deleting_at.is_none())
-            .count() as i32;
+            .controllers
+            .iter()
+            .find(|c| c.name == pdb.controller)
+            .map_or(0, |c| c.scale as i32);
         let desired_healthy = match pdb.budget {
             Budget::MinAvailable(n) => n as i32,
             Budget::MaxUnavailable(n) => expected - n as i32,

@@ -42,6 +42,10 @@ pub struct SimSettings {
     pub max_workers: u32,
     pub join_timeout: Duration,
     pub tick: Duration,
+    /// The workload's clock runs this many times faster (1 = real).
+    pub warp: f64,
+    /// Instances come from EC2 (`sync_external`) instead of this model.
+    pub external_fleet: bool,
 }
 
 /// What the simulator knows about each engine that talks to it.
@@ -66,17 +70,21 @@ pub struct World {
     pub invariants: Invariants,
     history: VecDeque<(Timestamp, Option<f64>, f64, f64)>,
     last_scrape: Option<Timestamp>,
+    /// node → cumulative CPU seconds (idle, busy) over its 2 vCPUs: what
+    /// node-exporter's `node_cpu_seconds_total` counts.
+    pub cpu_seconds: std::collections::BTreeMap<String, (f64, f64)>,
 }
 
 impl World {
     pub fn new(settings: SimSettings) -> Self {
         let mut rng = Rng::new(settings.seed);
-        let scenario = Scenario::new(
+        let mut scenario = Scenario::new(
             settings.scenario,
             settings.seed,
             settings.scale,
             settings.start,
         );
+        scenario.warp = settings.warp;
         let start = settings.start;
         let mut world = World {
             now: start,
@@ -93,9 +101,11 @@ impl World {
             invariants: Invariants::default(),
             history: VecDeque::new(),
             last_scrape: None,
+            cpu_seconds: std::collections::BTreeMap::new(),
             rng: rng.fork(1),
             settings,
         };
+        world.fleet.external = world.settings.external_fleet;
         // The master: untagged as a worker, never a node in the worker list.
         world.fleet.add_instance(
             &mut rng,
@@ -149,6 +159,13 @@ impl World {
             self.fleet.step(next);
             let demand = self.scenario.demand(next);
             self.workload.step(&self.fleet, demand, next);
+            let secs = dt.as_secs_f64() * 2.0;
+            for (node, cpu) in &self.workload.node_cpu {
+                let busy = (cpu / 100.0).clamp(0.0, 1.0);
+                let entry = self.cpu_seconds.entry(node.clone()).or_default();
+                entry.0 += secs * (1.0 - busy);
+                entry.1 += secs * busy;
+            }
             if self.last_scrape.is_none_or(|s| next.since(s) >= SCRAPE) {
                 self.scrape();
             }
@@ -255,6 +272,25 @@ impl World {
             .values()
             .find(|i| i.is_master && i.state.is_live())
             .map(|i| i.to_domain())
+    }
+
+    /// Mirror EC2 (the staging façade): see `Fleet::sync_external`.
+    pub fn sync_external(&mut self, live: &[Instance]) {
+        let now = self.now;
+        let boot = self.settings.boot_delay;
+        let rng = &mut self.rng;
+        let mut joins = std::collections::BTreeMap::new();
+        for i in live {
+            let jitter = rng.range(0.7, 1.3);
+            joins.insert(
+                i.id.clone(),
+                i.launched_at
+                    .max(now.minus(boot * 2))
+                    .plus(boot.mul_f64(jitter)),
+            );
+        }
+        self.fleet
+            .sync_external(live, |i| joins.get(&i.id).copied().unwrap_or(now), now);
     }
 
     /// An instance that is not ours (no managed tags): for conformance and

@@ -115,3 +115,157 @@ pub const MOTO_ENV: [(&str, &str); 3] = [
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
+
+/// The simulator's façade served in-process on 127.0.0.1, on a world of
+/// `workers` workers that runs in real time. Returns its base URL.
+pub async fn facade(
+    scenario: ScenarioKind,
+    workers: u32,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<k3s_autoscaler::sim::World>>,
+) {
+    use k3s_autoscaler::ports::{Clock, SystemClock};
+    use k3s_autoscaler::sim::facade::Facade;
+    use k3s_autoscaler::sim::{SimClock, SimSettings, World};
+    use std::sync::{Arc, Mutex};
+    let start = SystemClock::new().now();
+    let config = Config::default();
+    let settings = SimSettings {
+        cluster: "conformance".into(),
+        seed: 5,
+        scenario,
+        scale: 1.0,
+        initial_workers: workers,
+        boot_delay: Duration::from_secs(90),
+        never_join_probability: 0.0,
+        start,
+        min_workers: config.policy.min_workers,
+        max_workers: config.policy.max_workers,
+        join_timeout: config.engine.join_timeout.get(),
+        tick: config.engine.interval.get(),
+        warp: 1.0,
+        external_fleet: false,
+    };
+    let world = Arc::new(Mutex::new(World::new(settings)));
+    let clock: Arc<dyn Clock> = Arc::new(SimClock::scaled(start, 1.0));
+    let router = Facade::new(world.clone(), clock).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, world)
+}
+
+/// A kubeconfig file for a plain-HTTP API server on loopback.
+pub fn kubeconfig(server: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("k3sa-kubeconfig"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {server}\nusers:\n- name: sim\n  user: {{}}\ncontexts:\n- name: sim\n  context: {{cluster: sim, user: sim}}\ncurrent-context: sim\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Debian's Prometheus (the real binary, run directly) scraping `target`
+/// every second, with its own tsdb; stopped on drop.
+pub struct Prometheus {
+    pub url: String,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    pub async fn start(target: &str) -> Prometheus {
+        let bin = std::env::var("K3SA_PROMETHEUS_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "prometheus".into());
+        let dir = std::env::temp_dir().join(unique("k3sa-prom"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let host = target.trim_start_matches("http://");
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    honor_labels: true\n    static_configs:\n      - targets: [\"{host}\"]\n"),
+        )
+        .unwrap();
+        let child = std::process::Command::new(&bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): .ci/run installs Debian's prometheus")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let prometheus = Prometheus { url, child, dir };
+        let http = reqwest::Client::new();
+        for _ in 0..150 {
+            if http
+                .get(format!("{}/-/ready", prometheus.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return prometheus;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("prometheus did not become ready");
+    }
+
+    /// Wait until `query` returns at least one sample.
+    pub async fn wait_for(&self, query: &str, timeout: Duration) {
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let answer = http
+                .get(format!("{}/api/v1/query", self.url))
+                .query(&[("query", query)])
+                .send()
+                .await;
+            if let Ok(r) = answer
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("prometheus has no data for {query} after {timeout:?}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

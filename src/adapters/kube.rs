@@ -1,0 +1,192 @@
+//! `ClusterApi` on kube-rs + k8s-openapi. Workers by label selector; pods,
+//! PDBs; cordon by strategic-merge patch; eviction by posting a
+//! `policy/v1` Eviction (kube's own `evict` sends a body the API server
+//! rejects). kube's built-in retry is off: it would sit on a PDB's 429 for
+//! minutes, while the engine must renew its lease between attempts.
+
+use super::kube_convert;
+use crate::config::KubernetesConfig;
+use crate::ports::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError, PortResult};
+use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::{Client, Config, Error};
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1::{Eviction, PodDisruptionBudget};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    DeleteOptions, ObjectMeta, Preconditions, Status,
+};
+use std::time::Duration;
+
+pub struct KubeCluster {
+    client: Client,
+    selector: String,
+    endpoint: String,
+}
+
+impl KubeCluster {
+    /// kubeconfig and context from the config, or the standard inference
+    /// (KUBECONFIG, ~/.kube/config, in-cluster).
+    pub async fn connect(k: &KubernetesConfig) -> Result<Self, String> {
+        let options = KubeConfigOptions {
+            context: k.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match (&k.kubeconfig, &k.context) {
+            (Some(path), _) => {
+                let file = Kubeconfig::read_from(path)
+                    .map_err(|e| format!("reading kubeconfig {path}: {e}"))?;
+                Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| format!("kubeconfig {path}: {e}"))?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| format!("kubeconfig: {e}"))?,
+            (None, None) => Config::infer()
+                .await
+                .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+        };
+        config.default_retry = false;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(15));
+        let endpoint = config.cluster_url.to_string();
+        let client =
+            Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
+        Ok(KubeCluster {
+            client,
+            selector: k.worker_selector.clone(),
+            endpoint,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn nodes_api(&self) -> Api<core::Node> {
+        Api::all(self.client.clone())
+    }
+}
+
+fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
+    match e {
+        Error::Api(status) => {
+            let text = format!(
+                "{what}: {} {} ({})",
+                status.code, status.message, status.reason
+            );
+            match status.code {
+                404 => PortError::NotFound(text),
+                409 => PortError::PreconditionFailed(text),
+                429 => PortError::Throttled(text),
+                500.. if mutating => PortError::OutcomeUnknown(text),
+                500.. => PortError::Unavailable(text),
+                _ => PortError::Invalid(text),
+            }
+        }
+        other if mutating => PortError::OutcomeUnknown(format!("{what}: {other}")),
+        other => PortError::Unavailable(format!("{what}: {other}")),
+    }
+}
+
+fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Vec<D>> {
+    items
+        .iter()
+        .map(|i| f(i).map_err(PortError::Invalid))
+        .collect()
+}
+
+#[async_trait]
+impl ClusterApi for KubeCluster {
+    async fn nodes(&self) -> PortResult<Vec<Node>> {
+        let list = self
+            .nodes_api()
+            .list(&ListParams::default().labels(&self.selector))
+            .await
+            .map_err(|e| port_error("listing nodes", e, false))?;
+        convert(list.items, kube_convert::node)
+    }
+
+    async fn pods(&self) -> PortResult<Vec<Pod>> {
+        let list = Api::<core::Pod>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| port_error("listing pods", e, false))?;
+        convert(list.items, kube_convert::pod)
+    }
+
+    async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
+        let list = Api::<core::Pod>::all(self.client.clone())
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .map_err(|e| port_error("listing pods on a node", e, false))?;
+        convert(list.items, kube_convert::pod)
+    }
+
+    async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
+        let list = Api::<PodDisruptionBudget>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| port_error("listing PodDisruptionBudgets", e, false))?;
+        convert(list.items, kube_convert::pdb)
+    }
+
+    async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
+        let patch = serde_json::json!({ "spec": { "unschedulable": cordoned } });
+        self.nodes_api()
+            .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map_err(|e| port_error(if cordoned { "cordon" } else { "uncordon" }, e, true))?;
+        Ok(())
+    }
+
+    async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
+        let eviction = Eviction {
+            metadata: ObjectMeta {
+                name: Some(pod.name.clone()),
+                namespace: Some(pod.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            // Only this incarnation of the pod: a replacement with the same
+            // name (StatefulSet) is not what we decided to evict.
+            delete_options: Some(DeleteOptions {
+                preconditions: Some(Preconditions {
+                    uid: Some(pod.uid.clone()),
+                    resource_version: None,
+                }),
+                ..DeleteOptions::default()
+            }),
+        };
+        let api: Api<core::Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        match api
+            .create_subresource::<Eviction, Status>(
+                "eviction",
+                &pod.name,
+                &PostParams::default(),
+                &eviction,
+            )
+            .await
+        {
+            Ok(_) => Ok(EvictionOutcome::Evicted),
+            Err(Error::Api(status)) => Ok(match status.code {
+                429 => EvictionOutcome::Blocked(status.message),
+                404 | 409 => EvictionOutcome::AlreadyGone,
+                _ => EvictionOutcome::Rejected(format!("{} {}", status.code, status.message)),
+            }),
+            Err(e) => Err(port_error("evicting a pod", e, true)),
+        }
+    }
+
+    async fn delete_node(&self, node: &str) -> PortResult<()> {
+        match self
+            .nodes_api()
+            .delete(node, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(port_error("deleting the node object", e, true)),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Kubernetes objects (k8s-openapi) to domain types. Pure and total: a
+//! malformed object is an error value, never a panic (it is fuzzed).
+
+use crate::ports::cluster::{LabelSelector, SelectorOp, SelectorRequirement, VolumeKind};
+use crate::ports::{Node, Pdb, Pod, PodPhase, Resources, Timestamp};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+
+/// CPU quantity in millicores: `"1930m"`, `"2"`, `"0.5"`, `"250u"`.
+pub fn cpu_millis(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix('m') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('u') {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('n') {
+        (n, 0.000_001)
+    } else {
+        (text, 1000.0)
+    };
+    let value: f64 = number.parse().ok()?;
+    let millis = value * scale;
+    (0.0..1e15).contains(&millis).then(|| millis.ceil() as u64)
+}
+
+/// Memory quantity in bytes: `"7Gi"`, `"8039252Ki"`, `"512M"`, `"1e9"`.
+pub fn bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    const SUFFIXES: [(&str, f64); 12] = [
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let (number, scale) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
+        .unwrap_or((text, 1.0));
+    let value: f64 = number.parse().ok()?;
+    let total = value * scale;
+    (0.0..1.8e19).contains(&total).then(|| total.ceil() as u64)
+}
+
+fn time(t: &Option<meta::Time>) -> Option<Timestamp> {
+    t.as_ref().map(|t| Timestamp(t.0.as_millisecond()))
+}
+
+/// `aws:///eu-west-1a/i-0abc…` → `i-0abc…`; a node named after its
+/// instance is accepted too.
+pub fn instance_id(provider_id: Option<&str>, node_name: &str) -> Option<String> {
+    let from_provider = provider_id
+        .and_then(|p| p.strip_prefix("aws://"))
+        .and_then(|rest| rest.rsplit('/').next())
+        .filter(|id| id.starts_with("i-"));
+    from_provider
+        .or_else(|| node_name.starts_with("i-").then_some(node_name))
+        .map(String::from)
+}
+
+pub fn node(n: &core::Node) -> Result<Node, String> {
+    let name = n.metadata.name.clone().ok_or("a node without a name")?;
+    let status = n.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let allocatable = status.and_then(|s| s.allocatable.as_ref());
+    let quantity = |key: &str, parse: fn(&str) -> Option<u64>| {
+        allocatable
+            .and_then(|a| a.get(key))
+            .map(|q| {
+                parse(&q.0).ok_or_else(|| {
+                    format!(
+                        "node {name}: allocatable {key} \"{}\" is not a quantity",
+                        q.0
+                    )
+                })
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let spec = n.spec.as_ref();
+    Ok(Node {
+        instance_id: instance_id(spec.and_then(|s| s.provider_id.as_deref()), &name),
+        ready,
+        cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        allocatable: Resources::new(quantity("cpu", cpu_millis)?, quantity("memory", bytes)?),
+        labels: n.metadata.labels.clone().unwrap_or_default(),
+        annotations: n.metadata.annotations.clone().unwrap_or_default(),
+        created: time(&n.metadata.creation_timestamp).unwrap_or_default(),
+        name,
+    })
+}
+
+pub fn pod(p: &core::Pod) -> Result<Pod, String> {
+    let name = p.metadata.name.clone().ok_or("a pod without a name")?;
+    let namespace = p
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let spec = p.spec.as_ref();
+    let status = p.status.as_ref();
+    let phase = match status.and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => PodPhase::Pending,
+        Some("Running") => PodPhase::Running,
+        Some("Succeeded") => PodPhase::Succeeded,
+        Some("Failed") => PodPhase::Failed,
+        _ => PodPhase::Unknown,
+    };
+    let owner_kind = p
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
+        .map(|r| r.kind.clone());
+    let volumes = spec
+        .and_then(|s| s.volumes.as_ref())
+        .map(|vs| {
+            vs.iter()
+                .map(|v| {
+                    if v.empty_dir.is_some() {
+                        VolumeKind::EmptyDir
+                    } else if v.host_path.is_some() {
+                        VolumeKind::HostPath
+                    } else {
+                        VolumeKind::Other
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut requests = Resources::default();
+    for container in spec.map(|s| s.containers.as_slice()).unwrap_or(&[]) {
+        let Some(req) = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+        else {
+            continue;
+        };
+        let get = |key: &str, parse: fn(&str) -> Option<u64>| {
+            req.get(key)
+                .map(|q| {
+                    parse(&q.0).ok_or_else(|| {
+                        format!(
+                            "pod {namespace}/{name}: request {key} \"{}\" is not a quantity",
+                            q.0
+                        )
+                    })
+                })
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        requests = requests.plus(Resources::new(
+            get("cpu", cpu_millis)?,
+            get("memory", bytes)?,
+        ));
+    }
+    let unschedulable_since = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+        .map(|c| time(&c.last_transition_time).unwrap_or_default());
+    Ok(Pod {
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        node_name: spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty()),
+        phase,
+        owner_kind,
+        labels: p.metadata.labels.clone().unwrap_or_default(),
+        annotations: p.metadata.annotations.clone().unwrap_or_default(),
+        priority_class: spec.and_then(|s| s.priority_class_name.clone()),
+        volumes,
+        requests,
+        unschedulable_since,
+        terminating: p.metadata.deletion_timestamp.is_some(),
+        namespace,
+        name,
+    })
+}
+
+pub fn selector(s: &meta::LabelSelector) -> Result<LabelSelector, String> {
+    let match_expressions = s
+        .match_expressions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let op = match r.operator.as_str() {
+                "In" => SelectorOp::In,
+                "NotIn" => SelectorOp::NotIn,
+                "Exists" => SelectorOp::Exists,
+                "DoesNotExist" => SelectorOp::DoesNotExist,
+                other => return Err(format!("unknown selector operator \"{other}\"")),
+            };
+            Ok(SelectorRequirement {
+                key: r.key.clone(),
+                op,
+                values: r.values.clone().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(LabelSelector {
+        match_labels: s.match_labels.clone().unwrap_or_default(),
+        match_expressions,
+    })
+}
+
+pub fn pdb(p: &PodDisruptionBudget) -> Result<Pdb, String> {
+    let name = p
+        .metadata
+        .name
+        .clone()
+        .ok_or("a PodDisruptionBudget without a name")?;
+    Ok(Pdb {
+        namespace: p
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        selector: p
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .map(selector)
+            .transpose()?
+            .unwrap_or_default(),
+        disruptions_allowed: p.status.as_ref().map_or(0, |s| s.disruptions_allowed),
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(cpu_millis("1930m"), Some(1930));
+        assert_eq!(cpu_millis("2"), Some(2000));
+        assert_eq!(cpu_millis("0.5"), Some(500));
+        assert_eq!(cpu_millis("250000u"), Some(250));
+        assert_eq!(cpu_millis("-1"), None);
+        assert_eq!(cpu_millis("lots"), None);
+        assert_eq!(bytes("7Gi"), Some(7 << 30));
+        assert_eq!(bytes("8039252Ki"), Some(8_039_252 * 1024));
+        assert_eq!(bytes("512M"), Some(512_000_000));
+        assert_eq!(bytes("1e9"), Some(1_000_000_000));
+        assert_eq!(bytes("12Zi"), None);
+    }
+
+    #[test]
+    fn provider_ids_map_to_instances() {
+        assert_eq!(
+            instance_id(Some("aws:///eu-west-1a/i-0abc"), "x").as_deref(),
+            Some("i-0abc")
+        );
+        assert_eq!(instance_id(None, "i-0def").as_deref(), Some("i-0def"));
+        assert_eq!(instance_id(Some("gce://p/z/n"), "node-1"), None);
+    }
+
+    #[test]
+    fn a_node_from_json() {
+        let n: core::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "i-01", "labels": {"topology.kubernetes.io/zone": "eu-west-1a"}, "creationTimestamp": "2026-01-05T00:00:00Z"},
+            "spec": {"providerID": "aws:///eu-west-1a/i-01", "unschedulable": true},
+            "status": {"allocatable": {"cpu": "1930m", "memory": "7Gi"}, "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let d = node(&n).unwrap();
+        assert_eq!(d.instance_id.as_deref(), Some("i-01"));
+        assert!(d.ready && d.cordoned);
+        assert_eq!(d.allocatable, Resources::new(1930, 7 << 30));
+        assert_eq!(d.zone(), Some("eu-west-1a"));
+        assert_eq!(d.created, Timestamp(1_767_571_200_000));
+    }
+
+    #[test]
+    fn a_pending_pod_from_json() {
+        let p: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "r", "controller": true}]},
+            "spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "300m", "memory": "512Mi"}}},
+                                    {"name": "b", "resources": {"requests": {"cpu": "0.1"}}}],
+                     "volumes": [{"name": "t", "emptyDir": {}}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": "2026-01-05T00:00:10Z"}]}
+        }))
+        .unwrap();
+        let d = pod(&p).unwrap();
+        assert_eq!(d.key(), "shop/web-1");
+        assert_eq!(d.owner_kind.as_deref(), Some("ReplicaSet"));
+        assert_eq!(d.requests, Resources::new(400, 512 << 20));
+        assert_eq!(d.volumes, vec![VolumeKind::EmptyDir]);
+        assert_eq!(d.unschedulable_since, Some(Timestamp(1_767_571_210_000)));
+        assert!(d.is_unschedulable());
+    }
+
+    #[test]
+    fn bad_quantities_are_errors() {
+        let n: core::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "many"}}
+        }))
+        .unwrap();
+        assert!(node(&n).unwrap_err().contains("allocatable cpu"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The simulated cluster as Kubernetes API JSON, shaped like the real API
+//! so that kube-rs (and kubectl) read it unchanged.
+
+use crate::ports::cluster::{SelectorOp, VolumeKind};
+use crate::ports::{Node, Pdb, Pod, PodPhase, Timestamp};
+use serde_json::{Value, json};
+
+fn time(t: Timestamp) -> String {
+    // The API's own format: seconds, UTC.
+    t.to_rfc3339()
+        .get(..19)
+        .map(|s| format!("{s}Z"))
+        .unwrap_or_default()
+}
+
+pub fn node(n: &Node) -> Value {
+    let zone = n.zone().unwrap_or("eu-west-1a");
+    let ready = if n.ready { "True" } else { "Unknown" };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": n.name,
+            "uid": format!("node-{}", n.name),
+            "resourceVersion": "1",
+            "creationTimestamp": time(n.created),
+            "labels": n.labels,
+            "annotations": n.annotations,
+        },
+        "spec": {
+            "providerID": n.instance_id.as_ref().map(|id| format!("aws:///{zone}/{id}")),
+            "unschedulable": n.cordoned,
+        },
+        "status": {
+            "allocatable": {
+                "cpu": format!("{}m", n.allocatable.cpu_millis),
+                "memory": n.allocatable.memory_bytes.to_string(),
+                "pods": "110",
+            },
+            "capacity": {"cpu": "2", "memory": "8Gi", "pods": "110"},
+            "conditions": [{
+                "type": "Ready",
+                "status": ready,
+                "reason": if n.ready { "KubeletReady" } else { "NodeStatusUnknown" },
+                "lastTransitionTime": time(n.created),
+            }],
+        },
+    })
+}
+
+pub fn pod(p: &Pod) -> Value {
+    let phase = match p.phase {
+        PodPhase::Pending => "Pending",
+        PodPhase::Running => "Running",
+        PodPhase::Succeeded => "Succeeded",
+        PodPhase::Failed => "Failed",
+        PodPhase::Unknown => "Unknown",
+    };
+    let scheduled = match (&p.node_name, p.unschedulable_since) {
+        (Some(_), _) => json!({"type": "PodScheduled", "status": "True"}),
+        (None, Some(since)) => json!({
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/N nodes are available: Insufficient cpu.",
+            "lastTransitionTime": time(since),
+        }),
+        (None, None) => json!({"type": "PodScheduled", "status": "False"}),
+    };
+    let volumes: Vec<Value> = p
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            VolumeKind::EmptyDir => json!({"name": format!("v{i}"), "emptyDir": {}}),
+            VolumeKind::HostPath => {
+                json!({"name": format!("v{i}"), "hostPath": {"path": "/var/lib/x"}})
+            }
+            VolumeKind::Other => json!({"name": format!("v{i}"), "configMap": {"name": "c"}}),
+        })
+        .collect();
+    let mut metadata = json!({
+        "name": p.name,
+        "namespace": p.namespace,
+        "uid": p.uid,
+        "resourceVersion": "1",
+        "labels": p.labels,
+        "annotations": p.annotations,
+    });
+    if let Some(kind) = &p.owner_kind {
+        let api = match kind.as_str() {
+            "ReplicaSet" | "StatefulSet" | "DaemonSet" => "apps/v1",
+            "Job" => "batch/v1",
+            _ => "v1",
+        };
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": api, "kind": kind, "name": p.labels.get("app").cloned().unwrap_or_default(),
+            "uid": format!("owner-{kind}"), "controller": true,
+        }]);
+    }
+    if p.terminating {
+        metadata["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "nodeName": p.node_name,
+            "priorityClassName": p.priority_class,
+            "containers": [{
+                "name": "app",
+                "image": "k3s-sim/app",
+                "resources": {"requests": {
+                    "cpu": format!("{}m", p.requests.cpu_millis),
+                    "memory": p.requests.memory_bytes.to_string(),
+                }},
+            }],
+            "volumes": volumes,
+        },
+        "status": {"phase": phase, "conditions": [scheduled]},
+    })
+}
+
+pub fn pdb(p: &Pdb, expected: i32, healthy: i32) -> Value {
+    let expressions: Vec<Value> = p
+        .selector
+        .match_expressions
+        .iter()
+        .map(|r| {
+            let op = match r.op {
+                SelectorOp::In => "In",
+                SelectorOp::NotIn => "NotIn",
+                SelectorOp::Exists => "Exists",
+                SelectorOp::DoesNotExist => "DoesNotExist",
+            };
+            json!({"key": r.key, "operator": op, "values": r.values})
+        })
+        .collect();
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": p.name, "namespace": p.namespace, "resourceVersion": "1"},
+        "spec": {"selector": {"matchLabels": p.selector.match_labels, "matchExpressions": expressions}},
+        "status": {
+            "disruptionsAllowed": p.disruptions_allowed,
+            "currentHealthy": healthy,
+            "desiredHealthy": healthy - p.disruptions_allowed,
+            "expectedPods": expected,
+            "observedGeneration": 1,
+        },
+    })
+}
+
+pub fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// A `metav1.Status`, as the API server answers errors (and evictions).
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": if code < 300 { "Success" } else { "Failure" },
+        "reason": reason,
+        "message": message,
+        "code": code,
+    })
+}

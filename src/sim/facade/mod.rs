@@ -1,0 +1,314 @@
+//! The simulator's Kubernetes façade: the simulated cluster served over
+//! plain HTTP on loopback — the subset of the Kubernetes API the kube
+//! adapter uses, plus `/metrics` for Prometheus. Its instances come from
+//! EC2 (moto): see `run_ec2_sync`. Used by `k3s-sim` and by tests.
+
+pub mod exposition;
+pub mod kube_json;
+
+use super::World;
+use super::ports::lock;
+use crate::ports::cluster::parse_equality_selector;
+use crate::ports::{Clock, CloudApi, EvictionOutcome, PodPhase};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Facade {
+    world: Arc<Mutex<World>>,
+    clock: Arc<dyn Clock>,
+    /// Requests that change something: read-only runs must leave it at 0.
+    mutations: Arc<AtomicU64>,
+}
+
+impl Facade {
+    pub fn new(world: Arc<Mutex<World>>, clock: Arc<dyn Clock>) -> Self {
+        Facade {
+            world,
+            clock,
+            mutations: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let mut world = lock(&self.world);
+        world.advance_to(self.clock.now());
+        f(&mut world)
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/api/v1/nodes", get(list_nodes))
+            .route(
+                "/api/v1/nodes/{name}",
+                get(get_node).patch(patch_node).delete(delete_node),
+            )
+            .route("/api/v1/pods", get(list_pods))
+            .route("/api/v1/namespaces/{ns}/pods", get(list_pods_in))
+            .route("/api/v1/namespaces/{ns}/pods/{name}/eviction", post(evict))
+            .route("/apis/policy/v1/poddisruptionbudgets", get(list_pdbs))
+            .route("/metrics", get(metrics))
+            .route("/debug/mutations", get(mutations))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(self)
+    }
+}
+
+fn json(code: StatusCode, body: Value) -> Response {
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    json(
+        StatusCode::NOT_FOUND,
+        kube_json::status(404, "NotFound", &format!("{what} not found")),
+    )
+}
+
+fn bad_request(message: String) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        kube_json::status(400, "BadRequest", &message),
+    )
+}
+
+async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let wanted = match q
+        .get("labelSelector")
+        .map(|s| parse_equality_selector(s))
+        .transpose()
+    {
+        Ok(w) => w.unwrap_or_default(),
+        Err(e) => return bad_request(e),
+    };
+    let items = f.with(|w| {
+        w.nodes()
+            .iter()
+            .filter(|n| wanted.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+            .map(kube_json::node)
+            .collect()
+    });
+    json(StatusCode::OK, kube_json::list("NodeList", "v1", items))
+}
+
+async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
+    match f.with(|w| w.nodes().into_iter().find(|n| n.name == name)) {
+        Some(n) => json(StatusCode::OK, kube_json::node(&n)),
+        None => not_found(&format!("nodes \"{name}\"")),
+    }
+}
+
+async fn patch_node(State(f): State<Facade>, Path(name): Path<String>, body: Bytes) -> Response {
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(format!("patch is not JSON: {e}")),
+    };
+    f.mutations.fetch_add(1, Ordering::SeqCst);
+    let cordon = patch
+        .pointer("/spec/unschedulable")
+        .and_then(Value::as_bool);
+    let node = f.with(|w| {
+        if let Some(c) = cordon {
+            w.set_cordoned(&name, c).ok()?;
+        }
+        w.nodes().into_iter().find(|n| n.name == name)
+    });
+    match node {
+        Some(n) => json(StatusCode::OK, kube_json::node(&n)),
+        None => not_found(&format!("nodes \"{name}\"")),
+    }
+}
+
+async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
+    f.mutations.fetch_add(1, Ordering::SeqCst);
+    let existed = f.with(|w| {
+        let found = w.fleet.nodes.contains_key(&name);
+        w.delete_node(&name);
+        found
+    });
+    if existed {
+        json(
+            StatusCode::OK,
+            kube_json::status(200, "", &format!("node {name} deleted")),
+        )
+    } else {
+        not_found(&format!("nodes \"{name}\""))
+    }
+}
+
+/// `fieldSelector` terms the adapter and kubectl use: `spec.nodeName=X`,
+/// `status.phase=Y`, `status.phase!=Y`.
+fn pod_filter(
+    q: &HashMap<String, String>,
+) -> Result<impl Fn(&crate::ports::Pod) -> bool + use<>, String> {
+    let mut node: Option<String> = None;
+    let mut phase_is: Vec<String> = Vec::new();
+    let mut phase_not: Vec<String> = Vec::new();
+    for term in q
+        .get("fieldSelector")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        if let Some(v) = term.strip_prefix("spec.nodeName=") {
+            node = Some(v.to_string());
+        } else if let Some(v) = term.strip_prefix("status.phase!=") {
+            phase_not.push(v.to_string());
+        } else if let Some(v) = term.strip_prefix("status.phase=") {
+            phase_is.push(v.to_string());
+        } else {
+            return Err(format!("field selector \"{term}\" is not supported"));
+        }
+    }
+    let phase_name = |p: PodPhase| format!("{p:?}");
+    Ok(move |p: &crate::ports::Pod| {
+        node.as_ref()
+            .is_none_or(|n| p.node_name.as_ref() == Some(n))
+            && (phase_is.is_empty() || phase_is.contains(&phase_name(p.phase)))
+            && !phase_not.contains(&phase_name(p.phase))
+    })
+}
+
+async fn list_pods(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
+    pods_response(&f, &q, None)
+}
+
+async fn list_pods_in(
+    State(f): State<Facade>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    pods_response(&f, &q, Some(ns))
+}
+
+fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
+    let keep = match pod_filter(q) {
+        Ok(k) => k,
+        Err(e) => return bad_request(e),
+    };
+    let items = f.with(|w| {
+        w.pods()
+            .iter()
+            .filter(|p| ns.as_ref().is_none_or(|n| &p.namespace == n) && keep(p))
+            .map(kube_json::pod)
+            .collect()
+    });
+    json(StatusCode::OK, kube_json::list("PodList", "v1", items))
+}
+
+async fn list_pdbs(State(f): State<Facade>) -> Response {
+    let items = f.with(|w| {
+        let pods = w.pods();
+        w.workload
+            .pdb_view(w.now)
+            .iter()
+            .map(|pdb| {
+                let covered: Vec<_> = pods
+                    .iter()
+                    .filter(|p| pdb.covers(p) && !p.terminating)
+                    .collect();
+                let healthy = covered
+                    .iter()
+                    .filter(|p| p.phase == PodPhase::Running)
+                    .count() as i32;
+                kube_json::pdb(pdb, covered.len() as i32, healthy)
+            })
+            .collect()
+    });
+    json(
+        StatusCode::OK,
+        kube_json::list("PodDisruptionBudgetList", "policy/v1", items),
+    )
+}
+
+/// policy/v1 Eviction, answered as the API server does: 201 when the pod
+/// starts terminating, 429 when a PodDisruptionBudget refuses, 404 when it
+/// is gone, 409 when the UID precondition does not match, and 500 when more
+/// than one budget covers the pod (the real server cannot decide then).
+async fn evict(
+    State(f): State<Facade>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let eviction: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if eviction.get("kind").and_then(Value::as_str) != Some("Eviction") {
+        return bad_request("the body is not a policy/v1 Eviction".into());
+    }
+    let want_uid = eviction
+        .pointer("/deleteOptions/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(String::from);
+    f.mutations.fetch_add(1, Ordering::SeqCst);
+    let (code, reason, message) = f.with(|w| {
+        let pods = w.pods();
+        let Some(pod) = pods.iter().find(|p| p.namespace == ns && p.name == name) else {
+            return (404, "NotFound", format!("pods \"{name}\" not found"));
+        };
+        if want_uid.as_ref().is_some_and(|u| u != &pod.uid) {
+            return (409, "Conflict", format!("Precondition failed: UID in precondition: {}, UID in object meta: {}", want_uid.unwrap_or_default(), pod.uid));
+        }
+        let budgets = w.workload.pdb_view(w.now).into_iter().filter(|b| b.covers(pod)).count();
+        if budgets > 1 {
+            return (500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into());
+        }
+        match w.evict(&pod.uid) {
+            EvictionOutcome::Evicted => (201, "", "".into()),
+            EvictionOutcome::AlreadyGone => (404, "NotFound", format!("pods \"{name}\" not found")),
+            EvictionOutcome::Blocked(why) => (429, "TooManyRequests", why),
+            EvictionOutcome::Rejected(why) => (500, "InternalError", why),
+        }
+    });
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, kube_json::status(code, reason, &message))
+}
+
+async fn metrics(State(f): State<Facade>) -> Response {
+    let text = f.with(|w| exposition::render(w));
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+async fn mutations(State(f): State<Facade>) -> String {
+    f.mutations.load(Ordering::SeqCst).to_string()
+}
+
+/// Keep the simulated fleet in step with EC2: poll the managed workers and
+/// mirror them (new ones join after the boot delay; terminated ones' nodes
+/// go NotReady). Runs until the task is dropped.
+pub async fn run_ec2_sync(
+    world: Arc<Mutex<World>>,
+    clock: Arc<dyn Clock>,
+    ec2: Arc<dyn CloudApi>,
+    every: Duration,
+) {
+    loop {
+        match ec2.managed_instances().await {
+            Ok(live) => {
+                let mut w = lock(&world);
+                w.advance_to(clock.now());
+                w.sync_external(&live);
+            }
+            Err(e) => tracing::warn!(target: "sim", "polling EC2: {e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,275 @@
+//! The `ClusterApi` conformance suite, written once against the trait and
+//! run against the simulator and against the kube-rs adapter talking to
+//! the simulator's Kubernetes façade over plain HTTP on loopback.
+
+mod support;
+
+use k3s_autoscaler::adapters::kube::KubeCluster;
+use k3s_autoscaler::config::KubernetesConfig;
+use k3s_autoscaler::ports::*;
+use k3s_autoscaler::sim::ScenarioKind;
+use std::sync::Arc;
+
+type Cluster = Arc<dyn ClusterApi>;
+
+mod cases {
+    use super::*;
+
+    pub async fn workers_carry_readiness_allocatable_and_instance_ids(c: Cluster) {
+        let nodes = c.nodes().await.unwrap();
+        assert_eq!(nodes.len(), 4, "{nodes:?}");
+        for n in &nodes {
+            assert!(n.ready, "{n:?}");
+            assert!(!n.cordoned);
+            assert!(
+                n.allocatable.cpu_millis >= 1_000 && n.allocatable.memory_bytes >= 1 << 30,
+                "{n:?}"
+            );
+            assert_eq!(n.instance_id.as_deref(), Some(n.name.as_str()));
+            assert!(n.zone().is_some() && n.instance_type().is_some(), "{n:?}");
+        }
+    }
+
+    pub async fn pods_carry_owner_requests_and_placement(c: Cluster) {
+        let nodes = c.nodes().await.unwrap();
+        let pods = c.pods().await.unwrap();
+        for n in &nodes {
+            let on = c.pods_on(&n.name).await.unwrap();
+            assert!(
+                on.iter()
+                    .all(|p| p.node_name.as_deref() == Some(n.name.as_str()))
+            );
+            assert!(
+                on.iter()
+                    .any(|p| p.owner_kind.as_deref() == Some("DaemonSet")),
+                "every node runs the DaemonSet: {on:?}"
+            );
+            let from_all: usize = pods
+                .iter()
+                .filter(|p| p.node_name.as_deref() == Some(n.name.as_str()))
+                .count();
+            assert_eq!(from_all, on.len(), "pods_on agrees with pods");
+        }
+        let web = pods
+            .iter()
+            .find(|p| p.name.starts_with("web-"))
+            .expect("web pods");
+        assert_eq!(web.owner_kind.as_deref(), Some("ReplicaSet"));
+        assert_eq!(web.requests, Resources::new(300, 512 << 20));
+        assert_eq!(web.labels.get("app").map(String::as_str), Some("web"));
+        assert!(
+            pods.iter()
+                .any(|p| p.owner_kind.as_deref() == Some("StatefulSet")),
+            "the db pod"
+        );
+        assert!(pods.iter().all(|p| !p.uid.is_empty()));
+    }
+
+    pub async fn budgets_are_listed_with_disruptions_allowed(c: Cluster) {
+        let pdbs = c.pdbs().await.unwrap();
+        let web = pdbs.iter().find(|p| p.name == "web").expect("the web PDB");
+        assert_eq!(web.namespace, "default");
+        assert_eq!(
+            web.selector.match_labels.get("app").map(String::as_str),
+            Some("web")
+        );
+        assert!(web.disruptions_allowed >= 0);
+        assert!(
+            pdbs.iter()
+                .any(|p| p.namespace == "kube-system" && p.name == "coredns")
+        );
+    }
+
+    pub async fn cordon_and_uncordon(c: Cluster) {
+        let name = c.nodes().await.unwrap()[0].name.clone();
+        c.set_cordoned(&name, true).await.unwrap();
+        assert!(
+            c.nodes()
+                .await
+                .unwrap()
+                .iter()
+                .find(|n| n.name == name)
+                .unwrap()
+                .cordoned
+        );
+        c.set_cordoned(&name, false).await.unwrap();
+        assert!(
+            !c.nodes()
+                .await
+                .unwrap()
+                .iter()
+                .find(|n| n.name == name)
+                .unwrap()
+                .cordoned
+        );
+        assert!(matches!(
+            c.set_cordoned("no-such-node", true).await,
+            Err(PortError::NotFound(_))
+        ));
+    }
+
+    pub async fn eviction_honours_the_budget(c: Cluster) {
+        let pods = c.pods().await.unwrap();
+        let mut web: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.name.starts_with("web-") && p.phase == PodPhase::Running && !p.terminating
+            })
+            .collect();
+        web.sort_by(|a, b| a.name.cmp(&b.name));
+        assert!(web.len() >= 2);
+        assert_eq!(
+            c.evict(&web[0].reference()).await.unwrap(),
+            EvictionOutcome::Evicted
+        );
+        // maxUnavailable 1: while the first is being replaced, the next is refused.
+        match c.evict(&web[1].reference()).await.unwrap() {
+            EvictionOutcome::Blocked(why) => assert!(why.contains("disruption budget"), "{why}"),
+            other => panic!("expected a 429 refusal, got {other:?}"),
+        }
+        let after = c.pods().await.unwrap();
+        assert!(
+            after.iter().any(|p| p.uid == web[0].uid && p.terminating),
+            "the evicted pod is terminating"
+        );
+        let gone = PodRef {
+            namespace: "default".into(),
+            name: "no-such-pod".into(),
+            uid: "x".into(),
+        };
+        assert_eq!(c.evict(&gone).await.unwrap(), EvictionOutcome::AlreadyGone);
+    }
+
+    pub async fn deleting_a_node_object_is_idempotent(c: Cluster) {
+        c.delete_node("no-such-node").await.unwrap();
+        let name = c.nodes().await.unwrap()[0].name.clone();
+        c.delete_node(&name).await.unwrap();
+    }
+
+    pub async fn unschedulable_pods_say_since_when(c: Cluster) {
+        let pods = c.pods().await.unwrap();
+        let pending: Vec<&Pod> = pods.iter().filter(|p| p.is_unschedulable()).collect();
+        assert!(
+            !pending.is_empty(),
+            "the busy scenario leaves pods pending on four workers"
+        );
+        for p in pending {
+            assert!(p.node_name.is_none());
+            assert!(p.unschedulable_since.is_some_and(|t| t.0 > 0), "{p:?}");
+        }
+    }
+}
+
+/// A world of four workers; `busy` makes pods pending.
+async fn sim(busy: bool) -> Cluster {
+    let (_, demo) = support::demo(
+        if busy {
+            ScenarioKind::FlashSale
+        } else {
+            ScenarioKind::Steady
+        },
+        5,
+        false,
+    );
+    if busy {
+        // Ten simulated minutes: the flash sale has pods pending.
+        demo.clock.advance(std::time::Duration::from_secs(600));
+    }
+    let mut w = k3s_autoscaler::sim::ports::lock(&demo.world);
+    // Four workers, like the façade's world.
+    let extra: Vec<String> = w.fleet.nodes.keys().skip(4).cloned().collect();
+    for id in extra {
+        w.fleet.nodes.remove(&id);
+        w.fleet.instances.remove(&id);
+    }
+    drop(w);
+    demo.ports.cluster.clone()
+}
+
+async fn kube(busy: bool) -> Cluster {
+    let (url, world) = support::facade(
+        if busy {
+            ScenarioKind::Idle
+        } else {
+            ScenarioKind::Steady
+        },
+        4,
+    )
+    .await;
+    if busy {
+        // Push demand past what four workers hold.
+        let mut w = k3s_autoscaler::sim::ports::lock(&world);
+        for c in w
+            .workload
+            .controllers
+            .iter_mut()
+            .filter(|c| c.name == "web")
+        {
+            c.replicas = k3s_autoscaler::sim::workload::Replicas::Fixed(40);
+        }
+    }
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    // Let the pods start (five simulated seconds of real time).
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    Arc::new(KubeCluster::connect(&config).await.unwrap())
+}
+
+macro_rules! conformance {
+    ($($case:ident $(: $busy:expr)?),* $(,)?) => {
+        mod on_simulator {
+            use super::*;
+            $( #[tokio::test] async fn $case() { cases::$case(sim(false $(|| $busy)?).await).await } )*
+        }
+        mod on_kube_rs_and_the_facade {
+            use super::*;
+            $( #[tokio::test] async fn $case() { cases::$case(kube(false $(|| $busy)?).await).await } )*
+        }
+    };
+}
+
+conformance!(
+    workers_carry_readiness_allocatable_and_instance_ids,
+    pods_carry_owner_requests_and_placement,
+    budgets_are_listed_with_disruptions_allowed,
+    cordon_and_uncordon,
+    eviction_honours_the_budget,
+    deleting_a_node_object_is_idempotent,
+    unschedulable_pods_say_since_when: true,
+);
+
+/// The façade is faithful: what kube-rs reads through it is what the
+/// simulator's own port says.
+#[tokio::test]
+async fn the_facade_shows_the_simulator_exactly() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    let kube = KubeCluster::connect(&config).await.unwrap();
+    let through_api = kube.nodes().await.unwrap();
+    let direct = k3s_autoscaler::sim::ports::lock(&world).nodes();
+    // Timestamps travel at second precision.
+    let trim = |mut ns: Vec<Node>| {
+        for n in &mut ns {
+            n.created = Timestamp(n.created.0 / 1000 * 1000);
+        }
+        ns.sort_by(|a, b| a.name.cmp(&b.name));
+        ns
+    };
+    assert_eq!(trim(through_api), trim(direct));
+    let mut api_pods = kube.pods().await.unwrap();
+    let mut sim_pods = k3s_autoscaler::sim::ports::lock(&world).pods();
+    api_pods.sort_by(|a, b| a.uid.cmp(&b.uid));
+    sim_pods.sort_by(|a, b| a.uid.cmp(&b.uid));
+    assert_eq!(api_pods.len(), sim_pods.len());
+    for (a, s) in api_pods.iter().zip(&sim_pods) {
+        assert_eq!(
+            (&a.uid, &a.node_name, a.phase, &a.owner_kind, a.requests),
+            (&s.uid, &s.node_name, s.phase, &s.owner_kind, s.requests)
+        );
+    }
+}
