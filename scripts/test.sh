@@ -33,4 +33,5 @@ if ! wait_http "http://127.0.0.1:$moto_port/moto-api/" 30; then
 fi
 export K3SA_MOTO_URL="http://127.0.0.1:$moto_port"
 
-cargo test "$@"
+# The failpoints feature adds the crash-recovery tests' kill -9 hooks.
+cargo test --features failpoints "$@"

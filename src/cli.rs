@@ -1,20 +1,12 @@
 //! Command line (DESIGN §5) and the dispatch from it to the runtime.
 
-use crate::app::App;
 use crate::app::keymap::Keymap;
 use crate::config::{Config, ConfigError};
-use crate::ports::Clock;
-use crate::runtime::console;
-use crate::runtime::demo::{Demo, DemoOptions, Speed};
-use crate::runtime::headless::{self, StopAfter};
+use crate::runtime::Shutdown;
+use crate::runtime::demo::Speed;
 use crate::runtime::logging::{self, LogFormat};
-use crate::runtime::settings::engine_settings;
-use crate::runtime::{Mode, Shutdown};
 use crate::sim::ScenarioKind;
-use crate::sim::ports::lock;
-use crate::ui::ViewOptions;
 use clap::Parser;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,9 +54,22 @@ pub struct Cli {
     /// Workers in the simulated cluster at start (demand scales with it).
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
+    /// Also run the same seeded workload under baselines and compare:
+    /// `static-5`, `seed-cadence` (with --demo --auto).
+    #[arg(long, value_name = "LIST", value_parser = crate::runtime::compare::parse_baselines)]
+    pub compare: Option<crate::runtime::compare::Baselines>,
     /// Log lines as human text or one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// With --demo: start with one of each reconciliation finding (a
+    /// never-joined and an orphan instance, a ghost node, a stray cordon,
+    /// an operation whose instances are gone); see `R` and `status`.
+    #[arg(long, requires = "demo", conflicts_with = "compare")]
+    pub drift: bool,
+    /// Serve the engine's own Prometheus metrics (/metrics) and its health
+    /// (/healthz) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -80,6 +85,23 @@ pub enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Pause every engine of the cluster (console or headless, any host):
+    /// nothing starts, an operation in flight waits.
+    Pause {
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = crate::config::parse_duration)]
+        duration: Duration,
+        /// Why: shown to everyone, and in `status`.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// End a cluster-wide pause.
+    Resume,
+    /// Print a shell completion script: `completions bash > /etc/bash_completion.d/k3s-autoscaler`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Break-glass: free the lock whoever holds it and bump the fence. Audited.
     Unlock {
@@ -125,6 +147,18 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Completions need no configuration: they describe the command line.
+    if let Some(Command::Completions { shell }) = &cli.command {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        clap_complete::generate(
+            *shell,
+            &mut command,
+            "k3s-autoscaler",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
@@ -158,14 +192,19 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(EXIT_FAILURE);
     };
     match (cli.demo, keymap) {
-        (true, None) => runtime.block_on(run_headless_demo(cli, config)),
-        (true, Some(keymap)) => runtime.block_on(run_console_demo(cli, config, keymap)),
-        (false, keymap) => runtime.block_on(run_real(cli, config, keymap)),
+        (true, None) => runtime.block_on(demo::run_headless_demo(cli, config)),
+        (true, Some(keymap)) => runtime.block_on(demo::run_console_demo(cli, config, keymap)),
+        (false, keymap) => runtime.block_on(real::run_real(cli, config, keymap)),
     }
 }
 
 fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
     use crate::runtime::commands;
+    if cli.demo && !matches!(command, Command::Status { .. }) {
+        return usage_error(
+            "--demo runs the console, --auto and `status` on the simulated cluster; the other commands need real backends",
+        );
+    }
     let Some(runtime) = new_runtime() else {
         return ExitCode::from(EXIT_FAILURE);
     };
@@ -173,9 +212,15 @@ fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
     let path = cli.config.as_deref();
     let code = runtime.block_on(async {
         match command {
+            Command::Status { json } if cli.demo => demo::status(cli, config, *json).await,
             Command::Init => commands::init(config, path).await,
             Command::Check => crate::runtime::check::check(config, path).await,
-            Command::Status { json } => commands::status(config, path, *json).await,
+            Command::Pause { duration, reason } => {
+                commands::pause(config, path, Some((*duration, reason.clone()))).await
+            }
+            Command::Resume => commands::pause(config, path, None).await,
+            Command::Status { json } => crate::runtime::status::status(config, path, *json).await,
+            Command::Completions { .. } => commands::OK,
             Command::Unlock { force, reason } => {
                 commands::unlock(config, path, *force, reason.clone()).await
             }
@@ -183,6 +228,32 @@ fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
     });
     ExitCode::from(code)
 }
+
+/// `--metrics-addr`: bound before the first tick, so a taken port stops
+/// the start instead of leaving a service without its metrics.
+async fn serve_metrics(
+    cli: &Cli,
+    engine: &crate::runtime::Engine,
+    interval: Duration,
+    shutdown: &Shutdown,
+) -> Result<(), ExitCode> {
+    use crate::runtime::metrics::server;
+    let Some(addr) = cli.metrics_addr else {
+        return Ok(());
+    };
+    let listener = server::bind(addr).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_FAILURE)
+    })?;
+    // A tick may run late by a slow backend's timeout; three missed ticks
+    // (and never less than 30 s) is a stuck engine.
+    let max_age = (interval * 3).max(Duration::from_secs(30));
+    server::serve(listener, engine.metrics(), max_age, shutdown.clone());
+    Ok(())
+}
+
+mod demo;
+mod real;
 
 fn new_runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
@@ -209,224 +280,5 @@ fn keymap_error(cli: &Cli, message: String) -> ConfigError {
         line: None,
         key,
         message,
-    }
-}
-
-fn demo_options(cli: &Cli, start: Option<crate::ports::Timestamp>) -> DemoOptions {
-    DemoOptions {
-        scenario: cli.scenario,
-        seed: cli.seed,
-        speed: cli.speed.clone(),
-        workers: cli.workers,
-        start,
-    }
-}
-
-async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitCode {
-    logging::init_console();
-    let mode = if cli.read_only {
-        Mode::ReadOnly
-    } else {
-        Mode::Supervised
-    };
-    // The console's simulated day starts at the real time of day, so at
-    // speed 1 the simulated clock and the log pane's clock agree.
-    let start = crate::ports::SystemClock::new().now();
-    let demo = Demo::new(
-        &config,
-        &demo_options(&cli, Some(start)),
-        mode == Mode::ReadOnly,
-    );
-    let engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
-    let mut app = App::new(
-        config.cluster.name.clone(),
-        true,
-        mode == Mode::ReadOnly,
-        keymap,
-        engine_settings(&config),
-        demo.ports.clock.now(),
-    );
-    app.light_theme = config.ui.theme == "light";
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals();
-    tracing::info!(
-        target: "runtime",
-        "simulated cluster \"{}\" ({} scenario, seed {}) at speed {}",
-        config.cluster.name,
-        cli.scenario,
-        cli.seed,
-        match &cli.speed { Speed::Times(x) => format!("{x}×"), Speed::Max => "max".into() }
-    );
-    let options = ViewOptions {
-        log_timestamps: cli.speed == Speed::Times(1.0),
-    };
-    let interval = config.engine.interval.get();
-    match console::run(app, engine, demo.ports.clone(), interval, options, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
-}
-
-/// The real backends: the console (supervised or read-only) or `--auto`.
-async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitCode {
-    use crate::runtime::backends::{Backends, hostname};
-    use crate::runtime::executor::Executor;
-    use crate::runtime::ids::IdSource;
-    use crate::runtime::lease::LockClient;
-    use std::sync::Arc;
-    let mode = match (cli.read_only, &keymap) {
-        (true, _) => Mode::ReadOnly,
-        (false, None) => Mode::Auto,
-        (false, Some(_)) => Mode::Supervised,
-    };
-    let backends = match Backends::connect(&config, cli.config.as_deref()).await {
-        Ok(b) => b,
-        Err(e) => return usage_error(e),
-    };
-    let ports = match backends.ports() {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
-    // A missing table is a setup step not done, not a transient failure.
-    if let Err(e) = backends.state.check_table().await {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_FAILURE);
-    }
-    let settings = engine_settings(&config);
-    let executor = (mode != Mode::ReadOnly).then(|| {
-        let ids = Arc::new(IdSource::random());
-        let role = if mode == Mode::Auto {
-            "auto"
-        } else {
-            "console"
-        };
-        let owner =
-            crate::engine::lock::owner_id(&hostname(), std::process::id(), role, &ids.uuid());
-        let lock = LockClient::new(
-            ports.state.clone(),
-            ports.clock.clone(),
-            settings.lease.clone(),
-            owner,
-            ids.clone(),
-        );
-        Executor::new(ports.clone(), settings.clone(), lock, ids)
-    });
-    let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
-    let shutdown = Shutdown::new();
-    let interval = config.engine.interval.get();
-    match keymap {
-        Some(keymap) => {
-            logging::init_console();
-            shutdown.listen_for_signals();
-            let mut app = App::new(
-                config.cluster.name.clone(),
-                false,
-                mode == Mode::ReadOnly,
-                keymap,
-                settings,
-                ports.clock.now(),
-            );
-            app.light_theme = config.ui.theme == "light";
-            let options = ViewOptions {
-                log_timestamps: true,
-            };
-            match console::run(app, engine, ports, interval, options, shutdown).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILURE)
-                }
-            }
-        }
-        None => {
-            logging::init_stdout(cli.log_format, ports.clock.clone());
-            shutdown.listen_for_signals();
-            tracing::info!(
-                target: "runtime",
-                cluster = %config.cluster.name,
-                mode = mode.badge(),
-                owner = engine.owner().unwrap_or("-"),
-                "engine started on the real backends"
-            );
-            let stop = StopAfter {
-                ticks: if cli.once { Some(1) } else { cli.ticks },
-                duration: cli.days.map(|d| Duration::from_secs_f64(d * 86_400.0)),
-                full_last_interval: false,
-            };
-            let outcome = headless::run(
-                &mut engine,
-                ports.clock.clone(),
-                interval,
-                stop,
-                None,
-                &shutdown,
-            )
-            .await;
-            tracing::info!(target: "runtime", ticks = outcome.ticks, "engine stopped");
-            ExitCode::SUCCESS
-        }
-    }
-}
-
-async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
-    let mode = if cli.read_only {
-        Mode::ReadOnly
-    } else {
-        Mode::Auto
-    };
-    let demo = Demo::new(&config, &demo_options(&cli, None), mode == Mode::ReadOnly);
-    logging::init_stdout(cli.log_format, demo.ports.clock.clone());
-    let mut engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals();
-    tracing::info!(
-        target: "runtime",
-        scenario = %cli.scenario,
-        seed = cli.seed,
-        mode = mode.badge(),
-        "simulated cluster \"{}\" started",
-        config.cluster.name
-    );
-    let stop = StopAfter {
-        ticks: if cli.once { Some(1) } else { cli.ticks },
-        duration: cli.days.map(|d| Duration::from_secs_f64(d * 86_400.0)),
-        full_last_interval: !cli.once,
-    };
-    headless::run(
-        &mut engine,
-        demo.ports.clock.clone(),
-        config.engine.interval.get(),
-        stop,
-        Some(demo.world.clone()),
-        &shutdown,
-    )
-    .await;
-    let summary = lock(&demo.world).summary();
-    let line = match cli.log_format {
-        LogFormat::Json => serde_json::json!({ "summary": summary }).to_string(),
-        LogFormat::Text => format!(
-            "summary: {:.2} simulated hours, {:.2} worker-hours, peak {} workers, {:.2} pending pod-minutes, \
-             p95 unschedulable {:.0}s, {} scale-ups, {} scale-downs, {} failed, {} aborted, {} invariant violations",
-            summary.simulated_hours,
-            summary.worker_hours,
-            summary.peak_workers,
-            summary.pending_pod_minutes,
-            summary.p95_unschedulable_seconds,
-            summary.scale_ups,
-            summary.scale_downs,
-            summary.failed_operations,
-            summary.aborted_operations,
-            summary.invariant_violations
-        ),
-    };
-    // A closed stdout (`| head`) is not worth a panic.
-    let _ = writeln!(std::io::stdout(), "{line}");
-    if summary.invariant_violations > 0 {
-        ExitCode::from(EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
     }
 }

@@ -178,13 +178,13 @@ impl Default for PolicyConfig {
         PolicyConfig {
             cpu_up_percent: 70.0,
             cpu_up_for: ConfigDuration::secs(0),
-            pending_for: ConfigDuration::secs(180),
-            cpu_down_percent: 30.0,
+            pending_for: ConfigDuration::secs(60),
+            cpu_down_percent: 45.0,
             idle_for: ConfigDuration::secs(600),
             cpu_target_percent: 60.0,
             min_workers: 2,
             max_workers: 10,
-            scale_up_cooldown: ConfigDuration::secs(180),
+            scale_up_cooldown: ConfigDuration::secs(60),
             scale_down_cooldown: ConfigDuration::secs(600),
             max_scale_up_batch: 3,
         }

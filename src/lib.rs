@@ -28,6 +28,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod ports;
 pub mod runtime;
 pub mod sim;

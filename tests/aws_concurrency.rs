@@ -57,6 +57,7 @@ impl ClusterApi for BusyCluster {
                 instance_id: Some(format!("i-static{i}")),
                 ready: true,
                 cordoned: false,
+                startup_taint: false,
                 allocatable: Resources::new(1_900, 7 << 30),
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::new(),
@@ -74,6 +75,9 @@ impl ClusterApi for BusyCluster {
         Ok(vec![])
     }
     async fn set_cordoned(&self, _: &str, _: bool) -> PortResult<()> {
+        Ok(())
+    }
+    async fn remove_startup_taint(&self, _: &str) -> PortResult<()> {
         Ok(())
     }
     async fn evict(&self, _: &PodRef) -> PortResult<EvictionOutcome> {

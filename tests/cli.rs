@@ -219,3 +219,65 @@ fn sigterm_stops_cleanly_with_exit_0() {
         "{stdout}"
     );
 }
+
+#[test]
+fn demo_status_json_shows_every_reconciliation_class_of_a_drifted_cluster() {
+    let out = run(&["--demo", "--drift", "--seed", "4", "status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut classes: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["class"].as_str().unwrap())
+        .collect();
+    classes.sort();
+    assert_eq!(
+        classes,
+        [
+            "ghost_node",
+            "never_joined",
+            "operation_instances_gone",
+            "orphan_instance",
+            "stray_cordon"
+        ]
+    );
+    for f in report["findings"].as_array().unwrap() {
+        assert!(f["text"].as_str().is_some_and(|t| !t.is_empty()), "{f}");
+        assert!(f["fix"].as_str().is_some_and(|t| !t.is_empty()), "{f}");
+    }
+    // Without drift, a fresh cluster has nothing to reconcile.
+    let out = run(&["--demo", "status", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"], serde_json::json!([]));
+    // Text mode lists them too.
+    let out = run(&["--demo", "--drift", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("reconcile   5 finding(s)"), "{text}");
+    // The other commands need the real backends.
+    let out = run(&["--demo", "pause", "--for", "5m", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn version_and_completions_print_without_a_config() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("k3s-autoscaler {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef k3s-autoscaler"),
+        ("fish", "complete -c k3s-autoscaler"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script:.200}");
+        assert!(script.contains("metrics-addr"), "{shell} knows the flags");
+    }
+    let out = run(&["completions", "powershell-7"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -109,7 +109,7 @@ mod cases {
             .terminate(&["i-0000000000000dead".to_string()])
             .await
             .unwrap_err();
-        assert!(matches!(missing, PortError::Refused(_)), "{missing}");
+        assert!(matches!(missing, PortError::NotFound(_)), "{missing}");
     }
 
     pub async fn the_master_is_found_by_its_tag(f: Box<dyn Fixture>) {
@@ -340,4 +340,31 @@ fn decode_base64(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// GetConsoleOutput on moto: the base64 answer decodes to text (moto
+/// answers a fixed boot log), and an unknown instance is an error, not text.
+#[tokio::test]
+async fn the_console_output_of_an_instance_is_decoded_text() {
+    let f = MotoFixture::new().await;
+    let launched = f
+        .fleet
+        .launch(&launch_request("op-console", 1))
+        .await
+        .unwrap();
+    let text = f
+        .fleet
+        .console_output(&launched[0].id)
+        .await
+        .unwrap()
+        .expect("moto has console output for a running instance");
+    assert!(!text.trim().is_empty());
+    assert!(text.is_char_boundary(text.len()));
+    assert!(
+        !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='),
+        "still base64: {text:.80}"
+    );
+    assert!(f.fleet.console_output("i-0000000000000dead").await.is_err());
 }

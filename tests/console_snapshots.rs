@@ -87,3 +87,16 @@ async fn a_small_terminal_gets_a_message_not_a_panic() {
     // Exactly the minimum draws the full layout.
     assert!(render(&app, 80, 24).contains("Workers"));
 }
+
+#[tokio::test]
+async fn at_80_columns_the_footer_keeps_help_and_quit() {
+    let app = support::seeded_app(false, 2).await;
+    let screen = render(&app, 80, 24);
+    let footer = screen.lines().last().unwrap();
+    assert!(footer.contains("? help  q/Ctrl-c quit"), "{footer}");
+    assert!(footer.contains("Enter apply"), "{footer}");
+    assert!(
+        !footer.contains("window"),
+        "the hints that do not fit go: {footer}"
+    );
+}

@@ -366,3 +366,97 @@ fn the_same_seed_replays_the_same_day() {
         "a different seed is a different day"
     );
 }
+
+/// ISSUE 8: a pause written by one process (here `set_pause`, what the
+/// `pause` command runs) stops another engine: nothing starts, an
+/// operation in flight waits; `resume` lets both go on.
+#[tokio::test]
+async fn a_cluster_pause_stops_another_engine_until_resumed() {
+    use k3s_autoscaler::runtime::pause::set_pause;
+    let (config, demo) = demo(ScenarioKind::FlashSale, 1, false);
+    let mut engine = k3s_autoscaler::runtime::demo::engine_on(&demo, &config, Mode::Auto, 7);
+    let shutdown = Shutdown::new();
+    let lease_rules = rules();
+    let pause = |d: Option<u64>| {
+        set_pause(
+            demo.ports.state.clone(),
+            demo.ports.clock.clone(),
+            &lease_rules,
+            "alice@laptop",
+            d.map(|m| (Duration::from_secs(m * 60), "migrating the database".into())),
+        )
+    };
+    let record = || lock(&demo.world).table.record.clone();
+    pause(Some(120)).await.unwrap();
+
+    // Paused through the flash sale's first 20 minutes: nothing starts.
+    let launched_before = lock(&demo.world).fleet.instances.len();
+    let mut wanted_to = 0;
+    for _ in 0..80 {
+        let report = engine.tick(None, &shutdown).await;
+        assert!(report.exec.is_none(), "no executor run while paused");
+        assert!(
+            report
+                .decision
+                .reasons
+                .iter()
+                .any(|r| r.contains("cluster paused by alice@laptop") && r.contains("migrating")),
+            "{:?}",
+            report.decision.reasons
+        );
+        if report
+            .decision
+            .reasons
+            .iter()
+            .any(|r| r.contains("unschedulable"))
+        {
+            wanted_to += 1;
+        }
+        demo.ports.clock.sleep(Duration::from_secs(15)).await;
+    }
+    assert!(record().op.is_none(), "{:?}", record().op);
+    assert_eq!(lock(&demo.world).fleet.instances.len(), launched_before);
+
+    // Resumed: the same engine scales up within a few ticks (the control
+    // that shows the pause, not the load, held it back).
+    let previous = pause(None).await.unwrap();
+    assert_eq!(previous.map(|p| p.by), Some("alice@laptop".to_string()));
+    let mut started = None;
+    for _ in 0..8 {
+        let report = engine.tick(None, &shutdown).await;
+        if let Some(id) = report.exec.and_then(|e| e.started) {
+            started = Some(id);
+            break;
+        }
+        demo.ports.clock.sleep(Duration::from_secs(15)).await;
+    }
+    let started =
+        started.unwrap_or_else(|| panic!("no scale-up after resume ({wanted_to} pending ticks)"));
+    let in_flight = record();
+    let op = in_flight.op.clone().unwrap();
+    assert_eq!(op.id, started);
+    assert!(op.is_in_flight(), "{op:?}");
+
+    // Paused mid-operation: it waits where it is, nodes joining or not.
+    pause(Some(30)).await.unwrap();
+    let paused_rev = record().rev;
+    for _ in 0..20 {
+        engine.tick(None, &shutdown).await;
+        demo.ports.clock.sleep(Duration::from_secs(15)).await;
+    }
+    let waited = record();
+    assert_eq!(waited.rev, paused_rev, "no write while paused");
+    assert_eq!(waited.op.as_ref().map(|o| o.phase), Some(op.phase));
+
+    pause(None).await.unwrap();
+    for _ in 0..12 {
+        engine.tick(None, &shutdown).await;
+        demo.ports.clock.sleep(Duration::from_secs(15)).await;
+    }
+    let done = record().op.unwrap();
+    assert_eq!(
+        (done.id.as_str(), done.phase),
+        (started.as_str(), OpPhase::Done)
+    );
+    assert_eq!(lock(&demo.world).invariants.violations.len(), 0);
+}

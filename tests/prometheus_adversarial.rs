@@ -80,6 +80,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         instance_id: Some(format!("w{i}")),
         ready: true,
         cordoned: false,
+        startup_taint: false,
         allocatable: Resources::new(1_900, 7 << 30),
         labels: Default::default(),
         annotations: Default::default(),

@@ -67,6 +67,9 @@ impl ClusterApi for Recorder {
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
         Err(self.mutated(format!("set_cordoned({node}, {cordoned})")))
     }
+    async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
+        Err(self.mutated(format!("remove_startup_taint({node})")))
+    }
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
         Err(self.mutated(format!("evict({pod})")))
     }

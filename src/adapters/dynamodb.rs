@@ -301,6 +301,9 @@ impl StateStore for DynamoStateStore {
             UPDATED,
             LAST_SCALE_UP,
             LAST_SCALE_END,
+            PAUSE,
+            PAUSED_BY,
+            PAUSED_UNTIL,
         ];
         let removes: Vec<&str> = removable
             .into_iter()

@@ -25,6 +25,9 @@ pub const OPERATION: &str = "operation";
 pub const LAST_SCALE_UP: &str = "lastScaleUpEpoch";
 pub const LAST_SCALE_END: &str = "lastScaleEndEpoch";
 pub const UPDATED: &str = "updatedEpoch";
+pub const PAUSE: &str = "pause";
+pub const PAUSED_BY: &str = "pausedBy";
+pub const PAUSED_UNTIL: &str = "pausedUntilEpoch";
 
 pub fn lock_key(cluster: &str) -> String {
     format!("lock#{cluster}")
@@ -108,6 +111,13 @@ pub fn op_record_to_item(cluster: &str, record: &OpRecord) -> Result<Item, PortE
     if let Some(t) = record.last_scale_end {
         item.insert(LAST_SCALE_END.into(), n(t.0));
     }
+    if let Some(pause) = &record.pause {
+        let json = serde_json::to_string(pause)
+            .map_err(|e| PortError::Invalid(format!("encoding the pause: {e}")))?;
+        item.insert(PAUSE.into(), s(json));
+        item.insert(PAUSED_BY.into(), s(pause.by.clone()));
+        item.insert(PAUSED_UNTIL.into(), n(pause.until.0));
+    }
     if let Some(op) = &record.op {
         let json = serde_json::to_string(op)
             .map_err(|e| PortError::Invalid(format!("encoding the operation: {e}")))?;
@@ -134,6 +144,13 @@ pub fn op_record_from_item(item: &Item) -> Result<OpRecord, PortError> {
         op,
         last_scale_up: get_opt_n(item, LAST_SCALE_UP)?.map(Timestamp),
         last_scale_end: get_opt_n(item, LAST_SCALE_END)?.map(Timestamp),
+        pause: match item.get(PAUSE) {
+            None => None,
+            Some(_) => Some(
+                serde_json::from_str(get_s(item, PAUSE)?)
+                    .map_err(|e| PortError::Invalid(format!("attribute {PAUSE}: {e}")))?,
+            ),
+        },
     })
 }
 

@@ -4,7 +4,7 @@
 //! ClientToken); only instances with both managed tags are ever terminated.
 
 use super::aws::port_error;
-use super::user_data::{UserDataValues, base64, render};
+use super::user_data::{UserDataValues, base64, base64_decode, render};
 use crate::config::Ec2Config;
 use crate::ports::cloud::{ROLE_WORKER, TAG_CLUSTER, TAG_OP_ID, TAG_ROLE};
 use crate::ports::{
@@ -203,7 +203,14 @@ impl CloudApi for Ec2Fleet {
             filter(&format!("tag:{TAG_OP_ID}"), &[op_id]),
             filter(
                 "instance-state-name",
-                &["pending", "running", "shutting-down", "stopping", "stopped"],
+                &[
+                    "pending",
+                    "running",
+                    "shutting-down",
+                    "stopping",
+                    "stopped",
+                    "terminated",
+                ],
             ),
         ];
         Ok(self
@@ -335,7 +342,7 @@ impl CloudApi for Ec2Fleet {
         let found = match self.describe(vec![], ids).await {
             Ok(found) => found,
             Err(PortError::NotFound(why)) => {
-                return Err(PortError::Refused(format!("not a managed worker: {why}")));
+                return Err(PortError::NotFound(format!("not terminated: {why}")));
             }
             Err(e) => return Err(e),
         };
@@ -348,7 +355,7 @@ impl CloudApi for Ec2Fleet {
                         self.cluster, self.cluster
                     )));
                 }
-                None => return Err(PortError::Refused(format!("{id} does not exist"))),
+                None => return Err(PortError::NotFound(format!("{id} does not exist"))),
             }
         }
         let mut request = self.client.terminate_instances();
@@ -360,5 +367,21 @@ impl CloudApi for Ec2Fleet {
             .await
             .map_err(|e| port_error("TerminateInstances", e, true))?;
         Ok(())
+    }
+
+    async fn console_output(&self, id: &str) -> PortResult<Option<String>> {
+        let out = self
+            .client
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .map_err(|e| port_error("GetConsoleOutput", e, false))?;
+        let Some(encoded) = out.output() else {
+            return Ok(None);
+        };
+        let bytes = base64_decode(encoded)
+            .map_err(|e| PortError::Invalid(format!("GetConsoleOutput for {id}: {e}")))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }

@@ -6,6 +6,7 @@
 
 use super::kube_convert;
 use crate::config::KubernetesConfig;
+use crate::ports::cluster::TAINT_VERIFYING;
 use crate::ports::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError, PortResult};
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
@@ -138,6 +139,29 @@ impl ClusterApi for KubeCluster {
             .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
             .map_err(|e| port_error(if cordoned { "cordon" } else { "uncordon" }, e, true))?;
+        Ok(())
+    }
+
+    async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
+        let current = self
+            .nodes_api()
+            .get(node)
+            .await
+            .map_err(|e| port_error("reading the node", e, false))?;
+        let taints = current.spec.and_then(|s| s.taints).unwrap_or_default();
+        if !taints.iter().any(|t| t.key == TAINT_VERIFYING) {
+            return Ok(());
+        }
+        let remaining: Vec<_> = taints
+            .into_iter()
+            .filter(|t| t.key != TAINT_VERIFYING)
+            .collect();
+        // A merge patch replaces the list: everything but our taint stays.
+        let patch = serde_json::json!({ "spec": { "taints": remaining } });
+        self.nodes_api()
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| port_error("removing the startup taint", e, true))?;
         Ok(())
     }
 

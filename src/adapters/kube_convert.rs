@@ -1,7 +1,9 @@
 //! Kubernetes objects (k8s-openapi) to domain types. Pure and total: a
 //! malformed object is an error value, never a panic (it is fuzzed).
 
-use crate::ports::cluster::{LabelSelector, SelectorOp, SelectorRequirement, VolumeKind};
+use crate::ports::cluster::{
+    LabelSelector, SelectorOp, SelectorRequirement, TAINT_VERIFYING, VolumeKind,
+};
 use crate::ports::{Node, Pdb, Pod, PodPhase, Resources, Timestamp};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -93,6 +95,9 @@ pub fn node(n: &core::Node) -> Result<Node, String> {
         instance_id: instance_id(spec.and_then(|s| s.provider_id.as_deref()), &name),
         ready,
         cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        startup_taint: spec
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| ts.iter().any(|t| t.key == TAINT_VERIFYING)),
         allocatable: Resources::new(quantity("cpu", cpu_millis)?, quantity("memory", bytes)?),
         labels: n.metadata.labels.clone().unwrap_or_default(),
         annotations: n.metadata.annotations.clone().unwrap_or_default(),

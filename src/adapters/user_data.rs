@@ -65,6 +65,34 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Decode standard base64 (EC2's console output); whitespace is skipped,
+/// anything else outside the alphabet is an error.
+pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            c if c.is_ascii_whitespace() => continue,
+            c => return Err(format!("not base64: byte {c:#04x}")),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +134,27 @@ mod tests {
             ..values()
         };
         assert!(render(DEFAULT_TEMPLATE, &bad).is_err());
+    }
+
+    #[test]
+    fn base64_decodes_what_it_encodes() {
+        for plain in [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "boot log\n\u{1b}[0m",
+        ] {
+            assert_eq!(
+                base64_decode(&base64(plain.as_bytes())).unwrap(),
+                plain.as_bytes()
+            );
+        }
+        assert_eq!(base64_decode("Zm9v\nYmFy").unwrap(), b"foobar");
+        assert!(base64_decode("Zm9v!").is_err());
     }
 
     #[test]

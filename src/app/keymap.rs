@@ -21,6 +21,7 @@ pub enum Action {
     WindowLonger,
     Freeze,
     Refresh,
+    Reconcile,
     // Dangerous: change the cluster or the engine's behaviour.
     ApplySuggestion,
     AddWorker,
@@ -28,6 +29,7 @@ pub enum Action {
     Uncordon,
     RemoveNode,
     Pause,
+    ClusterPause,
     ToggleAuto,
 }
 
@@ -41,6 +43,7 @@ impl Action {
                 | Action::Uncordon
                 | Action::RemoveNode
                 | Action::Pause
+                | Action::ClusterPause
                 | Action::ToggleAuto
         )
     }
@@ -62,12 +65,14 @@ impl Action {
             Action::WindowLonger => "window_longer",
             Action::Freeze => "freeze",
             Action::Refresh => "refresh",
+            Action::Reconcile => "reconciliation",
             Action::ApplySuggestion => "apply_suggestion",
             Action::AddWorker => "add_worker",
             Action::Cordon => "cordon",
             Action::Uncordon => "uncordon",
             Action::RemoveNode => "remove_node",
             Action::Pause => "pause",
+            Action::ClusterPause => "cluster_pause",
             Action::ToggleAuto => "toggle_auto",
         }
     }
@@ -210,8 +215,14 @@ impl Keymap {
             b(
                 vec![c('p')],
                 Action::Pause,
-                "pause / resume the engine",
+                "pause / resume this engine",
                 true,
+            ),
+            b(
+                vec![c('P')],
+                Action::ClusterPause,
+                "cluster-wide pause for 30 min / resume (asks to confirm)",
+                false,
             ),
             b(
                 vec![c('a')],
@@ -250,6 +261,12 @@ impl Keymap {
                 false,
             ),
             b(vec![Key::ctrl('r')], Action::Refresh, "refresh now", false),
+            b(
+                vec![c('R')],
+                Action::Reconcile,
+                "reconciliation: what EC2, nodes and operations disagree on",
+                false,
+            ),
             b(
                 vec![p(Tab)],
                 Action::FocusNext,
@@ -355,6 +372,7 @@ fn short_help(action: Action) -> &'static str {
         Action::WindowShorter | Action::WindowLonger => "window",
         Action::Help => "help",
         Action::Quit => "quit",
+        Action::Reconcile => "reconcile",
         _ => "",
     }
 }

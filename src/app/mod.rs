@@ -94,6 +94,7 @@ pub enum Confirmed {
     Request(Request),
     SetMode(Mode),
     Resume,
+    ClusterPause(Option<std::time::Duration>),
 }
 
 /// The confirmation dialog: titled "Confirm", `y`/`n`, Cancel by default.
@@ -135,6 +136,8 @@ pub struct App {
     pub filter_editing: bool,
     pub dialog: Option<Confirm>,
     pub help: bool,
+    /// The reconciliation view, open, with its selected finding.
+    pub recon: Option<usize>,
     pub notice: Option<Notice>,
     /// Scroll position of the log pane (tui-logger keeps it behind a lock).
     pub log_state: tui_logger::TuiWidgetState,
@@ -175,6 +178,7 @@ impl App {
             filter_editing: false,
             dialog: None,
             help: false,
+            recon: None,
             notice: None,
             log_state: tui_logger::TuiWidgetState::new(),
             light_theme: false,

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub workers: Vec<WorkerRow>,
     /// Backend name → what went wrong on the last tick.
     pub errors: BTreeMap<&'static str, String>,
+    /// Reconciliation findings (the `R` view).
+    pub findings: Vec<crate::engine::reconcile::Finding>,
 }
 
 impl Snapshot {
@@ -89,6 +91,7 @@ impl Snapshot {
             exec: report.exec,
             workers,
             errors,
+            findings: report.findings,
         }
     }
 

@@ -37,6 +37,7 @@ fn snapshot_of(obs: Observation, mode: Mode, paused: bool) -> Snapshot {
         decision,
         state: Ok(StateSnapshot { lock: None, record }),
         exec: None,
+        findings: vec![],
     };
     Snapshot::build(report, Ok(BTreeMap::new()), mode, paused, None)
 }
@@ -307,4 +308,101 @@ fn quit_help_and_window_keys() {
         Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
     );
     assert_eq!(ctrl_c, vec![Effect::Quit]);
+}
+
+fn snapshot_with_record(obs: Observation, record: OpRecord) -> Snapshot {
+    let mut s = snapshot_of(obs, Mode::Supervised, false);
+    s.record = Some(record);
+    s
+}
+
+#[test]
+fn capital_p_pauses_the_cluster_after_confirmation_and_resumes_when_paused() {
+    let mut a = with(cluster(3, 50.0, T0));
+    assert_eq!(key(&mut a, KeyCode::Char('P')), vec![]);
+    let dialog = a.dialog.clone().expect("P asks first");
+    assert!(dialog.question.contains("Pause every engine"), "{dialog:?}");
+    assert_eq!(key(&mut a, KeyCode::Char('n')), vec![], "n cancels");
+    assert!(a.dialog.is_none());
+    key(&mut a, KeyCode::Char('P'));
+    assert_eq!(
+        key(&mut a, KeyCode::Char('y')),
+        vec![Effect::Engine(Command::ClusterPause(Some(
+            std::time::Duration::from_secs(1800)
+        )))]
+    );
+
+    let record = OpRecord {
+        pause: Some(crate::ports::Pause {
+            by: "alice@laptop".into(),
+            reason: "db migration".into(),
+            since: T0,
+            until: T0.plus(std::time::Duration::from_secs(600)),
+        }),
+        ..OpRecord::default()
+    };
+    update(
+        &mut a,
+        Msg::Snapshot(Box::new(snapshot_with_record(cluster(3, 50.0, T0), record))),
+    );
+    key(&mut a, KeyCode::Char('P'));
+    let dialog = a.dialog.clone().expect("P while paused offers to resume");
+    assert!(dialog.question.contains("Resume"), "{dialog:?}");
+    assert!(dialog.details[0].contains("alice@laptop"), "{dialog:?}");
+    assert_eq!(
+        key(&mut a, KeyCode::Char('y')),
+        vec![Effect::Engine(Command::ClusterPause(None))]
+    );
+}
+
+#[test]
+fn read_only_has_no_cluster_pause_but_can_look_at_reconciliation() {
+    let mut a = app(true);
+    update(
+        &mut a,
+        Msg::Snapshot(Box::new(snapshot_of(
+            cluster(3, 50.0, T0),
+            Mode::ReadOnly,
+            false,
+        ))),
+    );
+    assert_eq!(key(&mut a, KeyCode::Char('P')), vec![]);
+    assert!(a.dialog.is_none(), "P is not bound in read-only mode");
+    key(&mut a, KeyCode::Char('R'));
+    assert_eq!(a.recon, Some(0), "R opens the view");
+    assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
+    assert!(a.dialog.is_none(), "but Enter fixes nothing");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.recon, None);
+}
+
+#[test]
+fn a_fix_in_the_reconciliation_view_is_confirmed_first() {
+    use crate::engine::reconcile::Finding;
+    let mut obs = cluster(3, 50.0, T0);
+    view_mut(&mut obs).nodes[1].cordoned = true;
+    let mut s = snapshot_of(obs, Mode::Supervised, false);
+    s.findings = vec![
+        Finding::GhostNode {
+            node: "w9".into(),
+            instance: Some("i-9".into()),
+        },
+        Finding::StrayCordon { node: "w2".into() },
+    ];
+    let mut a = app(false);
+    update(&mut a, Msg::Snapshot(Box::new(s)));
+    key(&mut a, KeyCode::Char('R'));
+    key(&mut a, KeyCode::Char('j'));
+    key(&mut a, KeyCode::Char('j')); // stays on the last one
+    assert_eq!(a.recon, Some(1));
+    assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
+    assert!(a.recon.is_none(), "the view closes for the dialog");
+    let dialog = a.dialog.clone().expect("Enter asks first");
+    assert!(dialog.question.contains("w2"), "{dialog:?}");
+    assert_eq!(
+        key(&mut a, KeyCode::Char('y')),
+        vec![Effect::Engine(Command::Operator(Request::Uncordon(
+            "w2".into()
+        )))]
+    );
 }

@@ -22,6 +22,8 @@ pub enum Command {
     Operator(Request),
     SetMode(Mode),
     Pause(bool),
+    /// Cluster-wide pause for this long (`None`: resume).
+    ClusterPause(Option<std::time::Duration>),
     Refresh,
 }
 
@@ -89,6 +91,9 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         app.help = false;
         return Vec::new();
     }
+    if let Some(selected) = app.recon {
+        return on_recon_key(app, key, selected);
+    }
     if app.filter_editing {
         match key.code {
             KeyCode::Enter => app.filter_editing = false,
@@ -149,6 +154,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Refresh => return vec![Effect::Engine(Command::Refresh)],
+        Action::Reconcile => app.recon = Some(0),
         Action::ApplySuggestion => {
             let suggestion = app.snapshot.as_ref().map(|s| s.decision.clone());
             match suggestion {
@@ -195,6 +201,30 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
                 );
                 return vec![Effect::Engine(Command::Pause(true))];
             }
+        }
+        Action::ClusterPause => {
+            let current = app
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.record.as_ref())
+                .and_then(|r| r.paused_at(app.now).cloned());
+            app.dialog = Some(match current {
+                Some(p) => Confirm {
+                    question: "Resume every engine of the cluster?".into(),
+                    details: vec![format!("Paused by {} ({}).", p.by, p.reason)],
+                    on_yes: Confirmed::ClusterPause(None),
+                    ok_selected: false,
+                },
+                None => Confirm {
+                    question: "Pause every engine of the cluster for 30 minutes?".into(),
+                    details: vec![
+                        "No operation starts anywhere; one in flight waits where it is.".into(),
+                        "`k3s-autoscaler resume` (or P again) ends it early.".into(),
+                    ],
+                    on_yes: Confirmed::ClusterPause(Some(std::time::Duration::from_secs(1800))),
+                    ok_selected: false,
+                },
+            });
         }
         Action::ToggleAuto => {
             let (target, detail) = match app.mode() {
@@ -248,6 +278,54 @@ fn ask(app: &mut App, request: Request, reasons: Vec<String>) {
     }
 }
 
+/// Keys inside the reconciliation view: move, fix (confirmed), close.
+fn on_recon_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Effect> {
+    let findings = app
+        .snapshot
+        .as_ref()
+        .map(|s| s.findings.clone())
+        .unwrap_or_default();
+    match key.code {
+        KeyCode::Char('j') | KeyCode::Down => {
+            app.recon = Some((selected + 1).min(findings.len().saturating_sub(1)));
+        }
+        KeyCode::Char('k') | KeyCode::Up => app.recon = Some(selected.saturating_sub(1)),
+        KeyCode::Enter if !app.read_only => {
+            use crate::engine::reconcile::Finding;
+            let Some(finding) = findings.get(selected) else {
+                return Vec::new();
+            };
+            let request = match finding {
+                Finding::NeverJoined { instance, .. }
+                | Finding::OrphanInstance { instance, .. } => {
+                    Request::TerminateStray(instance.clone())
+                }
+                Finding::GhostNode { node, .. } => Request::DeleteGhost(node.clone()),
+                Finding::StrayCordon { node } => Request::Uncordon(node.clone()),
+                Finding::OperationInstancesGone { op_id, .. } => {
+                    Request::CloseOperation(op_id.clone())
+                }
+            };
+            let details = vec![finding.describe(), format!("Fix: {}.", finding.fix())];
+            app.recon = None;
+            if let Request::CloseOperation(_) = request {
+                // Checked by the engine under the lock; nothing to pre-check here.
+                app.dialog = Some(Confirm {
+                    question: format!("{}?", capitalise(&describe(&request))),
+                    details,
+                    on_yes: Confirmed::Request(request),
+                    ok_selected: false,
+                });
+            } else {
+                ask(app, request, details);
+            }
+        }
+        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('R') => app.recon = None,
+        _ => {}
+    }
+    Vec::new()
+}
+
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
@@ -289,6 +367,7 @@ fn on_dialog_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         }
         Confirmed::SetMode(mode) => Command::SetMode(mode),
         Confirmed::Resume => Command::Pause(false),
+        Confirmed::ClusterPause(d) => Command::ClusterPause(d),
     };
     vec![Effect::Engine(command)]
 }
@@ -301,6 +380,9 @@ fn describe(request: &Request) -> String {
         Request::RemoveNode(n) => format!("drain and remove {n}"),
         Request::Cordon(n) => format!("cordon {n}"),
         Request::Uncordon(n) => format!("uncordon {n}"),
+        Request::TerminateStray(i) => format!("terminate {i}"),
+        Request::DeleteGhost(n) => format!("delete the ghost node {n}"),
+        Request::CloseOperation(op) => format!("close {op}"),
     }
 }
 

@@ -104,6 +104,7 @@ async fn serve(args: Args) -> Result<(), String> {
         initial_workers: 0,
         boot_delay: args.boot_delay,
         never_join_probability: 0.0,
+        late_join_probability: 0.0,
         start,
         min_workers: 0,
         max_workers: u32::MAX,

@@ -3,9 +3,23 @@
 //! one whose pods would not fit on the workers that remain.
 
 use super::drain_rules::{Disposition, classify};
-use super::observation::ClusterView;
+use super::id_map::IdMap;
+use super::observation::{ClusterView, NodeIndex};
 use super::settings::Settings;
 use crate::ports::{Instance, Node, Pod, Resources};
+
+/// At most this many blocked nodes are named in a decision's reasons; the
+/// rest are counted (a 1 000-worker cluster would print a page per tick).
+const BLOCKED_NAMED: usize = 5;
+
+/// The managed instances by id.
+fn managed_by_id(fleet: &[Instance]) -> IdMap<'_, &Instance> {
+    fleet
+        .iter()
+        .filter(|i| i.managed)
+        .map(|i| (i.id.as_str(), i))
+        .collect()
+}
 
 /// Nodes whose load is within this many percentage points of the least
 /// loaded count as "least loaded"; among them the newest goes first.
@@ -24,44 +38,74 @@ pub fn choose(
     view: &ClusterView,
     fleet: &[Instance],
 ) -> Result<Candidate, Vec<String>> {
-    let mut blocked = Vec::new();
-    let mut eligible: Vec<(&Node, &str, f64)> = Vec::new();
-    for node in &view.nodes {
-        match eligibility(settings, view, fleet, node) {
-            Ok((instance_id, load)) => eligible.push((node, instance_id, load)),
-            Err(why) => blocked.push(format!("{}: {why}", node.name)),
+    let index = view.index();
+    let managed = managed_by_id(fleet);
+    let mut blocked = Blocked::default();
+    let mut eligible: Vec<(usize, &Node, &str, f64)> = Vec::new();
+    for (n, node) in view.nodes.iter().enumerate() {
+        let (pods, requested) = (index.pods_at(n), index.requested_at(n));
+        match check(settings, view, pods, requested, &managed, node) {
+            Ok((instance_id, load)) => eligible.push((n, node, instance_id, load)),
+            Err(why) => blocked.push(|| format!("{}: {why}", node.name)),
         }
     }
-    let Some(min_load) = eligible.iter().map(|(_, _, l)| *l).reduce(f64::min) else {
-        if blocked.is_empty() {
-            blocked.push("no worker is eligible".into());
-        }
-        return Err(blocked);
+    let Some(min_load) = eligible.iter().map(|(_, _, _, l)| *l).reduce(f64::min) else {
+        return Err(blocked.lines("no worker is eligible"));
     };
-    let mut band: Vec<&(&Node, &str, f64)> = eligible
+    let mut band: Vec<&(usize, &Node, &str, f64)> = eligible
         .iter()
-        .filter(|(_, _, l)| *l <= min_load + LOAD_BAND_PERCENT)
+        .filter(|(_, _, _, l)| *l <= min_load + LOAD_BAND_PERCENT)
         .collect();
     // Newest first; name breaks ties so the choice is deterministic.
     band.sort_by(|a, b| {
-        b.0.created
-            .cmp(&a.0.created)
-            .then_with(|| a.0.name.cmp(&b.0.name))
+        b.1.created
+            .cmp(&a.1.created)
+            .then_with(|| a.1.name.cmp(&b.1.name))
     });
-    for (node, instance_id, load) in band {
-        if pods_fit_elsewhere(view, node) {
+    for (n, node, instance_id, load) in band {
+        if pods_fit_elsewhere(view, &index, *n) {
             return Ok(Candidate {
                 node: node.name.clone(),
                 instance_id: instance_id.to_string(),
                 load_percent: *load,
             });
         }
-        blocked.push(format!(
-            "{}: its pods would not fit on the remaining workers",
-            node.name
-        ));
+        blocked.push(|| {
+            format!(
+                "{}: its pods would not fit on the remaining workers",
+                node.name
+            )
+        });
     }
-    Err(blocked)
+    Err(blocked.lines("no worker is eligible"))
+}
+
+/// Why nodes were passed over: the first few named, the rest counted.
+#[derive(Default)]
+struct Blocked {
+    named: Vec<String>,
+    more: usize,
+}
+
+impl Blocked {
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.named.len() < BLOCKED_NAMED {
+            self.named.push(line());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn lines(mut self, if_none: &str) -> Vec<String> {
+        if self.named.is_empty() {
+            self.named.push(if_none.into());
+        }
+        if self.more > 0 {
+            self.named
+                .push(format!("…and {} more node(s) not eligible", self.more));
+        }
+        self.named
+    }
 }
 
 /// Whether `node` may be removed at all, with its instance id and load.
@@ -69,6 +113,19 @@ pub fn eligibility<'a>(
     settings: &Settings,
     view: &ClusterView,
     fleet: &'a [Instance],
+    node: &Node,
+) -> Result<(&'a str, f64), String> {
+    let index = view.index();
+    let (pods, requested) = (index.pods_on(&node.name), index.requested_on(&node.name));
+    check(settings, view, pods, requested, &managed_by_id(fleet), node)
+}
+
+fn check<'a>(
+    settings: &Settings,
+    view: &ClusterView,
+    pods: &[&Pod],
+    requested: Resources,
+    managed: &IdMap<'_, &'a Instance>,
     node: &Node,
 ) -> Result<(&'a str, f64), String> {
     if !node.ready {
@@ -83,43 +140,44 @@ pub fn eligibility<'a>(
     let Some(instance) = node
         .instance_id
         .as_deref()
-        .and_then(|id| fleet.iter().find(|i| i.id == id && i.managed))
+        .and_then(|id| managed.get(id).copied())
     else {
         return Err("not backed by a managed EC2 instance".into());
     };
-    if let Some(why) = first_blocking_pod(settings, view, &node.name) {
+    if let Some(why) =
+        pods.iter()
+            .find_map(|pod| match classify(pod, &view.pdbs, &settings.drain) {
+                Disposition::Block(why) => Some(why),
+                _ => None,
+            })
+    {
         return Err(why);
     }
-    Ok((instance.id.as_str(), load_percent(view, node)))
-}
-
-pub fn first_blocking_pod(settings: &Settings, view: &ClusterView, node: &str) -> Option<String> {
-    view.pods_on(node)
-        .find_map(|pod| match classify(pod, &view.pdbs, &settings.drain) {
-            Disposition::Block(why) => Some(why),
-            _ => None,
-        })
+    Ok((instance.id.as_str(), load_percent(requested, node)))
 }
 
 /// Requested CPU as a share of allocatable: how Cluster Autoscaler judges load.
-pub fn load_percent(view: &ClusterView, node: &Node) -> f64 {
+fn load_percent(requested: Resources, node: &Node) -> f64 {
     if node.allocatable.cpu_millis == 0 {
         return 100.0;
     }
-    100.0 * view.requested_on(&node.name).cpu_millis as f64 / node.allocatable.cpu_millis as f64
+    100.0 * requested.cpu_millis as f64 / node.allocatable.cpu_millis as f64
 }
 
 /// First-fit of the node's evictable pods onto the other Ready, uncordoned
 /// workers' free capacity: removing the node must not create pending pods.
-fn pods_fit_elsewhere(view: &ClusterView, node: &Node) -> bool {
+fn pods_fit_elsewhere(view: &ClusterView, index: &NodeIndex<'_>, node: usize) -> bool {
     let mut free: Vec<Resources> = view
         .nodes
         .iter()
-        .filter(|n| n.name != node.name && n.ready && !n.cordoned)
-        .map(|n| n.allocatable.saturating_sub(view.requested_on(&n.name)))
+        .enumerate()
+        .filter(|(m, n)| *m != node && n.ready && !n.cordoned)
+        .map(|(m, n)| n.allocatable.saturating_sub(index.requested_at(m)))
         .collect();
-    let mut moving: Vec<&Pod> = view
-        .pods_on(&node.name)
+    let mut moving: Vec<&Pod> = index
+        .pods_at(node)
+        .iter()
+        .copied()
         .filter(|p| {
             !p.is_finished()
                 && !p.is_mirror()

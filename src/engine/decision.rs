@@ -7,8 +7,17 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     Hold,
-    ScaleUp { count: u32 },
-    ScaleDown { node: String, instance_id: String },
+    ScaleUp {
+        count: u32,
+    },
+    ScaleDown {
+        node: String,
+        instance_id: String,
+    },
+    /// The engine's own clean-up: managed instances that never joined.
+    TerminateStrays {
+        instances: Vec<String>,
+    },
 }
 
 impl Action {
@@ -21,6 +30,9 @@ impl Action {
             Action::Hold => "hold".into(),
             Action::ScaleUp { count } => format!("scale-up +{count}"),
             Action::ScaleDown { node, .. } => format!("scale-down {node}"),
+            Action::TerminateStrays { instances } => {
+                format!("terminate never-joined {}", instances.join(", "))
+            }
         }
     }
 }

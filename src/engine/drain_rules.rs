@@ -30,16 +30,24 @@ pub fn classify(pod: &Pod, pdbs: &[Pdb], rules: &DrainRules) -> Disposition {
     if pod.terminating {
         return Disposition::Ignore("terminating");
     }
-    let key = pod.key();
-    let annotation = |name: &str| pod.annotations.get(name).map(|v| v.to_ascii_lowercase());
-    if annotation(ANNOTATION_SAFE_TO_EVICT).as_deref() == Some("false") {
+    // Called for every pod of every node when a scale-down candidate is
+    // sought: the pod's key is only formatted when it is about to be named.
+    let key = || pod.key();
+    let annotation_is = |name: &str, value: &str| {
+        pod.annotations
+            .get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case(value))
+    };
+    if annotation_is(ANNOTATION_SAFE_TO_EVICT, "false") {
         return Disposition::Block(format!(
-            "pod {key} has annotation {ANNOTATION_SAFE_TO_EVICT}=\"false\""
+            "pod {} has annotation {ANNOTATION_SAFE_TO_EVICT}=\"false\"",
+            key()
         ));
     }
-    if annotation(ANNOTATION_DO_NOT_DISRUPT).as_deref() == Some("true") {
+    if annotation_is(ANNOTATION_DO_NOT_DISRUPT, "true") {
         return Disposition::Block(format!(
-            "pod {key} has annotation {ANNOTATION_DO_NOT_DISRUPT}=\"true\""
+            "pod {} has annotation {ANNOTATION_DO_NOT_DISRUPT}=\"true\"",
+            key()
         ));
     }
     if let Some(class) = pod
@@ -47,34 +55,38 @@ pub fn classify(pod: &Pod, pdbs: &[Pdb], rules: &DrainRules) -> Disposition {
         .as_deref()
         .filter(|c| CRITICAL_PRIORITY_CLASSES.contains(c))
     {
-        return Disposition::Block(format!("pod {key} has priority class {class}"));
+        return Disposition::Block(format!("pod {} has priority class {class}", key()));
     }
     // Cluster Autoscaler's explicit opt-in overrides the remaining rules,
     // which are about pods that *might* not survive eviction.
-    if annotation(ANNOTATION_SAFE_TO_EVICT).as_deref() == Some("true") {
+    if annotation_is(ANNOTATION_SAFE_TO_EVICT, "true") {
         return Disposition::Evict;
     }
     match pod.owner_kind.as_deref() {
         None => {
             return Disposition::Block(format!(
-                "pod {key} has no controller owner (it would not be recreated)"
+                "pod {} has no controller owner (it would not be recreated)",
+                key()
             ));
         }
         Some("StatefulSet") if !rules.evict_statefulsets => {
             return Disposition::Block(format!(
-                "pod {key} is owned by a StatefulSet (drain.evict_statefulsets = false)"
+                "pod {} is owned by a StatefulSet (drain.evict_statefulsets = false)",
+                key()
             ));
         }
         _ => {}
     }
     if !rules.delete_emptydir_data && pod.volumes.iter().any(|v| v.is_local()) {
         return Disposition::Block(format!(
-            "pod {key} uses emptyDir/hostPath storage (drain.delete_emptydir_data = false)"
+            "pod {} uses emptyDir/hostPath storage (drain.delete_emptydir_data = false)",
+            key()
         ));
     }
     if pod.namespace == "kube-system" && !pdbs.iter().any(|pdb| pdb.covers(pod)) {
         return Disposition::Block(format!(
-            "pod {key} is in kube-system without a PodDisruptionBudget"
+            "pod {} is in kube-system without a PodDisruptionBudget",
+            key()
         ));
     }
     Disposition::Evict

@@ -7,11 +7,13 @@
 pub mod candidates;
 pub mod decision;
 pub mod drain_rules;
+pub mod id_map;
 pub mod lock;
 pub mod mode;
 pub mod observation;
 pub mod operation;
 pub mod policy;
+pub mod reconcile;
 pub mod report;
 pub mod settings;
 pub mod sizing;

@@ -2,6 +2,7 @@
 //! either known or carries the reason it is not; the engine never fills a
 //! gap with a guess.
 
+use super::id_map::IdMap;
 use crate::ports::{Instance, Node, Pdb, Pod, Reading, Resources, Timestamp};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,9 +49,81 @@ impl ClusterView {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The pods of every node at once, for work that visits every node
+    /// (choosing a scale-down candidate on a 1 000-worker cluster would
+    /// otherwise scan every pod once per node).
+    pub fn index(&self) -> NodeIndex<'_> {
+        let mut slot: IdMap<usize> = IdMap::default();
+        slot.reserve(self.nodes.len());
+        for (n, node) in self.nodes.iter().enumerate() {
+            slot.entry(node.name.as_str()).or_insert(n);
+        }
+        let mut pods: Vec<Vec<&Pod>> = vec![Vec::new(); self.nodes.len()];
+        let mut requested = vec![Resources::default(); self.nodes.len()];
+        // Listings often group a node's pods: remember the last one found.
+        let mut last: Option<(&str, usize)> = None;
+        for pod in &self.pods {
+            let Some(name) = pod.node_name.as_deref() else {
+                continue;
+            };
+            let n = match last {
+                Some((l, n)) if l == name => n,
+                _ => match slot.get(name) {
+                    Some(&n) => {
+                        last = Some((name, n));
+                        n
+                    }
+                    // A pod on a node that is not a worker (the server).
+                    None => continue,
+                },
+            };
+            pods[n].push(pod);
+            if !pod.is_finished() {
+                requested[n] = requested[n].plus(pod.requests);
+            }
+        }
+        NodeIndex {
+            slot,
+            pods,
+            requested,
+        }
+    }
+
     pub fn node_for_instance(&self, instance_id: &str) -> Option<&Node> {
         self.nodes
             .iter()
             .find(|n| n.instance_id.as_deref() == Some(instance_id))
+    }
+}
+
+/// `ClusterView::pods_on` and `requested_on` for every worker node, built
+/// in one pass over the pods; by name, or by position in `nodes`. Lookups
+/// only: nothing iterates the map, so its order never reaches a decision.
+pub struct NodeIndex<'a> {
+    slot: IdMap<'a, usize>,
+    pods: Vec<Vec<&'a Pod>>,
+    requested: Vec<Resources>,
+}
+
+impl<'a> NodeIndex<'a> {
+    pub fn pods_on(&self, node: &str) -> &[&'a Pod] {
+        self.slot
+            .get(node)
+            .map_or(&[], |&n| self.pods[n].as_slice())
+    }
+
+    pub fn requested_on(&self, node: &str) -> Resources {
+        self.slot
+            .get(node)
+            .map_or(Resources::default(), |&n| self.requested[n])
+    }
+
+    /// The same for the `n`th of `ClusterView::nodes`.
+    pub fn pods_at(&self, n: usize) -> &[&'a Pod] {
+        self.pods.get(n).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn requested_at(&self, n: usize) -> Resources {
+        self.requested.get(n).copied().unwrap_or_default()
     }
 }

@@ -3,20 +3,36 @@
 //! thing to do; given what happened, say what to record. The executor in
 //! `runtime/` performs the effects and the fenced writes.
 
-use super::drain_rules::{Disposition, classify};
 use super::settings::Settings;
 use crate::ports::{
     EvictionOutcome, Instance, LaunchRequest, Node, OpKind, OpPhase, OpRecord, OpStep, Operation,
-    Origin, Pdb, Pod, PodRef, PortError, Timestamp, format_duration,
+    Origin, Pdb, Pod, PodRef, PortError, Timestamp,
 };
 use std::collections::BTreeSet;
 
 /// What an operation is started to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intent {
-    ScaleUp { count: u32 },
-    ScaleDown { node: String, instance_id: String },
-    Cordon { node: String, cordon: bool },
+    ScaleUp {
+        count: u32,
+    },
+    ScaleDown {
+        node: String,
+        instance_id: String,
+    },
+    Cordon {
+        node: String,
+        cordon: bool,
+    },
+    /// Clean-up: terminate managed instances no operation owns (never
+    /// joined, or orphaned), if they still have no node when the time comes.
+    TerminateStrays {
+        instances: Vec<String>,
+    },
+    /// Clean-up: delete a node object whose instance is gone.
+    DeleteGhost {
+        node: String,
+    },
 }
 
 impl Intent {
@@ -29,6 +45,8 @@ impl Intent {
                 node,
                 cordon: false,
             } => format!("uncordon {node}"),
+            Intent::TerminateStrays { instances } => format!("terminate {}", instances.join(", ")),
+            Intent::DeleteGhost { node } => format!("delete the ghost node {node}"),
         }
     }
 }
@@ -66,6 +84,10 @@ pub enum Effect {
     DeleteNode {
         node: String,
     },
+    /// Remove the startup taint from verified nodes: they take pods now.
+    Untaint {
+        nodes: Vec<String>,
+    },
 }
 
 impl Effect {
@@ -78,6 +100,9 @@ impl Effect {
             Effect::Evict(pod) => format!("evict {pod}"),
             Effect::Terminate { ids, .. } => format!("terminate {}", ids.join(", ")),
             Effect::DeleteNode { node } => format!("delete node {node}"),
+            Effect::Untaint { nodes } => {
+                format!("remove the startup taint from {}", nodes.join(", "))
+            }
         }
     }
 }
@@ -88,6 +113,8 @@ pub enum AfterTerminate {
     DeleteNode(String),
     /// Scale-up past its join deadline: Failed with this reason.
     Fail(String),
+    /// Clean-up: Done with this note.
+    Finish(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +178,21 @@ pub fn start(
                 if *cordon { "cordon" } else { "uncordon" }
             ),
         ),
+        Intent::TerminateStrays { instances } => (
+            OpKind::TerminateStrays {
+                instances: instances.clone(),
+            },
+            OpPhase::TerminateIntended,
+            format!(
+                "intent: terminate {} (outside any operation)",
+                instances.join(", ")
+            ),
+        ),
+        Intent::DeleteGhost { node } => (
+            OpKind::DeleteGhost { node: node.clone() },
+            OpPhase::TerminateIntended,
+            format!("intent: delete the node object {node} (its instance is gone)"),
+        ),
     };
     let op = Operation {
         id: op_id.to_string(),
@@ -171,8 +213,7 @@ pub fn start(
     OpRecord {
         rev: record.rev + 1,
         op: Some(op),
-        last_scale_up: record.last_scale_up,
-        last_scale_end: record.last_scale_end,
+        ..record.clone()
     }
 }
 
@@ -198,8 +239,7 @@ fn transition(
     let mut next = OpRecord {
         rev: record.rev + 1,
         op: None,
-        last_scale_up: record.last_scale_up,
-        last_scale_end: record.last_scale_end,
+        ..record.clone()
     };
     if phase.is_terminal() && !matches!(next_op.kind, OpKind::Cordon { .. }) {
         next.last_scale_end = Some(now);
@@ -247,11 +287,22 @@ pub fn next(
                 ..
             },
             OpPhase::LaunchIntended,
-        ) => Next::Act(Effect::Launch(LaunchRequest {
+        ) if view.op_instances.is_empty() => Next::Act(Effect::Launch(LaunchRequest {
             op_id: op.id.clone(),
             client_token: client_token.clone(),
             count: *count,
         })),
+        // Instances tagged with this op exist: an earlier attempt launched
+        // them (and its answer was lost, or its engine died). Adopt them.
+        (OpKind::ScaleUp { .. }, OpPhase::LaunchIntended) => launched(
+            settings,
+            record,
+            op,
+            view.op_instances,
+            "adopted",
+            fence,
+            now,
+        ),
         (OpKind::ScaleUp { .. }, OpPhase::Launched) => transition(
             record,
             op,
@@ -282,6 +333,11 @@ pub fn next(
             drain(settings, record, op, node, view, fence, now)
         }
         (OpKind::ScaleDown { node, instance_id }, OpPhase::TerminateIntended) => {
+            // Terminate only what is still cordoned: an uncordoned node may
+            // have taken pods since it was drained.
+            if let Some(uncordoned) = uncordoned_node(view, node) {
+                return uncordoned;
+            }
             match instance_id {
                 Some(id) => Next::Act(Effect::Terminate {
                     ids: vec![id.clone()],
@@ -293,6 +349,65 @@ pub fn next(
                 }),
             }
         }
+        (OpKind::TerminateStrays { instances }, OpPhase::TerminateIntended) => {
+            // Still strays? One that turned into a node since is left alone.
+            let targets: Vec<String> = instances
+                .iter()
+                .filter(|id| {
+                    view.op_instances
+                        .iter()
+                        .any(|i| &i.id == *id && i.managed && i.state.is_live())
+                        && !view
+                            .nodes
+                            .iter()
+                            .any(|n| n.instance_id.as_deref() == Some(id.as_str()))
+                })
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                return end(
+                    record,
+                    op,
+                    OpPhase::Done,
+                    "nothing left to terminate".into(),
+                    fence,
+                    now,
+                );
+            }
+            let note = format!("terminated {}", targets.join(", "));
+            Next::Act(Effect::Terminate {
+                ids: targets,
+                then: AfterTerminate::Finish(note),
+            })
+        }
+        (OpKind::DeleteGhost { node }, OpPhase::TerminateIntended) => {
+            let ghost = view.nodes.iter().find(|n| &n.name == node).map(|n| {
+                !n.instance_id.as_deref().is_some_and(|id| {
+                    view.op_instances
+                        .iter()
+                        .any(|i| i.id == id && i.state.is_live())
+                })
+            });
+            match ghost {
+                Some(true) => Next::Act(Effect::DeleteNode { node: node.clone() }),
+                Some(false) => end(
+                    record,
+                    op,
+                    OpPhase::Done,
+                    format!("{node} has a live instance again; kept"),
+                    fence,
+                    now,
+                ),
+                None => end(
+                    record,
+                    op,
+                    OpPhase::Done,
+                    format!("{node} is already gone"),
+                    fence,
+                    now,
+                ),
+            }
+        }
         (kind, phase) => end(
             record,
             op,
@@ -301,164 +416,6 @@ pub fn next(
             fence,
             now,
         ),
-    }
-}
-
-fn verify(
-    record: &OpRecord,
-    op: &Operation,
-    ids: &[String],
-    view: &OpView<'_>,
-    fence: u64,
-    now: Timestamp,
-) -> Next {
-    let joined: Vec<&String> = ids
-        .iter()
-        .filter(|id| {
-            view.nodes
-                .iter()
-                .any(|n| n.ready && n.instance_id.as_deref() == Some(id.as_str()))
-        })
-        .collect();
-    let lost: Vec<&String> = ids
-        .iter()
-        .filter(|id| {
-            !joined.contains(id)
-                && !view
-                    .op_instances
-                    .iter()
-                    .any(|i| &i.id == *id && i.state.is_live())
-        })
-        .collect();
-    let waiting: Vec<String> = ids
-        .iter()
-        .filter(|id| !joined.contains(id) && !lost.contains(id))
-        .cloned()
-        .collect();
-    if joined.len() == ids.len() {
-        return end(
-            record,
-            op,
-            OpPhase::Done,
-            format!("{} node(s) Ready", ids.len()),
-            fence,
-            now,
-        );
-    }
-    let past_deadline = op.deadline.is_some_and(|d| now > d);
-    if past_deadline && !waiting.is_empty() {
-        let why = format!(
-            "{} of {} instance(s) never joined within {}: {}; terminated",
-            waiting.len(),
-            ids.len(),
-            op.deadline
-                .map(|d| format_duration(d.since(op.started)))
-                .unwrap_or_default(),
-            waiting.join(", ")
-        );
-        return Next::Act(Effect::Terminate {
-            ids: waiting,
-            then: AfterTerminate::Fail(why),
-        });
-    }
-    if waiting.is_empty() {
-        let lost: Vec<&str> = lost.iter().map(|s| s.as_str()).collect();
-        return end(
-            record,
-            op,
-            OpPhase::Failed,
-            format!("instance(s) {} disappeared before joining", lost.join(", ")),
-            fence,
-            now,
-        );
-    }
-    let left = op
-        .deadline
-        .map(|d| format_duration(d.since(now)))
-        .unwrap_or_default();
-    Next::Wait(format!(
-        "verifying: {} of {} node(s) Ready, join deadline in {left}",
-        joined.len(),
-        ids.len()
-    ))
-}
-
-fn drain(
-    settings: &Settings,
-    record: &OpRecord,
-    op: &Operation,
-    node: &str,
-    view: &OpView<'_>,
-    fence: u64,
-    now: Timestamp,
-) -> Next {
-    let mut remaining = Vec::new();
-    let mut blocked_by = None;
-    for pod in view.node_pods {
-        match classify(pod, view.pdbs, &settings.drain) {
-            Disposition::Ignore("terminating") => remaining.push(pod),
-            Disposition::Ignore(_) => {}
-            Disposition::Evict => remaining.push(pod),
-            Disposition::Block(why) => {
-                blocked_by.get_or_insert(why);
-            }
-        }
-    }
-    if let Some(why) = blocked_by {
-        return Next::Act(Effect::Uncordon {
-            node: node.to_string(),
-            abort: Some(format!("drain found a blocking pod: {why}")),
-        });
-    }
-    if remaining.is_empty() {
-        let ready_others = view
-            .nodes
-            .iter()
-            .filter(|n| n.ready && n.name != node)
-            .count() as u32;
-        if ready_others < settings.policy.min_workers {
-            return Next::Act(Effect::Uncordon {
-                node: node.to_string(),
-                abort: Some(format!(
-                    "removing {node} would leave {ready_others} Ready workers, below min_workers ({})",
-                    settings.policy.min_workers
-                )),
-            });
-        }
-        return transition(
-            record,
-            op,
-            OpPhase::TerminateIntended,
-            format!("drained {node}; {ready_others} other Ready workers ≥ min_workers"),
-            fence,
-            now,
-            |_| {},
-        );
-    }
-    if op.deadline.is_some_and(|d| now > d) {
-        let stuck: Vec<String> = remaining.iter().take(3).map(|p| p.key()).collect();
-        return Next::Act(Effect::Uncordon {
-            node: node.to_string(),
-            abort: Some(format!(
-                "drain timed out after {} with {} pod(s) left ({})",
-                format_duration(settings.drain.timeout),
-                remaining.len(),
-                stuck.join(", ")
-            )),
-        });
-    }
-    match remaining
-        .iter()
-        .find(|p| !p.terminating && !view.tried.contains(&p.uid))
-    {
-        Some(pod) => Next::Act(Effect::Evict(pod.reference())),
-        None => {
-            let terminating = remaining.iter().filter(|p| p.terminating).count();
-            let refused = remaining.len() - terminating;
-            Next::Wait(format!(
-                "draining {node}: {terminating} pod(s) terminating, {refused} refused (retry next tick)"
-            ))
-        }
     }
 }
 
@@ -476,15 +433,7 @@ pub fn after(
     };
     match (effect, result) {
         (Effect::Launch(_), EffectResult::Launched(instances)) => {
-            let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
-            let step = format!("launched {}", ids.join(", "));
-            let deadline = now.plus(settings.join_timeout);
-            transition(record, op, OpPhase::Launched, step, fence, now, |o| {
-                o.deadline = Some(deadline);
-                if let OpKind::ScaleUp { instance_ids, .. } = &mut o.kind {
-                    *instance_ids = ids;
-                }
-            })
+            launched(settings, record, op, &instances, "launched", fence, now)
         }
         (Effect::Launch(_), EffectResult::Err(e)) if e.is_transient() => {
             Next::Wait(format!("launch not confirmed ({e}); retrying next tick"))
@@ -577,13 +526,21 @@ pub fn after(
             },
             EffectResult::Ok,
         ) => Next::Act(Effect::DeleteNode { node: node.clone() }),
+        // Gone already counts as terminated.
         (
             Effect::Terminate {
                 then: AfterTerminate::Fail(why),
                 ..
             },
-            EffectResult::Ok,
+            EffectResult::Ok | EffectResult::Err(PortError::NotFound(_)),
         ) => end(record, op, OpPhase::Failed, why.clone(), fence, now),
+        (
+            Effect::Terminate {
+                then: AfterTerminate::Finish(note),
+                ..
+            },
+            EffectResult::Ok | EffectResult::Err(PortError::NotFound(_)),
+        ) => end(record, op, OpPhase::Done, note.clone(), fence, now),
         (
             Effect::Terminate {
                 then: AfterTerminate::DeleteNode(node),
@@ -594,6 +551,7 @@ pub fn after(
             node: node.clone(),
             abort: Some(format!("terminate refused: {e}")),
         }),
+        (Effect::Untaint { .. }, EffectResult::Ok) => Next::Continue,
         (Effect::DeleteNode { node }, result) => {
             let note = match result {
                 EffectResult::Err(e) => format!("{node} removed (node object not deleted: {e})"),
@@ -612,5 +570,22 @@ pub fn after(
     }
 }
 
+mod steps;
 #[cfg(test)]
 mod tests;
+
+use steps::{drain, launched, uncordoned_node, verify};
+
+/// An operator closes a scale-up whose instances are all gone (the
+/// reconciliation finding): Failed, with the reason, fenced like any write.
+pub fn close(record: &OpRecord, reason: &str, fence: u64, now: Timestamp) -> Option<Next> {
+    let op = record.in_flight()?;
+    Some(end(
+        record,
+        op,
+        OpPhase::Failed,
+        format!("closed by the operator: {reason}"),
+        fence,
+        now,
+    ))
+}

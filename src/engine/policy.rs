@@ -98,6 +98,10 @@ pub fn decide(
     let managed = k.fleet.len() as u32;
     reasons.push(format!("{ready} Ready / {managed} managed workers"));
 
+    if let Some(p) = record.paused_at(now) {
+        reasons.push(pause_reason(p, now));
+        return Decision::hold(now, reasons);
+    }
     if let Some(op) = record.in_flight() {
         reasons.push(format!(
             "{} {} in flight ({})",
@@ -106,6 +110,30 @@ pub fn decide(
             op.phase
         ));
         return Decision::hold(now, reasons);
+    }
+    // Clean-up comes first: a stranded instance costs money and holds a
+    // slot under max_workers.
+    let never_joined: Vec<String> = super::reconcile::reconcile(settings, obs, record, now)
+        .into_iter()
+        .filter_map(|f| match f {
+            super::reconcile::Finding::NeverJoined { instance, age, .. } => {
+                reasons.push(format!(
+                    "clean-up: {instance} launched {} ago never joined",
+                    format_duration(age)
+                ));
+                Some(instance)
+            }
+            _ => None,
+        })
+        .collect();
+    if !never_joined.is_empty() {
+        return Decision {
+            at: now,
+            action: Action::TerminateStrays {
+                instances: never_joined,
+            },
+            reasons,
+        };
     }
 
     let cpu_trigger = high
@@ -215,6 +243,16 @@ fn scale_down(
     })
 }
 
+/// `paused by ops@bastion for 25m left: "database migration"`.
+pub fn pause_reason(p: &crate::ports::Pause, now: Timestamp) -> String {
+    format!(
+        "cluster paused by {} ({} left): \"{}\"",
+        p.by,
+        format_duration(p.until.since(now)),
+        p.reason
+    )
+}
+
 fn cooldown_left(
     last: Option<Timestamp>,
     cooldown: std::time::Duration,
@@ -271,6 +309,12 @@ pub enum Request {
     RemoveNode(String),
     Cordon(String),
     Uncordon(String),
+    /// Reconciliation fix: terminate an instance outside any operation.
+    TerminateStray(String),
+    /// Reconciliation fix: delete a node object whose instance is gone.
+    DeleteGhost(String),
+    /// Reconciliation fix: close the in-flight scale-up whose instances are gone.
+    CloseOperation(String),
 }
 
 /// Safety rules an operator cannot override: bounds, blocking pods, one
@@ -283,6 +327,9 @@ pub fn validate_request(
     request: &Request,
 ) -> Result<Intent, Refusal> {
     let p = &settings.policy;
+    if let Some(pause) = record.paused_at(obs.at) {
+        return Err(Refusal(pause_reason(pause, obs.at)));
+    }
     if let Some(op) = record.in_flight() {
         return Err(Refusal(format!(
             "{} {} is in flight ({}); one operation at a time",
@@ -332,11 +379,48 @@ pub fn validate_request(
     };
     match request {
         Request::Suggested(Action::Hold) => Err(Refusal("the suggestion is to hold".into())),
+        Request::Suggested(Action::TerminateStrays { instances }) => {
+            let findings = super::reconcile::reconcile(settings, obs, record, obs.at);
+            let still: Vec<String> = instances
+                .iter()
+                .filter(|id| {
+                    findings.iter().any(|f| matches!(f, super::reconcile::Finding::NeverJoined { instance, .. } if &instance == id))
+                })
+                .cloned()
+                .collect();
+            if still.is_empty() {
+                Err(Refusal("those instances are no longer strays".into()))
+            } else {
+                Ok(Intent::TerminateStrays { instances: still })
+            }
+        }
         Request::Suggested(Action::ScaleUp { count }) => add(*count),
         Request::Suggested(Action::ScaleDown { node, .. }) | Request::RemoveNode(node) => {
             remove(node)
         }
         Request::AddWorker => add(1),
+        Request::TerminateStray(id) => {
+            let findings = super::reconcile::reconcile(settings, obs, record, obs.at);
+            findings
+                .iter()
+                .any(|f| {
+                    matches!(f, super::reconcile::Finding::NeverJoined { instance, .. }
+                        | super::reconcile::Finding::OrphanInstance { instance, .. } if instance == id)
+                })
+                .then(|| Intent::TerminateStrays { instances: vec![id.clone()] })
+                .ok_or_else(|| Refusal(format!("{id} is not (or no longer) an instance outside any operation")))
+        }
+        Request::DeleteGhost(node) => {
+            let findings = super::reconcile::reconcile(settings, obs, record, obs.at);
+            findings
+                .iter()
+                .any(|f| matches!(f, super::reconcile::Finding::GhostNode { node: n, .. } if n == node))
+                .then(|| Intent::DeleteGhost { node: node.clone() })
+                .ok_or_else(|| Refusal(format!("{node} is not (or no longer) a ghost node")))
+        }
+        Request::CloseOperation(id) => Err(Refusal(format!(
+            "{id} can only be closed while it is in flight and its instances are gone"
+        ))),
         Request::Cordon(node) | Request::Uncordon(node) => {
             let target = view
                 .node(node)
@@ -364,6 +448,9 @@ pub fn intent_of(action: &Action) -> Option<Intent> {
         Action::ScaleDown { node, instance_id } => Some(Intent::ScaleDown {
             node: node.clone(),
             instance_id: instance_id.clone(),
+        }),
+        Action::TerminateStrays { instances } => Some(Intent::TerminateStrays {
+            instances: instances.clone(),
         }),
     }
 }

@@ -17,6 +17,7 @@ pub fn node(name: &str, created_secs: i64) -> Node {
         instance_id: Some(name.into()),
         ready: true,
         cordoned: false,
+        startup_taint: false,
         allocatable: Resources::new(1_900, 7 << 30),
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),

@@ -5,8 +5,35 @@ use super::*;
 use crate::ports::{OpKind, OpPhase, OpRecord, Operation, Origin, Reading};
 use std::time::Duration;
 
+/// The rules with DESIGN §2's numbers (3 min pending, 30 % down, 3 min
+/// scale-up cooldown); three defaults were tuned since (see below).
 fn settings() -> Settings {
-    Settings::default()
+    let mut s = Settings::default();
+    s.policy.pending_for = Duration::from_secs(180);
+    s.policy.cpu_down_percent = 30.0;
+    s.policy.scale_up_cooldown = Duration::from_secs(180);
+    s
+}
+
+#[test]
+fn the_tuned_defaults() {
+    let p = Settings::default().policy;
+    assert_eq!(p.pending_for, Duration::from_secs(60));
+    assert_eq!(p.cpu_down_percent, 45.0);
+    assert_eq!(p.scale_up_cooldown, Duration::from_secs(60));
+    assert_eq!(
+        (
+            p.cpu_up_percent,
+            p.cpu_target_percent,
+            p.min_workers,
+            p.max_workers
+        ),
+        (70.0, 60.0, 2, 10)
+    );
+    assert_eq!(
+        (p.idle_for, p.scale_down_cooldown, p.max_scale_up_batch),
+        (Duration::from_secs(600), Duration::from_secs(600), 3)
+    );
 }
 
 /// Decide once on a fresh memory.

@@ -66,7 +66,8 @@ pub struct LaunchRequest {
 pub trait CloudApi: Send + Sync {
     /// Managed workers in pending or running state.
     async fn managed_instances(&self) -> PortResult<Vec<Instance>>;
-    /// Every instance tagged with this op id, in any state except terminated.
+    /// Every instance tagged with this op id, in any state (terminated too:
+    /// a launch is never repeated for an op whose instances died).
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>>;
     /// The K3s server, found by its configured tag.
     async fn master(&self) -> PortResult<Option<Instance>>;
@@ -74,6 +75,11 @@ pub trait CloudApi: Send + Sync {
     /// instances tagged with the op id exist they are returned instead.
     async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>>;
     /// Terminate managed instances. Refused, before any call, if any id is
-    /// not a managed worker.
+    /// not a managed worker (`NotFound` if it does not exist).
     async fn terminate(&self, ids: &[String]) -> PortResult<()>;
+    /// The instance's serial console output, decoded, when the cloud has
+    /// one (EC2 keeps the last 64 KiB). `None` when there is none yet.
+    async fn console_output(&self, _id: &str) -> PortResult<Option<String>> {
+        Ok(None)
+    }
 }

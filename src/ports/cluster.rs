@@ -48,6 +48,11 @@ pub const ANNOTATION_SCALE_DOWN_DISABLED: &str =
 pub const ANNOTATION_SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 pub const ANNOTATION_DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 pub const ANNOTATION_MIRROR: &str = "kubernetes.io/config.mirror";
+/// New workers register with this NoSchedule taint (user data); the engine
+/// removes it once it has verified the node. Until then nothing is
+/// scheduled there, so a node that turns Ready just as its join deadline
+/// passes can be terminated without killing a pod.
+pub const TAINT_VERIFYING: &str = "k3s-autoscaler/verifying";
 
 /// A worker node as the engine needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +63,8 @@ pub struct Node {
     pub ready: bool,
     /// `spec.unschedulable`: cordoned.
     pub cordoned: bool,
+    /// Carries the `k3s-autoscaler/verifying` NoSchedule taint.
+    pub startup_taint: bool,
     pub allocatable: Resources,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -261,6 +268,8 @@ pub trait ClusterApi: Send + Sync {
     async fn pdbs(&self) -> PortResult<Vec<Pdb>>;
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()>;
+    /// Remove the `k3s-autoscaler/verifying` taint: the node is verified.
+    async fn remove_startup_taint(&self, node: &str) -> PortResult<()>;
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome>;
     /// Remove the Node object once its instance is terminated. Absent is fine.
     async fn delete_node(&self, node: &str) -> PortResult<()>;

@@ -17,7 +17,7 @@ pub use error::{PortError, PortResult};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};
 pub use state::{
     AcquireRequest, BreakGlass, Lease, LockRecord, OpKind, OpPhase, OpRecord, OpStep, Operation,
-    Origin, StateSnapshot, StateStore,
+    Origin, Pause, StateSnapshot, StateStore,
 };
 pub use time::{MonoTime, Timestamp, format_duration};
 

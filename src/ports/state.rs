@@ -116,6 +116,11 @@ pub enum OpKind {
     },
     /// An operator's cordon or uncordon of one node, fenced like any change.
     Cordon { node: String, cordon: bool },
+    /// Clean-up: terminate managed instances outside any operation (never
+    /// joined, or orphaned).
+    TerminateStrays { instances: Vec<String> },
+    /// Clean-up: delete a node object whose instance is gone.
+    DeleteGhost { node: String },
 }
 
 impl OpKind {
@@ -125,6 +130,8 @@ impl OpKind {
             OpKind::ScaleDown { .. } => "scale-down",
             OpKind::Cordon { cordon: true, .. } => "cordon",
             OpKind::Cordon { cordon: false, .. } => "uncordon",
+            OpKind::TerminateStrays { .. } => "terminate-strays",
+            OpKind::DeleteGhost { .. } => "delete-ghost",
         }
     }
 }
@@ -179,6 +186,18 @@ pub struct OpRecord {
     pub last_scale_up: Option<Timestamp>,
     /// When the last scale operation of either kind ended (scale-down cooldown).
     pub last_scale_end: Option<Timestamp>,
+    /// A cluster-wide pause (`k3s-autoscaler pause`): while it lasts, no
+    /// engine starts or advances an operation.
+    #[serde(default)]
+    pub pause: Option<Pause>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub by: String,
+    pub reason: String,
+    pub since: Timestamp,
+    pub until: Timestamp,
 }
 
 impl OpRecord {
@@ -188,6 +207,11 @@ impl OpRecord {
 
     pub fn phase(&self) -> Option<OpPhase> {
         self.op.as_ref().map(|o| o.phase)
+    }
+
+    /// The pause in force at `now`, if any (an expired one is not).
+    pub fn paused_at(&self, now: Timestamp) -> Option<&Pause> {
+        self.pause.as_ref().filter(|p| p.until > now)
     }
 }
 

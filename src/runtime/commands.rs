@@ -1,15 +1,10 @@
-//! One-shot commands against the real backends: `init`, `check`,
-//! `status`, `unlock --force`.
+//! One-shot commands against the real backends: `init`, `unlock --force`,
+//! `pause` and `resume` (`check` and `status` have files of their own).
 
 use super::backends::{Backends, operator_identity};
 use crate::config::Config;
-use crate::ports::{
-    BreakGlass, Clock, CloudApi, ClusterApi, Instance, LockRecord, MetricsSource, OpRecord,
-    Reading, Signal, StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
-};
-use serde_json::{Value, json};
+use crate::ports::{BreakGlass, Clock, StateStore, SystemClock, format_duration};
 use std::path::Path;
-use std::time::Instant;
 
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -108,10 +103,16 @@ pub async fn unlock(
     }
 }
 
-/// `status`: the state table must be readable (exit 1 otherwise); every
-/// other backend is reported as it is, ok or not, without stopping the rest.
-pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
-    let now = SystemClock::new().now();
+/// `pause --for D --reason R` (Some) and `resume` (None).
+pub async fn pause(
+    config: &Config,
+    path: Option<&Path>,
+    pause: Option<(std::time::Duration, String)>,
+) -> u8 {
+    if pause.as_ref().is_some_and(|(d, _)| d.is_zero()) {
+        eprintln!("error: --for must be longer than zero");
+        return USAGE;
+    }
     let aws = match Backends::connect(config, path).await {
         Ok(a) => a,
         Err(e) => {
@@ -119,208 +120,43 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
             return USAGE;
         }
     };
-    let started = Instant::now();
-    let state = aws.state.read().await;
-    let state_ms = started.elapsed().as_millis();
-    let started = Instant::now();
-    let fleet = aws.cloud.managed_instances().await;
-    let fleet_ms = started.elapsed().as_millis();
-    let started = Instant::now();
-    let nodes = match &aws.cluster {
-        Ok(k) => k.nodes().await.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("not configured: {e}")),
-    };
-    let nodes_ms = started.elapsed().as_millis();
-    let started = Instant::now();
-    let cpu = match &aws.metrics {
-        Ok(m) => match m.instant(Signal::WorkerCpu).await {
-            Reading::Known { value, .. } => Ok(value),
-            Reading::Unknown { reason } => Err(reason),
-        },
-        Err(e) => Err(format!("not configured: {e}")),
-    };
-    let cpu_ms = started.elapsed().as_millis();
-    let report = json!({
-        "cluster": config.cluster.name,
-        "table": config.dynamodb.table,
-        "region": aws.region,
-        "backends": {
-            "dynamodb": backend(&state.as_ref().map(|_| ()).map_err(|e| e.to_string()), state_ms),
-            "ec2": backend(&fleet.as_ref().map(|_| ()).map_err(|e| e.to_string()), fleet_ms),
-            "kubernetes": backend(&nodes.as_ref().map(|_| ()).map_err(Clone::clone), nodes_ms),
-            "prometheus": backend(&cpu.as_ref().map(|_| ()).map_err(Clone::clone), cpu_ms),
-        },
-        "worker_cpu_percent": cpu.as_ref().ok(),
-        "nodes": nodes.as_ref().ok().map(|ns| ns.iter().map(|n| json!({
-            "name": n.name, "instance_id": n.instance_id, "ready": n.ready, "cordoned": n.cordoned,
-        })).collect::<Vec<_>>()),
-        "lock": state.as_ref().ok().map(|s| lock_json(s.lock.as_ref(), now)),
-        "operation": state.as_ref().ok().map(|s| op_json(&s.record, now)),
-        "workers": fleet.as_ref().ok().map(|f| f.iter().map(instance_json).collect::<Vec<_>>()),
-    });
-    if as_json {
-        println!("{report}");
-    } else {
-        print_text(&report, state.as_ref().ok(), fleet.as_ref().ok(), now);
-        match &nodes {
-            Ok(ns) => {
-                let ready = ns.iter().filter(|n| n.ready).count();
-                println!("nodes       {} workers, {ready} Ready", ns.len());
-                for n in ns {
+    if let Err(e) = aws.state.check_table().await {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
+    let who = operator_identity();
+    let rules = super::settings::engine_settings(config).lease;
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock::new());
+    match super::pause::set_pause(aws.state.clone(), clock, &rules, &who, pause.clone()).await {
+        Ok(previous) => {
+            match &pause {
+                Some((d, reason)) => {
+                    tracing::warn!(target: "audit", who = %who, reason = %reason, "cluster paused for {}", format_duration(*d));
                     println!(
-                        "            {:<22} {:<8} {}",
-                        n.name,
-                        if n.ready { "Ready" } else { "NotReady" },
-                        if n.cordoned { "cordoned" } else { "" }
+                        "cluster \"{}\" paused for {} by {who}: {reason}",
+                        config.cluster.name,
+                        format_duration(*d)
                     );
                 }
-            }
-            Err(e) => println!("nodes       unknown ({e})"),
-        }
-        match &cpu {
-            Ok(v) => println!("worker CPU  {v:.1}%"),
-            Err(e) => println!("worker CPU  Unknown ({e})"),
-        }
-    }
-    match state {
-        Ok(_) => OK,
-        Err(e) => {
-            eprintln!("error: the state table could not be read: {e}");
-            FAILED
-        }
-    }
-}
-
-fn backend(result: &Result<(), String>, ms: u128) -> Value {
-    match result {
-        Ok(()) => json!({"ok": true, "latency_ms": ms}),
-        Err(e) => json!({"ok": false, "error": e, "latency_ms": ms}),
-    }
-}
-
-fn lock_json(lock: Option<&LockRecord>, now: Timestamp) -> Value {
-    match lock {
-        None => json!({"held": false, "fence": 0, "owner": null}),
-        Some(l) => json!({
-            "held": l.is_held_at(now),
-            "in_progress": l.in_progress,
-            "owner": l.owner,
-            "fence": l.fence,
-            "until": l.until.to_rfc3339(),
-            "lease_left_ms": if l.is_held_at(now) { l.until.0 - now.0 } else { 0 },
-        }),
-    }
-}
-
-fn op_json(record: &OpRecord, now: Timestamp) -> Value {
-    let op = record.op.as_ref().map(|op| {
-        json!({
-            "id": op.id,
-            "kind": op.kind.name(),
-            "detail": op.kind,
-            "phase": op.phase.as_str(),
-            "in_flight": op.is_in_flight(),
-            "origin": op.origin,
-            "started": op.started.to_rfc3339(),
-            "deadline": op.deadline.map(|d| d.to_rfc3339()),
-            "deadline_in_ms": op.deadline.filter(|_| op.is_in_flight()).map(|d| d.0 - now.0),
-            "reasons": op.reasons,
-            "steps": op.steps.iter().map(|s| json!({"at": s.at.to_rfc3339(), "text": s.text})).collect::<Vec<_>>(),
-            "outcome": op.outcome,
-        })
-    });
-    json!({
-        "rev": record.rev,
-        "current": op,
-        "last_scale_up": record.last_scale_up.map(|t| t.to_rfc3339()),
-        "last_scale_end": record.last_scale_end.map(|t| t.to_rfc3339()),
-    })
-}
-
-fn instance_json(i: &Instance) -> Value {
-    json!({
-        "id": i.id,
-        "state": i.state.as_str(),
-        "type": i.instance_type,
-        "zone": i.zone,
-        "private_ip": i.private_ip,
-        "launched": i.launched_at.to_rfc3339(),
-        "op_id": i.op_id,
-    })
-}
-
-fn print_text(
-    report: &Value,
-    state: Option<&StateSnapshot>,
-    fleet: Option<&Vec<Instance>>,
-    now: Timestamp,
-) {
-    println!(
-        "cluster {} · table {} · region {}",
-        report["cluster"].as_str().unwrap_or(""),
-        report["table"].as_str().unwrap_or(""),
-        report["region"].as_str().unwrap_or("")
-    );
-    if let Some(backends) = report["backends"].as_object() {
-        for (name, b) in backends {
-            match b["ok"].as_bool() {
-                Some(true) => println!("  {name:<11} ok ({} ms)", b["latency_ms"]),
-                _ => println!(
-                    "  {name:<11} unavailable: {}",
-                    b["error"].as_str().unwrap_or("?")
-                ),
-            }
-        }
-    }
-    match state {
-        None => println!("lock        unknown (state table unreadable)"),
-        Some(s) => {
-            match &s.lock {
-                None => println!("lock        free · never taken"),
-                Some(l) if l.is_held_at(now) => println!(
-                    "lock        held by {} · fence {} · lease {} left",
-                    l.owner,
-                    l.fence,
-                    format_duration(l.until.since(now))
-                ),
-                Some(l) => println!("lock        free · fence {} (last: {})", l.fence, l.owner),
-            }
-            match &s.record.op {
-                None => println!("operation   none yet"),
-                Some(op) => {
-                    println!(
-                        "operation   {} {} · {} · started {}{}",
-                        op.id,
-                        op.kind.name(),
-                        op.phase,
-                        op.started.to_rfc3339(),
-                        op.outcome
-                            .as_ref()
-                            .map(|o| format!(" · {o}"))
-                            .unwrap_or_default()
-                    );
-                    for step in &op.steps {
-                        println!("            {} {}", step.at, step.text);
+                None => {
+                    tracing::warn!(target: "audit", who = %who, "cluster resumed");
+                    match previous {
+                        Some(p) => println!(
+                            "cluster \"{}\" resumed by {who} (it was paused by {}: {})",
+                            config.cluster.name, p.by, p.reason
+                        ),
+                        None => println!(
+                            "cluster \"{}\" was not paused; nothing to resume",
+                            config.cluster.name
+                        ),
                     }
                 }
             }
+            OK
         }
-    }
-    match fleet {
-        None => println!("workers     unknown (EC2 unreachable)"),
-        Some(f) => {
-            println!("workers     {} managed (pending + running)", f.len());
-            for i in f {
-                println!(
-                    "            {} {:<8} {:<10} {:<11} {:<15} {}",
-                    i.id,
-                    i.state.as_str(),
-                    i.instance_type,
-                    i.zone,
-                    i.private_ip.as_deref().unwrap_or("-"),
-                    i.op_id.as_deref().unwrap_or("")
-                );
-            }
+        Err(e) => {
+            eprintln!("error: {e}");
+            FAILED
         }
     }
 }

@@ -161,6 +161,16 @@ pub async fn engine_task(
                     engine.paused = paused;
                     tracing::info!(target: "runtime", "engine {}", if paused { "paused" } else { "resumed" });
                 }
+                Some(Command::ClusterPause(pause)) => {
+                    let who = format!("console:{}", super::backends::operator_identity());
+                    let reason = "paused from the console".to_string();
+                    let rules = engine.settings().lease.clone();
+                    let change = pause.map(|d| (d, reason));
+                    match super::pause::set_pause(ports.state.clone(), ports.clock.clone(), &rules, &who, change).await {
+                        Ok(_) => tracing::warn!(target: "audit", who = %who, "cluster {}", if pause.is_some() { "paused for 30m" } else { "resumed" }),
+                        Err(e) => tracing::error!(target: "runtime", "cluster pause: {e}"),
+                    }
+                }
                 Some(Command::Refresh) => {}
             },
             _ = shutdown.wait() => break,

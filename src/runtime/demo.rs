@@ -43,6 +43,7 @@ pub fn sim_settings(config: &Config, options: &DemoOptions) -> SimSettings {
         initial_workers: initial,
         boot_delay: config.demo.boot_delay.get(),
         never_join_probability: config.demo.never_join_probability,
+        late_join_probability: 0.0,
         start: options.start.unwrap_or(SIM_EPOCH),
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,
@@ -85,10 +86,19 @@ pub fn engine_on(
     mode: crate::engine::Mode,
     seed: u64,
 ) -> super::Engine {
+    engine_with(demo, super::settings::engine_settings(config), mode, seed)
+}
+
+/// The same, with engine settings of the caller's choosing (baselines).
+pub fn engine_with(
+    demo: &Demo,
+    settings: crate::engine::Settings,
+    mode: crate::engine::Mode,
+    seed: u64,
+) -> super::Engine {
     use super::executor::Executor;
     use super::ids::IdSource;
     use super::lease::LockClient;
-    let settings = super::settings::engine_settings(config);
     let ids = Arc::new(IdSource::seeded(seed));
     let role = match mode {
         crate::engine::Mode::Auto => "auto",

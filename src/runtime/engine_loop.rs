@@ -17,14 +17,20 @@ pub struct Engine {
     executor: Option<Executor>,
     pub mode: Mode,
     pub paused: bool,
+    metrics: std::sync::Arc<super::metrics::EngineMetrics>,
+    console_tails: super::console_tails::ConsoleTails,
 }
 
 impl Engine {
     pub fn new(ports: Ports, settings: Settings, executor: Option<Executor>, mode: Mode) -> Self {
+        let metrics = std::sync::Arc::new(super::metrics::EngineMetrics::default());
         let executor = if mode == Mode::ReadOnly {
             None
         } else {
-            executor
+            executor.map(|mut e| {
+                e.metrics = metrics.clone();
+                e
+            })
         };
         Engine {
             ports,
@@ -33,7 +39,14 @@ impl Engine {
             executor,
             mode,
             paused: false,
+            metrics,
+            console_tails: Default::default(),
         }
+    }
+
+    /// What `--metrics-addr` serves; updated by every tick.
+    pub fn metrics(&self) -> std::sync::Arc<super::metrics::EngineMetrics> {
+        self.metrics.clone()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -85,6 +98,11 @@ impl Engine {
         let mut exec = None;
         if let (Some(executor), Ok(snapshot)) = (&self.executor, &state) {
             let in_flight = snapshot.record.in_flight().is_some();
+            // A cluster-wide pause: nothing starts, nothing in flight advances.
+            let cluster_pause = snapshot
+                .record
+                .paused_at(now)
+                .map(|p| crate::engine::policy::pause_reason(p, now));
             let start = match operator {
                 Some(request) => Some(StartRequest::Operator(request)),
                 None if self.mode == Mode::Auto && !decision.action.is_hold() => {
@@ -94,7 +112,14 @@ impl Engine {
                 }
                 None => None,
             };
-            if !self.paused && (start.is_some() || in_flight) {
+            if let Some(why) = cluster_pause {
+                if matches!(start, Some(StartRequest::Operator(_))) {
+                    exec = Some(ExecReport {
+                        refused: Some(why),
+                        ..ExecReport::default()
+                    });
+                }
+            } else if !self.paused && (start.is_some() || in_flight) {
                 exec = Some(executor.run(start, shutdown).await);
             } else if self.paused && start.is_some() {
                 exec = Some(ExecReport {
@@ -103,12 +128,24 @@ impl Engine {
                 });
             }
         }
-        TickReport {
+        let mut findings = match &state {
+            Ok(s) => {
+                crate::engine::reconcile::reconcile(&self.settings, &observation, &s.record, now)
+            }
+            Err(_) => Vec::new(),
+        };
+        self.console_tails
+            .fill(self.ports.cloud.as_ref(), &mut findings, now)
+            .await;
+        let report = TickReport {
             at: now,
             observation,
             decision,
             state,
             exec,
-        }
+            findings,
+        };
+        self.metrics.record_tick(&report);
+        report
     }
 }

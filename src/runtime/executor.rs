@@ -31,6 +31,8 @@ pub struct Executor {
     settings: Settings,
     lock: LockClient,
     ids: std::sync::Arc<super::ids::IdSource>,
+    /// Shared with the engine that owns this executor (`--metrics-addr`).
+    pub(crate) metrics: std::sync::Arc<super::metrics::EngineMetrics>,
 }
 
 impl Executor {
@@ -45,6 +47,7 @@ impl Executor {
             settings,
             lock,
             ids,
+            metrics: Default::default(),
         }
     }
 
@@ -70,11 +73,13 @@ impl Executor {
             }
         };
         report.lock_taken = true;
+        self.metrics.lock_acquired();
         debug!(target: "lock", fence = held.lease.fence, owner = %held.lease.owner, "lock acquired");
         if let Err(e) = self.work(&mut held, start, shutdown, &mut report).await {
             report.error = Some(e);
         }
         self.lock.release(&held).await;
+        self.metrics.lock_released();
         debug!(target: "lock", fence = held.lease.fence, "lock released");
         report
     }
@@ -94,6 +99,30 @@ impl Executor {
             .await
             .map_err(|e| format!("reading the operation record: {e}"))?
             .record;
+        if let Some(StartRequest::Operator(Request::CloseOperation(id))) = &start {
+            // Closing an operation is a write to it, not a new one; checked
+            // again on fresh data like everything else.
+            let now = self.ports.clock.now();
+            let obs = observe(&self.ports, now).await;
+            let gone = crate::engine::reconcile::reconcile(&self.settings, &obs, &record, now)
+                .into_iter()
+                .any(|f| matches!(f, crate::engine::reconcile::Finding::OperationInstancesGone { op_id, .. } if &op_id == id));
+            match (
+                gone,
+                operation::close(&record, "its instances are gone", held.lease.fence, now),
+            ) {
+                (true, Some(Next::Write(next))) => {
+                    self.write(held, &mut record, *next, report).await?;
+                    info!(target: "engine", op_id = %id, "closed by the operator");
+                }
+                _ => {
+                    report.refused = Some(format!(
+                        "{id} is not an operation in flight whose instances are all gone"
+                    ))
+                }
+            }
+            return Ok(());
+        }
         if let Some(start) = start {
             if let Some(op) = record.in_flight() {
                 report.refused = Some(format!(
@@ -186,6 +215,13 @@ impl Executor {
             }
             Err(e) => return Err(format!("fenced write failed: {e}")),
         }
+        self.metrics.record_write(record, &next);
+        let intent = next.op.as_ref().is_some_and(|o| {
+            matches!(
+                o.phase,
+                crate::ports::OpPhase::LaunchIntended | crate::ports::OpPhase::CordonIntended
+            )
+        });
         if let Some(op) = &next.op {
             let step = op.steps.last().map(|s| s.text.clone()).unwrap_or_default();
             info!(target: "engine", op_id = %op.id, phase = %op.phase, fence = held.lease.fence, "{} {}: {step}", op.kind.name(), op.id);
@@ -194,6 +230,9 @@ impl Executor {
                 .push(format!("{} → {}: {step}", op.id, op.phase));
         }
         *record = next;
+        if intent {
+            super::failpoint::hit(super::failpoint::AFTER_INTENT);
+        }
         Ok(())
     }
 
@@ -208,6 +247,7 @@ impl Executor {
         let mut pending: Option<Next> = None;
         for _ in 0..MAX_STEPS_PER_TICK {
             if let Err(e) = self.lock.keep(held).await {
+                self.metrics.lock_lost();
                 return Err(format!(
                     "lease renewal failed: {e}; stopping before any further step"
                 ));
@@ -240,12 +280,14 @@ impl Executor {
                         return Ok(());
                     }
                     if !self.lock.may_act(held) {
+                        self.metrics.lock_lost();
                         report.stopped =
                             Some("lease deadline reached: no side effect after it".into());
                         warn!(target: "lock", "lease deadline reached before {}", effect.describe());
                         return Ok(());
                     }
                     let result = self.perform(&effect).await;
+                    failpoint_after(&effect, &result);
                     self.note(&effect, &result, &mut tried, report);
                     let now = self.ports.clock.now();
                     pending = Some(operation::after(
@@ -321,6 +363,14 @@ impl Executor {
                 .map_or_else(EffectResult::Err, EffectResult::Evicted),
             Effect::Terminate { ids, .. } => done(p.cloud.terminate(ids).await),
             Effect::DeleteNode { node } => done(p.cluster.delete_node(node).await),
+            Effect::Untaint { nodes } => {
+                for node in nodes {
+                    if let Err(e) = p.cluster.remove_startup_taint(node).await {
+                        return EffectResult::Err(e);
+                    }
+                }
+                EffectResult::Ok
+            }
         }
     }
 
@@ -358,8 +408,33 @@ impl Executor {
                 slice.pdbs = p.cluster.pdbs().await.map_err(|e| err("listing PDBs", e))?;
             }
             OpKind::Cordon { .. } => {}
+            OpKind::TerminateStrays { .. } | OpKind::DeleteGhost { .. } => {
+                slice.nodes = p
+                    .cluster
+                    .nodes()
+                    .await
+                    .map_err(|e| err("listing nodes", e))?;
+                slice.op_instances = p
+                    .cloud
+                    .managed_instances()
+                    .await
+                    .map_err(|e| err("describing instances", e))?;
+            }
         }
         Ok(slice)
+    }
+}
+
+/// Crash-recovery failpoints at the step boundaries of DESIGN §3.
+fn failpoint_after(effect: &Effect, result: &EffectResult) {
+    use super::failpoint::{AFTER_LAUNCH, AFTER_TERMINATE, MID_DRAIN, hit};
+    match (effect, result) {
+        (Effect::Launch(_), EffectResult::Launched(_)) => hit(AFTER_LAUNCH),
+        (Effect::Evict(_), EffectResult::Evicted(crate::ports::EvictionOutcome::Evicted)) => {
+            hit(MID_DRAIN)
+        }
+        (Effect::Terminate { .. }, EffectResult::Ok) => hit(AFTER_TERMINATE),
+        _ => {}
     }
 }
 

@@ -31,11 +31,31 @@ pub fn default_filter() -> EnvFilter {
     })
 }
 
+/// Stdout that treats a closed pipe (`| head`) as a sink: the engine goes
+/// on, and the log layer does not report every later line as a failure.
+struct ClosablePipe;
+
+impl std::io::Write for ClosablePipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::io::stdout().write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match std::io::stdout().flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
+
 pub fn init_stdout(format: LogFormat, clock: Arc<dyn Clock>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(default_filter())
         .with_timer(ClockTimer(clock))
-        .with_writer(std::io::stdout);
+        .with_writer(|| ClosablePipe);
     // A second init (tests) is not an error worth failing on.
     let _ = match format {
         LogFormat::Text => builder.with_target(true).try_init(),

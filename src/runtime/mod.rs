@@ -2,19 +2,26 @@
 //! ticks, performs operation steps under the lock, and handles shutdown.
 
 pub mod backends;
+pub mod chaos;
 pub mod check;
 pub mod commands;
+pub mod compare;
 pub mod console;
+pub mod console_tails;
 pub mod demo;
 pub mod engine_loop;
 pub mod executor;
+pub mod failpoint;
 pub mod headless;
 pub mod ids;
 pub mod lease;
 pub mod logging;
+pub mod metrics;
 pub mod observe;
+pub mod pause;
 pub mod settings;
 pub mod shutdown;
+pub mod status;
 pub mod terminal;
 
 pub use crate::engine::Mode;

@@ -55,7 +55,7 @@ pub struct Summary {
     pub worker_hours: f64,
     pub peak_workers: usize,
     pub pending_pod_minutes: f64,
-    /// Pod unschedulable → placed, 95th percentile, in seconds.
+    /// Pod unschedulable → running, 95th percentile, in seconds.
     pub p95_unschedulable_seconds: f64,
     pub scale_ups: u32,
     pub scale_downs: u32,

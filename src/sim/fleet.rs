@@ -33,6 +33,40 @@ pub struct SimInstance {
 }
 
 impl SimInstance {
+    /// What its serial console would show at `now`: nothing in the first
+    /// half-minute (EC2 publishes the output late), then a boot log that
+    /// ends with the agent joining, or failing to, as `join_at` says.
+    pub fn console_text(&self, now: Timestamp, server: &str) -> Option<String> {
+        let up = now.since(self.launched_at);
+        if up < Duration::from_secs(30) {
+            return None;
+        }
+        let mut lines = vec![
+            format!(
+                "[    0.000000] Linux version 6.1.0-28-cloud-amd64 ({})",
+                self.id
+            ),
+            "[    4.210000] cloud-init[512]: Cloud-init v. 22.4.2 running 'modules:final'".into(),
+            format!("[   12.800000] k3s-join: installing k3s agent, server https://{server}:6443"),
+        ];
+        match self.join_at {
+            Some(at) if at <= now => {
+                lines.push("[   31.400000] k3s[901]: Started Lightweight Kubernetes (agent).".into())
+            }
+            Some(_) => lines.push("[   20.100000] k3s[901]: Waiting to retrieve agent configuration; server is not ready".into()),
+            None => {
+                let tries = (up.as_secs() / 10).clamp(1, 5);
+                for t in 0..tries {
+                    lines.push(format!(
+                        "[{:>12.6}] k3s[901]: level=error msg=\"failed to get CA certs: Get https://{server}:6443/cacerts: dial tcp {server}:6443: i/o timeout\"",
+                        (20 + t * 10) as f64
+                    ));
+                }
+            }
+        }
+        Some(lines.join("\n") + "\n")
+    }
+
     pub fn to_domain(&self) -> Instance {
         Instance {
             id: self.id.clone(),
@@ -53,8 +87,11 @@ pub struct SimNode {
     pub instance_id: String,
     pub ready: bool,
     pub cordoned: bool,
+    pub startup_taint: bool,
     pub created: Timestamp,
     pub not_ready_since: Option<Timestamp>,
+    /// Fault injection: NotReady until then, whatever the instance does.
+    pub flapping_until: Option<Timestamp>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
 }
@@ -66,6 +103,7 @@ impl SimNode {
             instance_id: Some(self.instance_id.clone()),
             ready: self.ready,
             cordoned: self.cordoned,
+            startup_taint: self.startup_taint,
             allocatable: NODE_ALLOCATABLE,
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),
@@ -133,11 +171,13 @@ impl Fleet {
         id
     }
 
-    /// Register the node of a running instance at once (initial fleet).
+    /// Register the node of a running instance. Instances an operation
+    /// launched come up with the startup taint (their user data asks for it).
     pub fn register_node(&mut self, instance_id: &str, now: Timestamp) {
         let Some(instance) = self.instances.get(instance_id) else {
             return;
         };
+        let startup_taint = instance.op_id.is_some();
         let labels = BTreeMap::from([
             (LABEL_ZONE.to_string(), instance.zone.clone()),
             (
@@ -154,8 +194,10 @@ impl Fleet {
                 instance_id: instance_id.to_string(),
                 ready: true,
                 cordoned: false,
+                startup_taint,
                 created: now,
                 not_ready_since: None,
+                flapping_until: None,
                 labels,
                 annotations: BTreeMap::new(),
             },
@@ -197,6 +239,14 @@ impl Fleet {
                 .instances
                 .get(&node.instance_id)
                 .is_some_and(|i| i.state == InstanceState::Running);
+            match node.flapping_until {
+                Some(until) if now < until => node.ready = false,
+                Some(_) => {
+                    node.flapping_until = None;
+                    node.ready = alive;
+                }
+                None => {}
+            }
             if !alive && node.ready {
                 node.ready = false;
                 node.not_ready_since = Some(now);

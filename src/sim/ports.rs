@@ -101,6 +101,10 @@ impl ClusterApi for SimPorts {
         self.mutate(&what, |w| w.set_cordoned(node, cordoned))
     }
 
+    async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
+        self.mutate(&format!("untaint {node}"), |w| w.remove_startup_taint(node))
+    }
+
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
         Ok(self.mutate(&format!("evict {pod}"), |w| w.evict(&pod.uid)))
     }
@@ -136,6 +140,10 @@ impl CloudApi for SimPorts {
             w.terminate(ids)
         })
     }
+
+    async fn console_output(&self, id: &str) -> PortResult<Option<String>> {
+        self.with(|w, _| w.console_output(id))
+    }
 }
 
 #[async_trait]
@@ -157,6 +165,7 @@ impl StateStore for SimPorts {
                 w.invariants.on_acquire(now, lock.fence);
                 if let Some(track) = w.engines.get_mut(engine) {
                     track.owner = Some(lock.owner.clone());
+                    track.lease_until = Some(lock.until);
                 }
             }
             Ok(granted)
@@ -164,11 +173,23 @@ impl StateStore for SimPorts {
     }
 
     async fn renew(&self, lease: &Lease, now: Timestamp, duration: Duration) -> PortResult<()> {
-        self.with(|w, _| w.table.renew(lease, now, duration).map(|_| ()))
+        self.with(|w, engine| {
+            let until = w.table.renew(lease, now, duration)?;
+            if let Some(track) = w.engines.get_mut(engine) {
+                track.lease_until = Some(until);
+            }
+            Ok(())
+        })
     }
 
     async fn release(&self, lease: &Lease) -> PortResult<()> {
-        self.with(|w, _| w.table.release(lease))
+        self.with(|w, engine| {
+            w.table.release(lease)?;
+            if let Some(track) = w.engines.get_mut(engine) {
+                track.lease_until = None;
+            }
+            Ok(())
+        })
     }
 
     async fn write_op(

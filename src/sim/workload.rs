@@ -360,6 +360,14 @@ impl Workload {
                         } else {
                             Duration::ZERO
                         }));
+                        // A pod that waited and was never placed still waited:
+                        // count what it waited (a lower bound) so a fleet that
+                        // never catches up does not look fast.
+                        if p.node.is_none()
+                            && let Some(since) = p.unschedulable_since
+                        {
+                            self.waits.push(now.since(since));
+                        }
                     }
                 }
             }
@@ -385,7 +393,7 @@ impl Workload {
             fleet
                 .nodes
                 .values()
-                .filter(|n| n.ready && !n.cordoned)
+                .filter(|n| n.ready && !n.cordoned && !n.startup_taint)
                 .map(|n| {
                     let u = used.get(n.name.as_str()).copied().unwrap_or_default();
                     (n.name.clone(), NODE_ALLOCATABLE.saturating_sub(u))
@@ -413,7 +421,8 @@ impl Workload {
                     pod.node = Some(node.clone());
                     pod.bound_at = Some(now);
                     if let Some(since) = pod.unschedulable_since.take() {
-                        self.waits.push(now.since(since));
+                        // Unschedulable → running: placed now, running after the start delay.
+                        self.waits.push(now.since(since) + START_DELAY);
                     }
                 }
                 None => {

@@ -2,6 +2,9 @@
 //! the state table, advanced in small steps up to whatever time the clock
 //! says. Ports call into it; it checks DESIGN §4's invariants as they do.
 
+mod drift;
+pub use drift::Drift;
+
 use super::accounting::{Accounting, Summary};
 use super::fleet::Fleet;
 use super::invariants::Invariants;
@@ -36,6 +39,8 @@ pub struct SimSettings {
     pub initial_workers: u32,
     pub boot_delay: Duration,
     pub never_join_probability: f64,
+    /// Probability that a launched instance joins 3–9 boot delays late.
+    pub late_join_probability: f64,
     pub start: Timestamp,
     /// For invariant checks.
     pub min_workers: u32,
@@ -53,6 +58,9 @@ pub struct SimSettings {
 pub struct EngineTrack {
     /// Owner id of its latest successful acquisition.
     pub owner: Option<String>,
+    /// Expiry of the lease it was last granted (acquire or renew), until it
+    /// released it: its side effects must happen before this.
+    pub lease_until: Option<Timestamp>,
     pub read_only: bool,
     pub mutating_calls: u64,
 }
@@ -73,6 +81,8 @@ pub struct World {
     /// node → cumulative CPU seconds (idle, busy) over its 2 vCPUs: what
     /// node-exporter's `node_cpu_seconds_total` counts.
     pub cpu_seconds: std::collections::BTreeMap<String, (f64, f64)>,
+    /// World-level faults injected, by kind (fault-injection runs).
+    pub injected: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl World {
@@ -102,6 +112,7 @@ impl World {
             history: VecDeque::new(),
             last_scrape: None,
             cpu_seconds: std::collections::BTreeMap::new(),
+            injected: std::collections::BTreeMap::new(),
             rng: rng.fork(1),
             settings,
         };
@@ -261,9 +272,17 @@ impl World {
         self.fleet
             .instances
             .values()
-            .filter(|i| i.op_id.as_deref() == Some(op_id) && i.state != InstanceState::Terminated)
+            .filter(|i| i.op_id.as_deref() == Some(op_id))
             .map(|i| i.to_domain())
             .collect()
+    }
+
+    pub fn console_output(&self, id: &str) -> PortResult<Option<String>> {
+        let server = self.master().and_then(|m| m.private_ip).unwrap_or_default();
+        match self.fleet.instances.get(id) {
+            Some(i) => Ok(i.console_text(self.now, &server)),
+            None => Err(PortError::NotFound(format!("instance {id}"))),
+        }
     }
 
     pub fn master(&self) -> Option<Instance> {
@@ -279,18 +298,45 @@ impl World {
         let now = self.now;
         let boot = self.settings.boot_delay;
         let rng = &mut self.rng;
+        let start = self.settings.start;
         let mut joins = std::collections::BTreeMap::new();
         for i in live {
-            let jitter = rng.range(0.7, 1.3);
-            joins.insert(
-                i.id.clone(),
+            // Workers that were there before the simulation began come up
+            // together (so the first pods spread over them); later launches
+            // boot with jitter.
+            let join_at = if i.launched_at <= start {
+                start.plus(boot)
+            } else {
+                let jitter = rng.range(0.7, 1.3);
                 i.launched_at
                     .max(now.minus(boot * 2))
-                    .plus(boot.mul_f64(jitter)),
-            );
+                    .plus(boot.mul_f64(jitter))
+            };
+            joins.insert(i.id.clone(), join_at);
         }
         self.fleet
             .sync_external(live, |i| joins.get(&i.id).copied().unwrap_or(now), now);
+    }
+
+    /// Fault injection: a node reports NotReady for `duration`, then recovers.
+    pub fn flap_node(&mut self, node: &str, duration: Duration) {
+        let until = self.now.plus(duration);
+        if let Some(n) = self.fleet.nodes.get_mut(node) {
+            n.flapping_until = Some(until);
+            n.ready = false;
+            *self.injected.entry("flap_not_ready").or_default() += 1;
+        }
+    }
+
+    /// Fault injection: someone terminates an instance outside any operation.
+    pub fn terminate_from_outside(&mut self, id: &str) {
+        if let Some(i) = self.fleet.instances.get_mut(id)
+            && i.state.is_live()
+        {
+            i.state = InstanceState::ShuttingDown;
+            i.state_since = self.now;
+            *self.injected.entry("external_terminate").or_default() += 1;
+        }
     }
 
     /// An instance that is not ours (no managed tags): for conformance and
@@ -317,7 +363,7 @@ impl World {
         };
         track.mutating_calls += 1;
         let read_only = track.read_only;
-        let owner = track.owner.clone();
+        let lease_until = track.lease_until;
         if read_only {
             self.invariants.breach(
                 now,
@@ -325,17 +371,14 @@ impl World {
                 format!("read-only engine made a mutating call: {what}"),
             );
         }
-        let holds = match (&self.table.lock, owner) {
-            (Some(lock), Some(owner)) => {
-                lock.in_progress && lock.owner == owner && now <= lock.until
-            }
-            _ => false,
-        };
-        if !holds {
+        // Invariant 6 is about the holder's own lease: a break-glass that
+        // bumps the fence mid-lease fences its *writes* (invariant 1); its
+        // idempotent effects may finish within the lease it was granted.
+        if lease_until.is_none_or(|until| now > until) {
             self.invariants.breach(
                 now,
                 6,
-                format!("{what} by engine {engine} without a live lease"),
+                format!("{what} by engine {engine} outside any lease it was granted"),
             );
         }
     }
@@ -360,7 +403,13 @@ impl World {
         let mut ids = Vec::new();
         for _ in 0..request.count {
             let join_at = if self.rng.chance(self.settings.never_join_probability) {
+                *self.injected.entry("never_join").or_default() += 1;
                 None
+            } else if self.rng.chance(self.settings.late_join_probability) {
+                // Late: some join within the join timeout, some after it.
+                *self.injected.entry("late_join").or_default() += 1;
+                let factor = self.rng.range(3.0, 9.0);
+                Some(self.now.plus(self.settings.boot_delay.mul_f64(factor)))
             } else {
                 let jitter = self.rng.range(0.7, 1.3);
                 Some(self.now.plus(self.settings.boot_delay.mul_f64(jitter)))
@@ -381,7 +430,16 @@ impl World {
     }
 
     pub fn terminate(&mut self, ids: &[String]) -> PortResult<()> {
-        // Refused before any change if any id is not a managed worker (the adapter's rule).
+        // Refused before any change if any id is missing or not a managed
+        // worker (the adapter's rules).
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !self.fleet.instances.contains_key(*id))
+        {
+            return Err(PortError::NotFound(format!(
+                "not terminated: {missing} does not exist"
+            )));
+        }
         if let Some(bad) = ids
             .iter()
             .find(|id| !self.fleet.instances.get(*id).is_some_and(|i| i.managed))
@@ -440,7 +498,9 @@ impl World {
                 .filter(|p| p.owner_kind != "DaemonSet" && p.deleting_at.is_none())
                 .map(|p| format!("{}/{}", p.namespace, p.name))
                 .collect();
-            if node.ready && (!node.cordoned || !undrained.is_empty()) {
+            // A node still carrying the startup taint never had a pod scheduled.
+            let fenced = node.cordoned || node.startup_taint;
+            if node.ready && (!fenced || !undrained.is_empty()) {
                 self.invariants.breach(
                     now,
                     5,
@@ -461,6 +521,16 @@ impl World {
             .get_mut(node)
             .ok_or_else(|| PortError::NotFound(format!("node {node}")))?;
         n.cordoned = cordoned;
+        Ok(())
+    }
+
+    pub fn remove_startup_taint(&mut self, node: &str) -> PortResult<()> {
+        let n = self
+            .fleet
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| PortError::NotFound(format!("node {node}")))?;
+        n.startup_taint = false;
         Ok(())
     }
 
@@ -535,7 +605,13 @@ impl World {
     }
 
     pub fn summary(&self) -> Summary {
-        self.accounting
-            .summary(&self.workload.waits, &self.invariants.violations)
+        // Pods still waiting count with what they have waited so far.
+        let mut waits = self.workload.waits.clone();
+        waits.extend(self.workload.pods.values().filter_map(|p| {
+            p.unschedulable_since
+                .filter(|_| p.node.is_none() && p.deleting_at.is_none())
+                .map(|since| self.now.since(since))
+        }));
+        self.accounting.summary(&waits, &self.invariants.violations)
     }
 }

@@ -23,9 +23,26 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// The footer's key hints, in keymap order; on a narrow terminal the ones
+/// that do not fit are left out, but the last two (help and quit) never are.
 pub fn render_keys(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let entries = app.keymap.footer();
+    let width = |(keys, what): &(String, &str)| keys.chars().count() + what.chars().count() + 3;
+    let kept_last = entries.len().saturating_sub(2);
+    let mut room =
+        (area.width as usize).saturating_sub(entries[kept_last..].iter().map(width).sum());
+    let mut shown = Vec::new();
+    for entry in &entries[..kept_last] {
+        let w = width(entry);
+        if w > room {
+            break;
+        }
+        room -= w;
+        shown.push(entry);
+    }
+    shown.extend(entries[kept_last..].iter());
     let mut spans = Vec::new();
-    for (keys, what) in app.keymap.footer() {
+    for (keys, what) in shown {
         spans.push(Span::styled(format!(" {keys}"), t.key));
         spans.push(Span::styled(format!(" {what} "), t.dim));
     }

@@ -27,6 +27,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         top.push(Span::raw(" "));
         top.push(Span::styled(" PAUSED ", t.bad));
     }
+    let cluster_pause = app
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.record.as_ref())
+        .and_then(|r| r.paused_at(app.now));
+    if let Some(p) = cluster_pause {
+        top.push(Span::raw(" "));
+        top.push(Span::styled(
+            format!(
+                " CLUSTER PAUSED by {} until {}: {} ",
+                p.by, p.until, p.reason
+            ),
+            t.bad,
+        ));
+    }
     if app.frozen {
         top.push(Span::raw(" "));
         top.push(Span::styled(" FROZEN ", t.warn));
@@ -84,6 +99,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             bottom.push(Span::styled("never taken (read-only)", t.ok))
         }
         None => bottom.push(Span::styled("free · never taken", t.ok)),
+    }
+    if let Some(s) = app.snapshot.as_ref().filter(|s| !s.findings.is_empty()) {
+        bottom.push(Span::styled(
+            format!(" │ {} to reconcile (R)", s.findings.len()),
+            t.warn,
+        ));
     }
     if let Some(s) = &app.snapshot
         && let Some((backend, error)) = s.errors.iter().next()

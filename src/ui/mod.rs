@@ -78,6 +78,9 @@ pub fn view(frame: &mut Frame, app: &App, options: ViewOptions) {
     logs::render(frame, log_area, app, &t, options.log_timestamps);
     footer::render_status(frame, status_area, app, &t);
     footer::render_keys(frame, keys_area, app, &t);
+    if let Some(selected) = app.recon {
+        overlays::render_reconciliation(frame, area, app, &t, selected);
+    }
     if app.help {
         overlays::render_help(frame, area, app, &t);
     }

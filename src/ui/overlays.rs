@@ -40,7 +40,7 @@ pub fn render_help(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         t.dim,
     )));
     let height = lines.len() as u16 + 2;
-    let rect = centered(area, 76, height);
+    let rect = centered(area, 84, height);
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(
@@ -106,6 +106,74 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 .border_type(BorderType::Double)
                 .border_style(t.warn)
                 .title(Span::styled(" Confirm ", t.title)),
+        ),
+        rect,
+    );
+}
+
+/// The reconciliation view (`R`): every finding, its class and its fix.
+pub fn render_reconciliation(frame: &mut Frame, area: Rect, app: &App, t: &Theme, selected: usize) {
+    let findings = app
+        .snapshot
+        .as_ref()
+        .map(|s| s.findings.as_slice())
+        .unwrap_or_default();
+    let mut lines = vec![Line::from("")];
+    if findings.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "  EC2, Kubernetes and the operation record agree: nothing to reconcile.",
+            t.ok,
+        )));
+    }
+    for (i, f) in findings.iter().enumerate() {
+        let style = if i == selected { t.selected } else { t.text };
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<27}", f.class()), t.warn),
+            Span::styled(f.describe(), style),
+        ]));
+        lines.push(Line::from(Span::styled(
+            format!("  {:<27}fix: {}", "", f.fix()),
+            t.dim,
+        )));
+        if let crate::engine::reconcile::Finding::NeverJoined {
+            console_tail: Some(tail),
+            ..
+        } = f
+        {
+            for l in tail
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                lines.push(Line::from(Span::styled(
+                    format!("  {:<27}│ {l}", ""),
+                    t.dim,
+                )));
+            }
+        }
+    }
+    lines.push(Line::from(""));
+    let hint = if app.read_only {
+        "  j/k move · Esc closes (read-only: no fixes)"
+    } else {
+        "  j/k move · Enter fixes the selected one (asks to confirm) · Esc closes"
+    };
+    lines.push(Line::from(Span::styled(hint, t.dim)));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = centered(area, 110, height);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(t.focused_border)
+                .title(Span::styled(
+                    format!(" Reconciliation · {} finding(s) ", findings.len()),
+                    t.title,
+                )),
         ),
         rect,
     );

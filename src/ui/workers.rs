@@ -41,7 +41,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Cell::from(Span::styled(*h, if sorted { t.title } else { t.dim }))
         }),
     );
-    let body: Vec<Row> = rows
+    // Only the rows that fit are built: with thousands of workers, a frame
+    // formats a screenful, not the fleet. The window follows the selection.
+    let selected = app
+        .selected
+        .as_ref()
+        .and_then(|s| rows.iter().position(|r| &r.name == s));
+    let fits = usize::from(area.height.saturating_sub(3)).max(1);
+    let first = selected.map_or(0, |i| (i + 1).saturating_sub(fits));
+    let shown = &rows[first.min(rows.len())..(first + fits).min(rows.len())];
+    let body: Vec<Row> = shown
         .iter()
         .map(|r| {
             let (mark, mark_style) = match r.marker {
@@ -97,12 +106,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .block(b)
         .row_highlight_style(t.selected)
         .column_spacing(1);
-    let selected = app
-        .selected
-        .as_ref()
-        .and_then(|s| rows.iter().position(|r| &r.name == s));
     // TableState is rebuilt each frame from the app's selection: the view
     // owns no state of its own.
-    let mut state = TableState::default().with_selected(selected);
+    let mut state = TableState::default().with_selected(selected.map(|i| i - first));
     frame.render_stateful_widget(table, area, &mut state);
 }

@@ -74,8 +74,12 @@ for _ in $(seq 1 100); do [ -s "$dir/sim.url" ] && break; sleep 0.1; done
 sim="$(cat "$dir/sim.url")"
 wait_http "$sim/healthz" 10
 
-# 4. Prometheus, scraping the façade every second
+# 4. Prometheus, scraping the façade every second, and the engine's own
+#    metrics at the address in DIR/metrics.addr (start it with
+#    --metrics-addr "$(cat DIR/metrics.addr)"; down until then)
 prom_port=$(free_port)
+metrics_addr="127.0.0.1:$(free_port)"
+echo "$metrics_addr" > "$dir/metrics.addr"
 cat > "$dir/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
@@ -85,6 +89,9 @@ scrape_configs:
     honor_labels: true
     static_configs:
       - targets: ["${sim#http://}"]
+  - job_name: k3s-autoscaler
+    static_configs:
+      - targets: ["$metrics_addr"]
 YML
 "$prometheus_bin" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$dir/prometheus.log" 2>&1 &

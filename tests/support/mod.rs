@@ -62,6 +62,9 @@ pub async fn seeded_app(read_only: bool, ticks: usize) -> App {
     app
 }
 
+pub mod proxy;
+pub mod stack;
+
 /// The moto server started by scripts/test.sh (or .ci/run).
 pub fn moto_url() -> String {
     std::env::var("K3SA_MOTO_URL").unwrap_or_else(|_| {
@@ -139,6 +142,7 @@ pub async fn facade(
         initial_workers: workers,
         boot_delay: Duration::from_secs(90),
         never_join_probability: 0.0,
+        late_join_probability: 0.0,
         start,
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,

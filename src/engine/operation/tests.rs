@@ -19,7 +19,14 @@ struct World {
 impl World {
     fn new() -> Self {
         World {
-            nodes: (1..=4).map(|i| node(&format!("w{i}"), 0)).collect(),
+            // w4 is the node the scale-down tests drain: cordoned by then.
+            nodes: (1..=4)
+                .map(|i| {
+                    let mut n = node(&format!("w{i}"), 0);
+                    n.cordoned = i == 4;
+                    n
+                })
+                .collect(),
             instances: vec![],
             pods: vec![],
             pdbs: vec![web_pdb(1)],
@@ -115,7 +122,9 @@ fn scale_up_intent_launch_launched_verifying_done() {
         at(2),
     ));
     assert_eq!(op(&launched).phase, OpPhase::Launched);
-    assert_eq!(op(&launched).deadline, Some(at(602)));
+    // The join deadline counts from the instances' launch (at 0), not from
+    // when the launch was recorded (at 2).
+    assert_eq!(op(&launched).deadline, Some(at(600)));
     assert!(
         matches!(&op(&launched).kind, OpKind::ScaleUp { instance_ids, .. } if instance_ids == &["i-a", "i-b"])
     );
@@ -227,8 +236,18 @@ fn join_timeout_terminates_the_never_joined_instances_then_fails() {
 fn instance_lost_before_joining_fails_the_scale_up() {
     let s = settings();
     let launched = scale_up_launched(&["i-a"]);
-    let w = World::new(); // i-a is no longer among the op's live instances
+    // Not listed (EC2's Describe lags its writes): still waiting, not lost.
+    let w = World::new();
     let verifying = written(next(&s, &launched, &w.view(), 1, at(1)));
+    assert!(matches!(
+        next(&s, &verifying, &w.view(), 1, at(30)),
+        Next::Wait(_)
+    ));
+    // Terminated from outside: lost, and the scale-up fails.
+    let mut w = World::new();
+    let mut stopping = instance("i-a");
+    stopping.state = InstanceState::ShuttingDown;
+    w.instances = vec![stopping];
     let failed = written(next(&s, &verifying, &w.view(), 1, at(30)));
     assert_eq!(op(&failed).phase, OpPhase::Failed);
     assert!(
@@ -237,14 +256,6 @@ fn instance_lost_before_joining_fails_the_scale_up() {
             .as_deref()
             .unwrap()
             .contains("i-a disappeared")
-    );
-    let mut w = World::new();
-    let mut stopping = instance("i-a");
-    stopping.state = InstanceState::ShuttingDown;
-    w.instances = vec![stopping];
-    assert_eq!(
-        op(&written(next(&s, &verifying, &w.view(), 1, at(30)))).phase,
-        OpPhase::Failed
     );
 }
 
@@ -391,7 +402,9 @@ fn drain_rechecks_min_workers_before_terminating() {
     let s = settings();
     let mut w = World::new();
     w.nodes.truncate(2); // w1, w2 only... plus the draining node
-    w.nodes.push(node("w4", 0));
+    let mut w4 = node("w4", 0);
+    w4.cordoned = true;
+    w.nodes.push(w4);
     w.nodes[1].ready = false; // one other node went NotReady meanwhile
     let rec = draining(&w);
     let effect = acted(next(&s, &rec, &w.view(), 3, at(30)));
@@ -488,4 +501,67 @@ fn writes_carry_the_writers_fence_and_a_step_log() {
             "verifying: waiting for nodes to be Ready"
         ]
     );
+}
+
+#[test]
+fn verified_nodes_lose_the_startup_taint_before_done() {
+    let s = settings();
+    let launched = scale_up_launched(&["i-a"]);
+    let mut w = World::new();
+    w.instances = vec![instance("i-a")];
+    let mut joined = node("i-a", 60);
+    joined.startup_taint = true;
+    w.nodes.push(joined);
+    let verifying = written(next(&s, &launched, &w.view(), 1, at(1)));
+    let effect = acted(next(&s, &verifying, &w.view(), 1, at(100)));
+    assert_eq!(
+        effect,
+        Effect::Untaint {
+            nodes: vec!["i-a".into()]
+        }
+    );
+    assert_eq!(
+        after(&s, &verifying, &effect, EffectResult::Ok, 1, at(100)),
+        Next::Continue
+    );
+    w.nodes.last_mut().unwrap().startup_taint = false;
+    assert_eq!(
+        op(&written(next(&s, &verifying, &w.view(), 1, at(101)))).phase,
+        OpPhase::Done
+    );
+    // A tainted node that is not Ready at the deadline is terminated: it
+    // never had a pod.
+    let mut w = World::new();
+    w.instances = vec![instance("i-a")];
+    let mut late = node("i-a", 60);
+    late.startup_taint = true;
+    late.ready = false;
+    w.nodes.push(late);
+    assert!(matches!(
+        next(&s, &verifying, &w.view(), 1, at(601)),
+        Next::Act(Effect::Terminate { .. })
+    ));
+}
+
+#[test]
+fn a_node_uncordoned_mid_drain_ends_the_scale_down() {
+    let s = settings();
+    let mut w = World::new();
+    w.pods = vec![pod("web-a", Some("w4"), 300, Some("ReplicaSet"))];
+    let rec = draining(&w);
+    w.nodes[3].cordoned = false; // an operator, or an aborted attempt whose record was lost
+    let effect = acted(next(&s, &rec, &w.view(), 3, at(10)));
+    assert!(
+        matches!(&effect, Effect::Uncordon { abort: Some(why), .. } if why.contains("no longer cordoned")),
+        "{effect:?}"
+    );
+    // Nor is an uncordoned node terminated.
+    let mut to_terminate = rec.clone();
+    if let Some(op) = to_terminate.op.as_mut() {
+        op.phase = OpPhase::TerminateIntended;
+    }
+    assert!(matches!(
+        next(&s, &to_terminate, &w.view(), 3, at(11)),
+        Next::Act(Effect::Uncordon { abort: Some(_), .. })
+    ));
 }

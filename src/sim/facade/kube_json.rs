@@ -1,7 +1,7 @@
 //! The simulated cluster as Kubernetes API JSON, shaped like the real API
 //! so that kube-rs (and kubectl) read it unchanged.
 
-use crate::ports::cluster::{SelectorOp, VolumeKind};
+use crate::ports::cluster::{SelectorOp, TAINT_VERIFYING, VolumeKind};
 use crate::ports::{Node, Pdb, Pod, PodPhase, Timestamp};
 use serde_json::{Value, json};
 
@@ -30,6 +30,11 @@ pub fn node(n: &Node) -> Value {
         "spec": {
             "providerID": n.instance_id.as_ref().map(|id| format!("aws:///{zone}/{id}")),
             "unschedulable": n.cordoned,
+            "taints": if n.startup_taint {
+                json!([{"key": TAINT_VERIFYING, "value": "true", "effect": "NoSchedule"}])
+            } else {
+                json!([])
+            },
         },
         "status": {
             "allocatable": {

@@ -121,9 +121,20 @@ async fn patch_node(State(f): State<Facade>, Path(name): Path<String>, body: Byt
     let cordon = patch
         .pointer("/spec/unschedulable")
         .and_then(Value::as_bool);
+    let keeps_taint = patch
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter().any(|t| {
+                t.get("key").and_then(Value::as_str) == Some(crate::ports::cluster::TAINT_VERIFYING)
+            })
+        });
     let node = f.with(|w| {
         if let Some(c) = cordon {
             w.set_cordoned(&name, c).ok()?;
+        }
+        if keeps_taint == Some(false) {
+            w.remove_startup_taint(&name).ok()?;
         }
         w.nodes().into_iter().find(|n| n.name == name)
     });

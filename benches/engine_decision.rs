@@ -1,0 +1,59 @@
+//! One engine decision on a 1 000-worker observation (target ≤ 50 µs).
+
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k3s_autoscaler::engine::{PolicyMemory, Settings, decide};
+use k3s_autoscaler::ports::{OpRecord, Reading};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let settings = Settings::default();
+    let record = OpRecord::default();
+    let mut group = c.benchmark_group("engine decision");
+    for workers in [10usize, 100, 1_000, 5_000] {
+        let hold = common::observation(workers);
+        group.bench_function(format!("{workers} workers, hold"), |b| {
+            b.iter(|| {
+                decide(
+                    &settings,
+                    &mut PolicyMemory::default(),
+                    black_box(&hold),
+                    &record,
+                    common::NOW,
+                )
+            })
+        });
+        // Idle long enough to look for a scale-down candidate: the costly path.
+        let idle = k3s_autoscaler::engine::Observation {
+            cpu: Reading::Known {
+                value: 10.0,
+                at: common::NOW,
+            },
+            ..common::observation(workers)
+        };
+        let mut idle_view = idle.clone();
+        if let Ok(view) = idle_view.cluster.as_mut() {
+            view.pods.retain(|p| p.node_name.is_some());
+        }
+        let memory = PolicyMemory {
+            cpu_high_since: None,
+            idle_since: Some(k3s_autoscaler::ports::Timestamp(common::NOW.0 - 3_600_000)),
+        };
+        group.bench_function(format!("{workers} workers, scale-down search"), |b| {
+            b.iter(|| {
+                decide(
+                    &settings,
+                    &mut memory.clone(),
+                    black_box(&idle_view),
+                    &record,
+                    common::NOW,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

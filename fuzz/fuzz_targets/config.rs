@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| k3s_autoscaler::fuzz_entry::config(data));

@@ -1,0 +1,118 @@
+//! `k3s-autoscaler` on the real backends: the console or `--auto`.
+
+use super::{Cli, EXIT_FAILURE, serve_metrics, usage_error};
+use crate::app::App;
+use crate::app::keymap::Keymap;
+use crate::config::Config;
+use crate::runtime::console;
+use crate::runtime::headless::{self, StopAfter};
+use crate::runtime::logging;
+use crate::runtime::settings::engine_settings;
+use crate::runtime::{Mode, Shutdown};
+use crate::ui::ViewOptions;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The real backends: the console (supervised or read-only) or `--auto`.
+pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitCode {
+    use crate::runtime::backends::{Backends, hostname};
+    use crate::runtime::executor::Executor;
+    use crate::runtime::ids::IdSource;
+    use crate::runtime::lease::LockClient;
+    use std::sync::Arc;
+    let mode = match (cli.read_only, &keymap) {
+        (true, _) => Mode::ReadOnly,
+        (false, None) => Mode::Auto,
+        (false, Some(_)) => Mode::Supervised,
+    };
+    let backends = match Backends::connect(&config, cli.config.as_deref()).await {
+        Ok(b) => b,
+        Err(e) => return usage_error(e),
+    };
+    let ports = match backends.ports() {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    // A missing table is a setup step not done, not a transient failure.
+    if let Err(e) = backends.state.check_table().await {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let settings = engine_settings(&config);
+    let executor = (mode != Mode::ReadOnly).then(|| {
+        let ids = Arc::new(IdSource::random());
+        let role = if mode == Mode::Auto {
+            "auto"
+        } else {
+            "console"
+        };
+        let owner =
+            crate::engine::lock::owner_id(&hostname(), std::process::id(), role, &ids.uuid());
+        let lock = LockClient::new(
+            ports.state.clone(),
+            ports.clock.clone(),
+            settings.lease.clone(),
+            owner,
+            ids.clone(),
+        );
+        Executor::new(ports.clone(), settings.clone(), lock, ids)
+    });
+    let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
+    let shutdown = Shutdown::new();
+    let interval = config.engine.interval.get();
+    if let Err(code) = serve_metrics(&cli, &engine, interval, &shutdown).await {
+        return code;
+    }
+    match keymap {
+        Some(keymap) => {
+            logging::init_console();
+            shutdown.listen_for_signals();
+            let mut app = App::new(
+                config.cluster.name.clone(),
+                false,
+                mode == Mode::ReadOnly,
+                keymap,
+                settings,
+                ports.clock.now(),
+            );
+            app.light_theme = config.ui.theme == "light";
+            let options = ViewOptions {
+                log_timestamps: true,
+            };
+            match console::run(app, engine, ports, interval, options, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        None => {
+            logging::init_stdout(cli.log_format, ports.clock.clone());
+            shutdown.listen_for_signals();
+            tracing::info!(
+                target: "runtime",
+                cluster = %config.cluster.name,
+                mode = mode.badge(),
+                owner = engine.owner().unwrap_or("-"),
+                "engine started on the real backends"
+            );
+            let stop = StopAfter {
+                ticks: if cli.once { Some(1) } else { cli.ticks },
+                duration: cli.days.map(|d| Duration::from_secs_f64(d * 86_400.0)),
+                full_last_interval: false,
+            };
+            let outcome = headless::run(
+                &mut engine,
+                ports.clock.clone(),
+                interval,
+                stop,
+                None,
+                &shutdown,
+            )
+            .await;
+            tracing::info!(target: "runtime", ticks = outcome.ticks, "engine stopped");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The fault schedule of a chaos run: which faults, how often, and how many
+//! were actually injected. Every draw comes from the run's seed.
+
+use crate::sim::rng::Rng;
+use std::collections::BTreeMap;
+
+/// Every kind of fault the harness injects (ISSUE 6's list).
+pub const KINDS: [&str; 23] = [
+    "crash_after_intent",
+    "crash_after_launch",
+    "crash_mid_drain",
+    "crash_after_terminate",
+    "pause_beyond_lease",
+    "lock_stolen",
+    "lost_acquire_response",
+    "lost_renew_response",
+    "lost_write_response",
+    "lost_launch_response",
+    "store_throttled",
+    "store_5xx",
+    "ec2_throttled",
+    "ec2_5xx",
+    "insufficient_capacity",
+    "invisible_instance",
+    "never_join",
+    "late_join",
+    "flap_not_ready",
+    "pdb_blocked_eviction",
+    "eviction_500",
+    "external_terminate",
+    "slow_call",
+];
+
+/// Probabilities per opportunity (a matching call, or a harness step).
+#[derive(Clone, Debug)]
+pub struct Rates {
+    pub crash: f64,
+    pub pause: f64,
+    pub steal: f64,
+    pub lost_response: f64,
+    pub burst: f64,
+    pub capacity: f64,
+    pub invisible: f64,
+    pub eviction_500: f64,
+    pub flap_per_step: f64,
+    pub external_terminate_per_step: f64,
+    /// A call that takes 5–30 s (a slow API): time passes mid-operation,
+    /// so leases need renewing and deadlines come due.
+    pub slow_call: f64,
+}
+
+impl Rates {
+    pub fn draw(rng: &mut Rng) -> Rates {
+        // Each run leans on some faults more than others.
+        let mut r = |hi: f64| rng.range(0.0, hi);
+        Rates {
+            crash: r(0.25),
+            pause: r(0.08),
+            steal: r(0.04),
+            lost_response: r(0.15),
+            burst: r(0.05),
+            capacity: r(0.3),
+            invisible: r(0.4),
+            eviction_500: r(0.08),
+            flap_per_step: r(0.004),
+            external_terminate_per_step: r(0.002),
+            slow_call: r(0.03),
+        }
+    }
+}
+
+pub struct FaultPlan {
+    pub rng: Rng,
+    pub rates: Rates,
+    /// Faults are injected only while this is true.
+    pub active: bool,
+    /// Remaining calls in the current throttling / 5xx burst, per service.
+    pub store_burst: Option<(&'static str, u32)>,
+    pub ec2_burst: Option<(&'static str, u32)>,
+    pub injected: BTreeMap<&'static str, u64>,
+}
+
+impl FaultPlan {
+    pub fn new(mut rng: Rng) -> FaultPlan {
+        let rates = Rates::draw(&mut rng);
+        FaultPlan {
+            rng,
+            rates,
+            active: true,
+            store_burst: None,
+            ec2_burst: None,
+            injected: BTreeMap::new(),
+        }
+    }
+
+    /// Whether to inject `kind` now, with probability `p`; counted if so.
+    pub fn roll(&mut self, kind: &'static str, p: f64) -> bool {
+        if self.active && self.rng.chance(p) {
+            *self.injected.entry(kind).or_default() += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn count(&mut self, kind: &'static str) {
+        *self.injected.entry(kind).or_default() += 1;
+    }
+}

@@ -1,0 +1,473 @@
+//! One engine incarnation's view of the simulated world, with faults: every
+//! port call may be refused, delayed past the lease, applied with its
+//! answer lost, or be the last thing the process does before it dies.
+
+use super::faults::FaultPlan;
+use crate::ports::*;
+use crate::sim::SimPorts;
+use crate::sim::World;
+use crate::sim::clock::SimClock;
+use crate::sim::ports::lock;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub struct Shared {
+    pub world: Arc<Mutex<World>>,
+    pub clock: Arc<SimClock>,
+    pub plan: Mutex<FaultPlan>,
+    pub trace: Mutex<Vec<String>>,
+    pub lease: Duration,
+}
+
+impl Shared {
+    pub fn plan(&self) -> MutexGuard<'_, FaultPlan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note(&self, engine: &str, text: String) {
+        let now = self.clock.now();
+        self.trace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} {engine} {text}", now.0));
+    }
+}
+
+pub struct FaultyPorts {
+    inner: SimPorts,
+    shared: Arc<Shared>,
+    name: String,
+    dead: AtomicBool,
+}
+
+fn dead_error() -> PortError {
+    PortError::Unavailable("the engine process is dead".into())
+}
+
+impl FaultyPorts {
+    pub fn new(inner: SimPorts, shared: Arc<Shared>, name: String) -> FaultyPorts {
+        FaultyPorts {
+            inner,
+            shared,
+            name,
+            dead: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    fn die(&self, kind: &str) {
+        self.shared.note(&self.name, format!("CRASH ({kind})"));
+        self.dead.store(true, Ordering::SeqCst);
+    }
+
+    fn note(&self, text: String) {
+        self.shared.note(&self.name, text);
+    }
+
+    /// Every call takes time: a few hundred milliseconds, sometimes much more.
+    fn latency(&self) {
+        let took = {
+            let mut plan = self.shared.plan();
+            let p = plan.rates.slow_call;
+            if plan.roll("slow_call", p) {
+                Duration::from_millis(5_000 + plan.rng.below(25_000))
+            } else {
+                Duration::from_millis(plan.rng.below(300))
+            }
+        };
+        self.shared.clock.advance(took);
+    }
+
+    fn alive(&self) -> PortResult<()> {
+        if self.is_dead() {
+            return Err(dead_error());
+        }
+        self.latency();
+        Ok(())
+    }
+
+    /// A throttling or 5xx burst on one service: refused, never applied.
+    fn burst(&self, ec2: bool) -> Option<PortError> {
+        let mut plan = self.shared.plan();
+        let slot = if ec2 {
+            plan.ec2_burst
+        } else {
+            plan.store_burst
+        };
+        let state = match slot {
+            Some((kind, left)) if left > 0 => Some((kind, left - 1)),
+            _ => {
+                let p = plan.rates.burst;
+                if plan.active && plan.rng.chance(p) {
+                    let throttle = plan.rng.chance(0.5);
+                    let kind = match (ec2, throttle) {
+                        (true, true) => "ec2_throttled",
+                        (true, false) => "ec2_5xx",
+                        (false, true) => "store_throttled",
+                        (false, false) => "store_5xx",
+                    };
+                    let len = 1 + plan.rng.below(3) as u32;
+                    Some((kind, len - 1))
+                } else {
+                    None
+                }
+            }
+        };
+        if ec2 {
+            plan.ec2_burst = state;
+        } else {
+            plan.store_burst = state;
+        }
+        let (kind, _) = state?;
+        plan.count(kind);
+        Some(if kind.ends_with("throttled") {
+            PortError::Throttled(format!("{kind} (injected)"))
+        } else {
+            PortError::Unavailable(format!("{kind} (injected)"))
+        })
+    }
+
+    fn roll(&self, kind: &'static str, p: impl FnOnce(&super::faults::Rates) -> f64) -> bool {
+        let mut plan = self.shared.plan();
+        let p = p(&plan.rates);
+        plan.roll(kind, p)
+    }
+
+    /// Someone else frees the lock (break-glass) in the middle of what this
+    /// engine is doing.
+    fn maybe_steal(&self) {
+        if self.roll("lock_stolen", |r| r.steal) {
+            let mut w = lock(&self.shared.world);
+            let now = w.now;
+            let forced = w.table.force_unlock(&BreakGlass {
+                who: "chaos-operator".into(),
+                reason: "injected".into(),
+                now,
+            });
+            w.invariants.highest_fence = w.invariants.highest_fence.max(forced.fence);
+            drop(w);
+            self.note(format!("lock stolen (fence {})", forced.fence));
+        }
+    }
+
+    /// The process stops (GC pause, SIGSTOP, a VM migration) for longer than
+    /// its lease; meanwhile another engine may take the lock.
+    fn maybe_pause(&self) {
+        let stolen = {
+            let mut plan = self.shared.plan();
+            let p = plan.rates.pause;
+            if !plan.roll("pause_beyond_lease", p) {
+                return;
+            }
+            plan.rng.chance(0.7)
+        };
+        let extra = Duration::from_secs(10);
+        self.shared.clock.advance(self.shared.lease + extra);
+        let mut w = lock(&self.shared.world);
+        w.advance_to(self.shared.clock.now());
+        if stolen {
+            let now = w.now;
+            let request = AcquireRequest {
+                owner: "chaos-rival".into(),
+                lease_id: format!("rival-{}", now.0),
+                now,
+                lease: self.shared.lease,
+                skew_margin: Duration::from_secs(5),
+            };
+            if let Some(l) = w.table.acquire(&request) {
+                w.invariants.on_acquire(now, l.fence);
+            }
+        }
+        drop(w);
+        self.note(format!(
+            "paused past the lease (rival took the lock: {stolen})"
+        ));
+    }
+}
+
+#[async_trait]
+impl MetricsSource for FaultyPorts {
+    async fn instant(&self, signal: Signal) -> Reading {
+        if self.alive().is_err() {
+            return Reading::unknown("dead");
+        }
+        self.inner.instant(signal).await
+    }
+
+    async fn node_cpu(&self) -> PortResult<BTreeMap<String, f64>> {
+        self.alive()?;
+        self.inner.node_cpu().await
+    }
+
+    async fn range(
+        &self,
+        s: Signal,
+        a: Timestamp,
+        b: Timestamp,
+        step: Duration,
+    ) -> PortResult<Vec<Sample>> {
+        self.alive()?;
+        self.inner.range(s, a, b, step).await
+    }
+}
+
+#[async_trait]
+impl ClusterApi for FaultyPorts {
+    async fn nodes(&self) -> PortResult<Vec<Node>> {
+        self.alive()?;
+        self.inner.nodes().await
+    }
+
+    async fn pods(&self) -> PortResult<Vec<Pod>> {
+        self.alive()?;
+        self.inner.pods().await
+    }
+
+    async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
+        self.alive()?;
+        self.inner.pods_on(node).await
+    }
+
+    async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
+        self.alive()?;
+        self.inner.pdbs().await
+    }
+
+    async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
+        self.alive()?;
+        self.maybe_steal();
+        let r = self.inner.set_cordoned(node, cordoned).await;
+        self.note(format!("set_cordoned {node} {cordoned} -> {r:?}"));
+        r
+    }
+
+    async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
+        self.alive()?;
+        let r = self.inner.remove_startup_taint(node).await;
+        self.note(format!("untaint {node} -> {r:?}"));
+        r
+    }
+
+    async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
+        self.alive()?;
+        if self.roll("eviction_500", |r| r.eviction_500) {
+            self.note(format!("evict {pod} -> injected 500"));
+            return Ok(EvictionOutcome::Rejected(
+                "500 Internal Server Error (injected)".into(),
+            ));
+        }
+        self.maybe_steal();
+        let r = self.inner.evict(pod).await;
+        if matches!(r, Ok(EvictionOutcome::Blocked(_))) {
+            self.shared.plan().count("pdb_blocked_eviction");
+        }
+        self.note(format!("evict {pod} -> {r:?}"));
+        if self.roll("crash_mid_drain", |r| r.crash) {
+            self.die("mid-drain");
+            return Err(dead_error());
+        }
+        r
+    }
+
+    async fn delete_node(&self, node: &str) -> PortResult<()> {
+        self.alive()?;
+        let r = self.inner.delete_node(node).await;
+        self.note(format!("delete_node {node} -> {r:?}"));
+        r
+    }
+}
+
+impl FaultyPorts {
+    /// EC2's Describe lags its writes: instances launched in the last
+    /// minute may be missing from a listing.
+    fn hide_recent(&self, mut list: Vec<Instance>) -> Vec<Instance> {
+        let now = self.shared.clock.now();
+        let recent = list
+            .iter()
+            .any(|i| now.since(i.launched_at) < Duration::from_secs(60));
+        if recent && self.roll("invisible_instance", |r| r.invisible) {
+            list.retain(|i| now.since(i.launched_at) >= Duration::from_secs(60));
+        }
+        list
+    }
+}
+
+#[async_trait]
+impl CloudApi for FaultyPorts {
+    async fn managed_instances(&self) -> PortResult<Vec<Instance>> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            return Err(e);
+        }
+        Ok(self.hide_recent(self.inner.managed_instances().await?))
+    }
+
+    async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            return Err(e);
+        }
+        Ok(self.hide_recent(self.inner.instances_for_op(op_id).await?))
+    }
+
+    async fn master(&self) -> PortResult<Option<Instance>> {
+        self.alive()?;
+        self.inner.master().await
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            self.note(format!("launch {} -> {e}", request.op_id));
+            return Err(e);
+        }
+        // EC2's ClientToken: a retried launch returns what the first one
+        // launched, whatever the capacity is now.
+        let launched_before = !lock(&self.shared.world)
+            .instances_for_op(&request.op_id)
+            .is_empty();
+        if !launched_before && self.roll("insufficient_capacity", |r| r.capacity) {
+            self.note(format!(
+                "launch {} -> injected InsufficientInstanceCapacity",
+                request.op_id
+            ));
+            return Err(PortError::InsufficientCapacity(
+                "every instance type (injected)".into(),
+            ));
+        }
+        self.maybe_steal();
+        let r = self.inner.launch(request).await;
+        self.note(format!(
+            "launch {} x{} -> {:?}",
+            request.op_id,
+            request.count,
+            r.as_ref()
+                .map(|v| v.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+        ));
+        if self.roll("crash_after_launch", |r| r.crash) {
+            self.die("after RunInstances, before recording");
+            return Err(dead_error());
+        }
+        if r.is_ok() && self.roll("lost_launch_response", |r| r.lost_response) {
+            return Err(PortError::OutcomeUnknown(
+                "RunInstances response lost (injected)".into(),
+            ));
+        }
+        r
+    }
+
+    async fn terminate(&self, ids: &[String]) -> PortResult<()> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            return Err(e);
+        }
+        self.maybe_steal();
+        let r = self.inner.terminate(ids).await;
+        self.note(format!("terminate {ids:?} -> {r:?}"));
+        if self.roll("crash_after_terminate", |r| r.crash) {
+            self.die("after terminate, before recording");
+            return Err(dead_error());
+        }
+        r
+    }
+
+    async fn console_output(&self, id: &str) -> PortResult<Option<String>> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            return Err(e);
+        }
+        self.inner.console_output(id).await
+    }
+}
+
+#[async_trait]
+impl StateStore for FaultyPorts {
+    async fn read(&self) -> PortResult<StateSnapshot> {
+        self.alive()?;
+        if let Some(e) = self.burst(false) {
+            return Err(e);
+        }
+        self.inner.read().await
+    }
+
+    async fn acquire(&self, request: &AcquireRequest) -> PortResult<Option<LockRecord>> {
+        self.alive()?;
+        if let Some(e) = self.burst(false) {
+            return Err(e);
+        }
+        let r = self.inner.acquire(request).await;
+        self.note(format!(
+            "acquire -> {:?}",
+            r.as_ref().map(|l| l.as_ref().map(|l| l.fence))
+        ));
+        if matches!(r, Ok(Some(_))) && self.roll("lost_acquire_response", |r| r.lost_response) {
+            return Err(PortError::OutcomeUnknown(
+                "acquire response lost (injected)".into(),
+            ));
+        }
+        r
+    }
+
+    async fn renew(&self, lease: &Lease, now: Timestamp, duration: Duration) -> PortResult<()> {
+        self.alive()?;
+        if let Some(e) = self.burst(false) {
+            return Err(e);
+        }
+        let r = self.inner.renew(lease, now, duration).await;
+        if r.is_ok() && self.roll("lost_renew_response", |r| r.lost_response) {
+            return Err(PortError::OutcomeUnknown(
+                "renew response lost (injected)".into(),
+            ));
+        }
+        r
+    }
+
+    async fn release(&self, lease: &Lease) -> PortResult<()> {
+        self.alive()?;
+        self.inner.release(lease).await
+    }
+
+    async fn write_op(
+        &self,
+        lease: &Lease,
+        previous: &OpRecord,
+        next: &OpRecord,
+    ) -> PortResult<()> {
+        self.alive()?;
+        if let Some(e) = self.burst(false) {
+            return Err(e);
+        }
+        self.maybe_pause();
+        let r = self.inner.write_op(lease, previous, next).await;
+        self.note(format!(
+            "write rev {} {:?} fence {} -> {r:?}",
+            next.rev,
+            next.phase(),
+            lease.fence
+        ));
+        let intent = matches!(
+            next.phase(),
+            Some(OpPhase::LaunchIntended | OpPhase::CordonIntended)
+        ) && previous.in_flight().is_none();
+        if r.is_ok() && intent && self.roll("crash_after_intent", |r| r.crash) {
+            self.die("after the intent write");
+            return Err(dead_error());
+        }
+        if r.is_ok() && self.roll("lost_write_response", |r| r.lost_response) {
+            return Err(PortError::OutcomeUnknown(
+                "transaction response lost (injected)".into(),
+            ));
+        }
+        r
+    }
+
+    async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {
+        self.inner.force_unlock(audit).await
+    }
+}

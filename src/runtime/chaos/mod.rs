@@ -1,0 +1,337 @@
+//! Deterministic fault-injection simulation (ISSUE 6): one to four engines
+//! share one simulated world and lock table; one seed drives the workload,
+//! every fault, every clock skew and every restart. DESIGN §4's invariants
+//! are checked on every call and every step; once the faults stop, every
+//! operation must end and the lock must come free (invariant 9).
+
+pub mod faults;
+pub mod faulty;
+pub mod skew;
+
+use super::executor::Executor;
+use super::ids::IdSource;
+use super::lease::LockClient;
+use super::settings::engine_settings;
+use super::{Engine, Shutdown};
+use crate::config::Config;
+use crate::engine::Mode;
+use crate::ports::{Clock, Ports};
+use crate::sim::invariants::Violation;
+use crate::sim::ports::lock;
+use crate::sim::rng::Rng;
+use crate::sim::{SIM_EPOCH, ScenarioKind, SimClock, SimPorts, SimSettings, World};
+use faults::FaultPlan;
+use faulty::{FaultyPorts, Shared};
+use skew::SkewedClock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const STEP: Duration = Duration::from_secs(5);
+/// Faults for two hours, then a quiet hour; no new operations in the last
+/// half hour, so that every operation can be seen to end.
+const FAULTS_FOR: Duration = Duration::from_secs(2 * 3600);
+const QUIESCE_AT: Duration = Duration::from_secs(2 * 3600 + 30 * 60);
+const RUN_FOR: Duration = Duration::from_secs(3 * 3600);
+const MAX_RESTART: Duration = Duration::from_secs(180);
+
+#[derive(Clone, Debug, Default)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub engines: usize,
+    pub violations: Vec<Violation>,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub trace: Vec<String>,
+    pub scale_ups: u32,
+    pub scale_downs: u32,
+    pub failed: u32,
+    pub aborted: u32,
+    pub crashes: u32,
+}
+
+impl SeedOutcome {
+    /// The one command that replays this seed exactly.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run --release --example chaos -- --seeds 1 --start-seed {} --engines {} --trace",
+            self.seed, self.engines
+        )
+    }
+}
+
+struct Slot {
+    index: usize,
+    incarnation: u32,
+    ports: Arc<FaultyPorts>,
+    engine: Engine,
+    next_tick: crate::ports::Timestamp,
+    restart_at: Option<crate::ports::Timestamp>,
+    skew_ms: i64,
+}
+
+fn spawn(
+    shared: &Arc<Shared>,
+    config: &Config,
+    seed: u64,
+    index: usize,
+    incarnation: u32,
+    skew_ms: i64,
+    quiet: bool,
+) -> (Arc<FaultyPorts>, Engine) {
+    let base: Arc<dyn Clock> = shared.clock.clone();
+    let name = format!("e{index}.{incarnation}");
+    let inner = SimPorts::new(shared.world.clone(), base.clone(), false);
+    let faulty = Arc::new(FaultyPorts::new(inner, shared.clone(), name.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(SkewedClock { base, skew_ms });
+    let ports = Ports {
+        metrics: faulty.clone(),
+        cluster: faulty.clone(),
+        cloud: faulty.clone(),
+        state: faulty.clone(),
+        clock: clock.clone(),
+    };
+    let settings = engine_settings(config);
+    let ids = Arc::new(IdSource::seeded(
+        seed ^ ((index as u64) << 32) ^ u64::from(incarnation) << 48,
+    ));
+    let owner = format!("chaos:{name}");
+    let lock_client = LockClient::new(
+        ports.state.clone(),
+        clock,
+        settings.lease.clone(),
+        owner,
+        ids.clone(),
+    );
+    let executor = Executor::new(ports.clone(), settings.clone(), lock_client, ids);
+    let mode = if quiet { Mode::Supervised } else { Mode::Auto };
+    (faulty, Engine::new(ports, settings, Some(executor), mode))
+}
+
+/// Run one seed. `engines`: how many (1–4); drawn from the seed when None.
+pub fn run_seed(seed: u64, engines: Option<usize>) -> SeedOutcome {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let mut out = SeedOutcome {
+                seed,
+                ..SeedOutcome::default()
+            };
+            out.violations.push(Violation {
+                at: SIM_EPOCH,
+                invariant: 0,
+                text: format!("cannot start a runtime: {e}"),
+            });
+            return out;
+        }
+    };
+    runtime.block_on(run(seed, engines))
+}
+
+async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
+    let mut rng = Rng::new(seed);
+    let engines = engines.unwrap_or(1 + rng.below(4) as usize).clamp(1, 4);
+    let config = Config::default();
+    let settings = engine_settings(&config);
+    let tick = config.engine.interval.get();
+    let lease = settings.lease.lease;
+    let skew = settings.lease.skew_margin;
+    let world_settings = SimSettings {
+        cluster: "chaos".into(),
+        seed,
+        scenario: ScenarioKind::FlashSale,
+        scale: rng.range(0.8, 1.2),
+        initial_workers: 5,
+        boot_delay: config.demo.boot_delay.get(),
+        never_join_probability: rng.range(0.0, 0.15),
+        late_join_probability: rng.range(0.0, 0.2),
+        start: SIM_EPOCH,
+        min_workers: config.policy.min_workers,
+        max_workers: config.policy.max_workers,
+        join_timeout: config.engine.join_timeout.get(),
+        // A launch must end within join_timeout + one tick *of a live
+        // engine*: allow for the longest crash-restart plus a lease takeover.
+        tick: tick + MAX_RESTART + lease + skew + tick,
+        warp: 1.0,
+        external_fleet: false,
+    };
+    let clock = Arc::new(SimClock::manual(SIM_EPOCH));
+    let shared = Arc::new(Shared {
+        world: Arc::new(Mutex::new(World::new(world_settings))),
+        clock: clock.clone(),
+        plan: Mutex::new(FaultPlan::new(rng.fork(7))),
+        trace: Mutex::new(Vec::new()),
+        lease,
+    });
+    let mut slots: Vec<Slot> = (0..engines)
+        .map(|index| {
+            // Clock skew within the configured margin, either way.
+            let skew_ms = rng.range(-0.9, 0.9) * skew.as_millis() as f64;
+            let (ports, engine) = spawn(&shared, &config, seed, index, 0, skew_ms as i64, false);
+            Slot {
+                index,
+                incarnation: 0,
+                ports,
+                engine,
+                next_tick: SIM_EPOCH
+                    .plus(Duration::from_millis(rng.below(tick.as_millis() as u64))),
+                restart_at: None,
+                skew_ms: skew_ms as i64,
+            }
+        })
+        .collect();
+    let shutdown = Shutdown::new();
+    let end = SIM_EPOCH.plus(RUN_FOR);
+    let mut crashes = 0;
+    let mut quiet = false;
+    loop {
+        clock.advance(STEP);
+        let now = clock.now();
+        if now >= end {
+            break;
+        }
+        if now >= SIM_EPOCH.plus(FAULTS_FOR) {
+            shared.plan().active = false;
+        }
+        if !quiet && now >= SIM_EPOCH.plus(QUIESCE_AT) {
+            quiet = true;
+            for s in &mut slots {
+                s.engine.set_mode(Mode::Supervised);
+            }
+        }
+        world_faults(&shared, &mut rng);
+        // A seeded order each step: who gets to the lock first varies.
+        let mut order: Vec<usize> = (0..slots.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for i in order {
+            let slot = &mut slots[i];
+            if let Some(at) = slot.restart_at {
+                if now >= at {
+                    slot.incarnation += 1;
+                    let (ports, engine) = spawn(
+                        &shared,
+                        &config,
+                        seed,
+                        slot.index,
+                        slot.incarnation,
+                        slot.skew_ms,
+                        quiet,
+                    );
+                    slot.ports = ports;
+                    slot.engine = engine;
+                    slot.restart_at = None;
+                    slot.next_tick = now;
+                }
+                continue;
+            }
+            if now >= slot.next_tick {
+                slot.engine.tick(None, &shutdown).await;
+                slot.next_tick = clock.now().plus(tick);
+                if slot.ports.is_dead() {
+                    crashes += 1;
+                    let delay = Duration::from_secs(30 + rng.below(MAX_RESTART.as_secs() - 30));
+                    slot.restart_at = Some(clock.now().plus(delay));
+                }
+            }
+        }
+        lock(&shared.world).check_fleet();
+    }
+    // Invariant 9: after the faults, everything has come to rest.
+    let mut world = lock(&shared.world);
+    world.advance_to(clock.now());
+    let now = world.now;
+    if let Some(op) = world.table.record.in_flight().cloned() {
+        world.invariants.breach(
+            now,
+            9,
+            format!(
+                "{} {} still {} an hour after the faults stopped",
+                op.kind.name(),
+                op.id,
+                op.phase
+            ),
+        );
+    }
+    if let Some(l) = world.table.lock.clone()
+        && l.in_progress
+        && l.until > now.plus(lease + skew)
+    {
+        world.invariants.breach(
+            now,
+            9,
+            format!(
+                "lock held by {} until {} after the faults stopped",
+                l.owner, l.until
+            ),
+        );
+    }
+    let mut faults = shared.plan().injected.clone();
+    for (kind, n) in &world.injected {
+        *faults.entry(kind).or_default() += n;
+    }
+    let trace = std::mem::take(&mut *shared.trace.lock().unwrap_or_else(|p| p.into_inner()));
+    SeedOutcome {
+        seed,
+        engines,
+        violations: world.invariants.violations.clone(),
+        faults,
+        trace,
+        scale_ups: world.accounting.scale_ups,
+        scale_downs: world.accounting.scale_downs,
+        failed: world.accounting.failed,
+        aborted: world.accounting.aborted,
+        crashes,
+    }
+}
+
+/// Faults of the world itself: nodes flapping NotReady, instances
+/// terminated from outside.
+fn world_faults(shared: &Shared, rng: &mut Rng) {
+    let (flap, terminate) = {
+        let mut plan = shared.plan();
+        if !plan.active {
+            return;
+        }
+        let (pf, pt) = (
+            plan.rates.flap_per_step,
+            plan.rates.external_terminate_per_step,
+        );
+        (plan.rng.chance(pf), plan.rng.chance(pt))
+    };
+    if !(flap || terminate) {
+        return;
+    }
+    let mut w = lock(&shared.world);
+    w.advance_to(shared.clock.now());
+    if flap {
+        let ready: Vec<String> = w
+            .fleet
+            .nodes
+            .values()
+            .filter(|n| n.ready)
+            .map(|n| n.name.clone())
+            .collect();
+        if !ready.is_empty() {
+            let pick = ready[rng.below(ready.len() as u64) as usize].clone();
+            let secs = 30 + rng.below(240);
+            w.flap_node(&pick, Duration::from_secs(secs));
+        }
+    }
+    if terminate {
+        let live: Vec<String> = w
+            .fleet
+            .instances
+            .values()
+            .filter(|i| i.managed && i.state.is_live())
+            .map(|i| i.id.clone())
+            .collect();
+        if !live.is_empty() {
+            let pick = live[rng.below(live.len() as u64) as usize].clone();
+            w.terminate_from_outside(&pick);
+        }
+    }
+}

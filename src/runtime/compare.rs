@@ -1,0 +1,196 @@
+//! `--compare static-5,seed-cadence`: the same seeded workload under this
+//! engine and under the baselines it must beat (ISSUE 7):
+//! * `static-5`: five workers, never scaled;
+//! * `seed-cadence`: the seed design's cadence — the same thresholds, a
+//!   decision only every 2 minutes, one node per scale-up, so a launch is
+//!   verified at the next 2-minute tick at the earliest.
+
+use super::demo::{Demo, DemoOptions, Speed, engine_with};
+use super::headless::{self, StopAfter};
+use super::settings::engine_settings;
+use super::{Mode, Shutdown};
+use crate::config::Config;
+use crate::sim::Summary;
+use crate::sim::ports::lock;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    Static5,
+    SeedCadence,
+}
+
+impl Baseline {
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Static5 => "static-5",
+            Baseline::SeedCadence => "seed-cadence",
+        }
+    }
+}
+
+/// The `--compare` list (one value, comma-separated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Baselines(pub Vec<Baseline>);
+
+pub fn parse_baselines(text: &str) -> Result<Baselines, String> {
+    text.split(',')
+        .map(|s| match s.trim() {
+            "static-5" => Ok(Baseline::Static5),
+            "seed-cadence" => Ok(Baseline::SeedCadence),
+            other => Err(format!(
+                "unknown baseline \"{other}\" (static-5, seed-cadence)"
+            )),
+        })
+        .collect::<Result<_, _>>()
+        .map(Baselines)
+}
+
+/// One run's figures, as the comparison reports them.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Figures {
+    pub worker_hours: f64,
+    pub pending_pod_minutes: f64,
+    pub p95_unschedulable_seconds: f64,
+    pub scale_ups: u32,
+    pub scale_downs: u32,
+    pub invariant_violations: usize,
+}
+
+impl From<&Summary> for Figures {
+    fn from(s: &Summary) -> Self {
+        Figures {
+            worker_hours: s.worker_hours,
+            pending_pod_minutes: s.pending_pod_minutes,
+            p95_unschedulable_seconds: s.p95_unschedulable_seconds,
+            scale_ups: s.scale_ups,
+            scale_downs: s.scale_downs,
+            invariant_violations: s.invariant_violations,
+        }
+    }
+}
+
+fn options(base: &DemoOptions) -> DemoOptions {
+    DemoOptions {
+        speed: Speed::Max,
+        ..base.clone()
+    }
+}
+
+/// This engine with its defaults (from `config`).
+pub async fn engine(config: &Config, base: &DemoOptions, duration: Duration) -> Summary {
+    let settings = engine_settings(config);
+    run_with_engine(
+        config,
+        base,
+        duration,
+        settings,
+        config.engine.interval.get(),
+    )
+    .await
+}
+
+pub async fn baseline(
+    which: Baseline,
+    config: &Config,
+    base: &DemoOptions,
+    duration: Duration,
+) -> Summary {
+    match which {
+        Baseline::Static5 => {
+            let mut config = config.clone();
+            config.demo.initial_workers = 5;
+            let demo = Demo::new(
+                &config,
+                &options(&DemoOptions {
+                    workers: Some(5),
+                    ..base.clone()
+                }),
+                true,
+            );
+            // No engine at all: the world just runs.
+            let step = config.engine.interval.get();
+            let end = demo.ports.clock.now().plus(duration);
+            while demo.ports.clock.now() < end {
+                demo.clock.advance(step);
+                lock(&demo.world).advance_to(demo.ports.clock.now());
+            }
+            lock(&demo.world).summary()
+        }
+        Baseline::SeedCadence => {
+            run_with_engine(
+                config,
+                base,
+                duration,
+                seed_settings(config),
+                Duration::from_secs(120),
+            )
+            .await
+        }
+    }
+}
+
+/// The seed design, fixed whatever this engine's defaults become: CPU above
+/// 70 % or pods pending for 3 minutes adds one node; CPU below 30 % for 10
+/// minutes removes one; 2 to 10 workers; its 2-minute cadence is its only
+/// pacing. Bounds and safety rules come from the config, as for the engine.
+pub fn seed_settings(config: &Config) -> crate::engine::Settings {
+    let mut s = engine_settings(config);
+    let p = &mut s.policy;
+    p.cpu_up_percent = 70.0;
+    p.cpu_up_for = Duration::ZERO;
+    p.pending_for = Duration::from_secs(180);
+    p.cpu_down_percent = 30.0;
+    p.idle_for = Duration::from_secs(600);
+    p.cpu_target_percent = 60.0;
+    p.max_scale_up_batch = 1;
+    p.scale_up_cooldown = Duration::ZERO;
+    p.scale_down_cooldown = Duration::from_secs(600);
+    s
+}
+
+async fn run_with_engine(
+    config: &Config,
+    base: &DemoOptions,
+    duration: Duration,
+    settings: crate::engine::Settings,
+    interval: Duration,
+) -> Summary {
+    let demo = Demo::new(config, &options(base), false);
+    let mut engine = engine_with(&demo, settings, Mode::Auto, base.seed);
+    let stop = StopAfter {
+        ticks: None,
+        duration: Some(duration),
+        full_last_interval: true,
+    };
+    headless::run(
+        &mut engine,
+        demo.ports.clock.clone(),
+        interval,
+        stop,
+        Some(demo.world.clone()),
+        &Shutdown::new(),
+    )
+    .await;
+    lock(&demo.world).summary()
+}
+
+/// The comparison table, for people.
+pub fn table(rows: &[(&str, Figures)]) -> String {
+    let mut out = format!(
+        "{:<14} {:>12} {:>16} {:>16} {:>10} {:>12}\n",
+        "", "worker-hours", "pending pod-min", "p95 unsched (s)", "scale-ups", "scale-downs"
+    );
+    for (name, f) in rows {
+        out.push_str(&format!(
+            "{name:<14} {:>12.1} {:>16.1} {:>16.0} {:>10} {:>12}\n",
+            f.worker_hours,
+            f.pending_pod_minutes,
+            f.p95_unschedulable_seconds,
+            f.scale_ups,
+            f.scale_downs
+        ));
+    }
+    out
+}

@@ -1,0 +1,38 @@
+//! Failpoints for the crash-recovery tests: with the `failpoints` feature,
+//! `K3SA_FAILPOINT=<name>` makes the process stop dead at that point (it
+//! announces it on stderr and waits to be `kill -9`ed). Without the feature
+//! this compiles to nothing: a production binary has no such hook.
+
+/// The points DESIGN §3's crash analysis names.
+pub const AFTER_INTENT: &str = "after-intent";
+pub const AFTER_LAUNCH: &str = "after-launch";
+pub const MID_DRAIN: &str = "mid-drain";
+pub const AFTER_TERMINATE: &str = "after-terminate";
+
+#[cfg(feature = "failpoints")]
+pub fn hit(name: &str) {
+    // K3SA_SIGTERM_AT=<name>: deliver SIGTERM to ourselves right here, to
+    // test graceful shutdown in that exact phase.
+    if std::env::var("K3SA_SIGTERM_AT").is_ok_and(|v| v == name) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status();
+        // Let the signal task set the shutdown flag before the next step.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    if std::env::var("K3SA_FAILPOINT").is_ok_and(|v| v == name) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "failpoint {name} reached: waiting to be killed"
+        );
+        let _ = std::io::stderr().flush();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}

@@ -1,0 +1,328 @@
+//! The engine's own metrics (`--metrics-addr`): what it decided, what it
+//! did, how long each operation phase took, the lock, and the backends as
+//! the last tick saw them. Updated by the tick loop and the executor,
+//! read by the HTTP server in `server.rs`; the engine itself knows nothing
+//! of them.
+
+mod exposition;
+pub mod server;
+
+use crate::engine::TickReport;
+use crate::engine::decision::Action;
+use crate::ports::{OpPhase, OpRecord, Reading, Timestamp};
+use exposition::{Exposition, Histogram};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const BACKENDS: [&str; 4] = ["dynamodb", "ec2", "kubernetes", "prometheus"];
+
+#[derive(Default)]
+pub struct EngineMetrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    ticks: u64,
+    decisions: BTreeMap<String, f64>,
+    operations: BTreeMap<(String, String), f64>,
+    phases: BTreeMap<String, Histogram>,
+    lock_held: bool,
+    lock_acquisitions: u64,
+    lock_losses: u64,
+    backend_errors: BTreeMap<String, f64>,
+    backend_up: BTreeMap<String, f64>,
+    cpu: Option<f64>,
+    unschedulable: Option<usize>,
+    workers: BTreeMap<String, f64>,
+    nodes: BTreeMap<String, f64>,
+    findings: BTreeMap<String, f64>,
+    paused: bool,
+    last_tick_unix: Option<f64>,
+    /// Real time of the last tick, for `/healthz` (simulated time in
+    /// `--demo` says nothing about whether the process is alive).
+    last_tick: Option<Instant>,
+    /// Why each unreachable backend was, at the last tick.
+    unreachable: Vec<String>,
+    /// The phase this engine last wrote, and since when: a duration is
+    /// only measured for phases whose start this engine saw.
+    phase_entered: Option<(String, OpPhase, Timestamp)>,
+}
+
+/// The outcome label of a decision: its kind, never its arguments (a
+/// label per node name would grow without bound).
+fn outcome(action: &Action) -> &'static str {
+    match action {
+        Action::Hold => "hold",
+        Action::ScaleUp { .. } => "scale_up",
+        Action::ScaleDown { .. } => "scale_down",
+        Action::TerminateStrays { .. } => "terminate_strays",
+    }
+}
+
+impl EngineMetrics {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding it left plain numbers behind,
+        // still fit to export.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After every tick: the decision, the backends, the gauges.
+    pub fn record_tick(&self, report: &TickReport) {
+        let mut m = self.lock();
+        m.ticks += 1;
+        *m.decisions
+            .entry(outcome(&report.decision.action).into())
+            .or_default() += 1.0;
+        let obs = &report.observation;
+        let errors = [
+            ("dynamodb", report.state.as_ref().err().cloned()),
+            ("ec2", obs.fleet.as_ref().err().cloned()),
+            ("kubernetes", obs.cluster.as_ref().err().cloned()),
+            (
+                "prometheus",
+                match &obs.cpu {
+                    Reading::Known { .. } => None,
+                    Reading::Unknown { reason } => Some(reason.clone()),
+                },
+            ),
+        ];
+        m.unreachable.clear();
+        for (backend, error) in errors {
+            m.backend_up
+                .insert(backend.into(), if error.is_some() { 0.0 } else { 1.0 });
+            if let Some(e) = error {
+                *m.backend_errors.entry(backend.into()).or_default() += 1.0;
+                m.unreachable.push(format!("{backend}: {e}"));
+            }
+        }
+        m.cpu = match &obs.cpu {
+            Reading::Known { value, .. } => Some(*value),
+            Reading::Unknown { .. } => None,
+        };
+        m.unschedulable = obs.cluster.as_ref().ok().map(|v| v.unschedulable().len());
+        if let Ok(fleet) = &obs.fleet {
+            m.workers.clear();
+            for i in fleet {
+                *m.workers.entry(i.state.as_str().into()).or_default() += 1.0;
+            }
+        }
+        if let Ok(view) = &obs.cluster {
+            m.nodes.clear();
+            for n in &view.nodes {
+                let state = if n.cordoned {
+                    "cordoned"
+                } else if n.ready {
+                    "ready"
+                } else {
+                    "not_ready"
+                };
+                *m.nodes.entry(state.into()).or_default() += 1.0;
+            }
+        }
+        m.findings.clear();
+        for f in &report.findings {
+            *m.findings.entry(f.class().replace(' ', "_")).or_default() += 1.0;
+        }
+        m.paused = report
+            .state
+            .as_ref()
+            .is_ok_and(|s| s.record.paused_at(report.at).is_some());
+        m.last_tick_unix = Some(report.at.0 as f64 / 1000.0);
+        m.last_tick = Some(Instant::now());
+    }
+
+    pub fn lock_acquired(&self) {
+        let mut m = self.lock();
+        m.lock_acquisitions += 1;
+        m.lock_held = true;
+    }
+
+    pub fn lock_released(&self) {
+        self.lock().lock_held = false;
+    }
+
+    /// The lease could not be kept (renewal refused or its deadline came):
+    /// the engine stopped acting before the lock was released.
+    pub fn lock_lost(&self) {
+        self.lock().lock_losses += 1;
+    }
+
+    /// After every fenced write of the operation record this engine made.
+    pub fn record_write(&self, before: &OpRecord, after: &OpRecord) {
+        let Some(op) = &after.op else { return };
+        let mut m = self.lock();
+        let previous = before.op.as_ref().filter(|b| b.id == op.id);
+        let phase_changed = previous.is_none_or(|b| b.phase != op.phase);
+        if !phase_changed {
+            return;
+        }
+        if let Some((id, phase, since)) = m.phase_entered.take()
+            && id == op.id
+            && phase != op.phase
+        {
+            m.phases
+                .entry(phase.as_str().into())
+                .or_default()
+                .observe(op.updated.since(since).as_secs_f64());
+        }
+        if op.phase.is_terminal() {
+            if previous.is_some_and(|b| !b.phase.is_terminal()) || previous.is_none() {
+                let result = op.phase.as_str().to_ascii_lowercase();
+                *m.operations
+                    .entry((op.kind.name().into(), result))
+                    .or_default() += 1.0;
+            }
+        } else {
+            m.phase_entered = Some((op.id.clone(), op.phase, op.updated));
+        }
+    }
+
+    /// `Ok(why)` while the last tick is younger than `max_age` and every
+    /// backend answered it; `Err(why)` otherwise.
+    pub fn health(&self, max_age: Duration) -> Result<String, String> {
+        let m = self.lock();
+        let Some(last) = m.last_tick else {
+            return Err("no tick yet".into());
+        };
+        let age = last.elapsed();
+        if age > max_age {
+            return Err(format!(
+                "last tick {}s ago (more than {}s)",
+                age.as_secs(),
+                max_age.as_secs()
+            ));
+        }
+        if !m.unreachable.is_empty() {
+            return Err(format!("unreachable: {}", m.unreachable.join("; ")));
+        }
+        Ok(format!("ok: last tick {}s ago", age.as_secs()))
+    }
+
+    /// The exposition of every family, in a stable order.
+    pub fn render(&self) -> String {
+        let m = self.lock();
+        let mut e = Exposition::default();
+        let p = "k3s_autoscaler";
+        e.scalar(
+            &format!("{p}_ticks_total"),
+            "counter",
+            "Engine ticks run.",
+            m.ticks as f64,
+        );
+        e.labelled(
+            &format!("{p}_decisions_total"),
+            "counter",
+            "Decisions by outcome.",
+            "outcome",
+            &m.decisions,
+            &["hold", "scale_up", "scale_down", "terminate_strays"],
+        );
+        e.pairs(
+            &format!("{p}_operations_total"),
+            "counter",
+            "Operations this engine ended, by kind and result (done, failed, aborted).",
+            ("kind", "result"),
+            &m.operations,
+        );
+        e.histograms(
+            &format!("{p}_operation_phase_duration_seconds"),
+            "Time operations spent in each phase, for phases this engine saw start and end.",
+            "phase",
+            &m.phases,
+        );
+        e.scalar(
+            &format!("{p}_lock_held"),
+            "gauge",
+            "1 while this engine holds the DynamoDB lock.",
+            if m.lock_held { 1.0 } else { 0.0 },
+        );
+        e.scalar(
+            &format!("{p}_lock_acquisitions_total"),
+            "counter",
+            "Times this engine took the lock.",
+            m.lock_acquisitions as f64,
+        );
+        e.scalar(
+            &format!("{p}_lock_losses_total"),
+            "counter",
+            "Times this engine lost its lease while holding the lock.",
+            m.lock_losses as f64,
+        );
+        e.labelled(
+            &format!("{p}_backend_errors_total"),
+            "counter",
+            "Ticks on which a backend was unreachable or its answer unusable.",
+            "backend",
+            &m.backend_errors,
+            &BACKENDS,
+        );
+        e.labelled(
+            &format!("{p}_backend_up"),
+            "gauge",
+            "1 if the backend answered the last tick.",
+            "backend",
+            &m.backend_up,
+            &[],
+        );
+        if let Some(cpu) = m.cpu {
+            e.scalar(
+                &format!("{p}_worker_cpu_percent"),
+                "gauge",
+                "Average worker CPU at the last tick (absent while Unknown).",
+                cpu,
+            );
+        }
+        if let Some(n) = m.unschedulable {
+            e.scalar(
+                &format!("{p}_unschedulable_pods"),
+                "gauge",
+                "Unschedulable pods at the last tick (absent while Unknown).",
+                n as f64,
+            );
+        }
+        e.labelled(
+            &format!("{p}_workers"),
+            "gauge",
+            "Managed worker instances by EC2 state.",
+            "state",
+            &m.workers,
+            &["pending", "running"],
+        );
+        e.labelled(
+            &format!("{p}_nodes"),
+            "gauge",
+            "Worker nodes by state.",
+            "state",
+            &m.nodes,
+            &["ready", "not_ready", "cordoned"],
+        );
+        e.labelled(
+            &format!("{p}_reconciliation_findings"),
+            "gauge",
+            "Reconciliation findings at the last tick, by class.",
+            "class",
+            &m.findings,
+            &[],
+        );
+        e.scalar(
+            &format!("{p}_paused"),
+            "gauge",
+            "1 while a cluster-wide pause is in force.",
+            if m.paused { 1.0 } else { 0.0 },
+        );
+        if let Some(t) = m.last_tick_unix {
+            e.scalar(
+                &format!("{p}_last_tick_timestamp_seconds"),
+                "gauge",
+                "When the last tick ran (the run's clock).",
+                t,
+            );
+        }
+        e.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! Crash recovery on the real path (ISSUE 6): the real `--auto` binary is
+//! stopped dead at each step boundary of DESIGN §3 (a failpoint, compiled
+//! in only with the `failpoints` feature) and `kill -9`ed there; a fresh
+//! process takes over once the lease expires. The operation must converge
+//! with no leaked instance and no double launch. Then SIGTERM at the same
+//! points: exit 0 within 10 s, the lock released, the operation intact.
+
+mod support;
+
+use std::time::Duration;
+use support::stack::{Seen, Stack, instances_tagged};
+
+/// A stack whose load calls for a scale-up (`busy`) or a scale-down, with a
+/// short lease so a takeover after a crash comes quickly.
+fn stack(busy: bool) -> Stack {
+    let scale = if busy { "1.0" } else { "0.1" };
+    let stack = Stack::up(&[
+        ("STACK_SCENARIO", "steady"),
+        ("STACK_SCALE", scale),
+        ("STACK_SPEED", "1"),
+    ]);
+    stack.set("lease", "\"10s\"");
+    stack.set("skew_margin", "\"1s\"");
+    stack
+}
+
+fn current_op(stack: &Stack) -> serde_json::Value {
+    stack.status()["operation"]["current"].clone()
+}
+
+/// The scale-up is Done; every instance tagged with its op id is one it
+/// recorded (no double launch), and every live worker is a Ready node (no leak).
+async fn assert_scale_up_converged(stack: &Stack, op_id: &str) {
+    let op = current_op(stack);
+    assert_eq!(op["id"], op_id, "{op}");
+    assert_eq!(op["phase"], "Done", "{op}");
+    let count = op["detail"]["count"].as_u64().unwrap() as usize;
+    let recorded: Vec<String> = op["detail"]["instance_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let tagged = instances_tagged(&stack.moto_url(), "k3s-autoscaler/op-id", op_id).await;
+    assert_eq!(
+        tagged.len(),
+        count,
+        "double launch: {tagged:?} for a scale-up of {count}"
+    );
+    for (id, _) in &tagged {
+        assert!(
+            recorded.contains(id),
+            "{id} launched but not recorded: {recorded:?}"
+        );
+    }
+    assert_no_leak(stack);
+}
+
+fn assert_no_leak(stack: &Stack) {
+    let status = stack.status();
+    let nodes = status["nodes"].as_array().unwrap();
+    for w in status["workers"].as_array().unwrap() {
+        let id = w["id"].as_str().unwrap();
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n["instance_id"] == id && n["ready"] == true),
+            "{id} is a live instance with no Ready node: leaked"
+        );
+    }
+}
+
+fn wait_done(engine: &support::stack::Engine, op_id: &str) -> Seen {
+    engine.wait_for(
+        &format!("{op_id} to end"),
+        Duration::from_secs(150),
+        |s, _| matches!(s.phase_of(op_id), Some("Done" | "Failed" | "Aborted")),
+    )
+}
+
+async fn crash_at(failpoint: &str, busy: bool) {
+    let stack = stack(busy);
+    let workers_before = stack.status()["workers"].as_array().unwrap().len();
+    let mut first = stack.engine("first", &[("K3SA_FAILPOINT", failpoint)]);
+    first.wait_for(
+        &format!("failpoint {failpoint}"),
+        Duration::from_secs(150),
+        |_, err| err.contains(&format!("failpoint {failpoint} reached")),
+    );
+    first.kill_9();
+    let op = current_op(&stack);
+    let op_id = op["id"]
+        .as_str()
+        .expect("an operation was recorded before the crash")
+        .to_string();
+    assert_ne!(op["phase"], "Done", "{op}");
+
+    // A new process, after the dead one's lease ran out, adopts and finishes.
+    let second = stack.engine("second", &[]);
+    let seen = wait_done(&second, &op_id);
+    assert_eq!(seen.phase_of(&op_id), Some("Done"), "{seen:#?}");
+    if busy {
+        assert_scale_up_converged(&stack, &op_id).await;
+    } else {
+        let op = current_op(&stack);
+        let node = op["detail"]["node"].as_str().unwrap().to_string();
+        let workers = stack.status()["workers"].as_array().unwrap().clone();
+        assert_eq!(
+            workers.len(),
+            workers_before - 1,
+            "exactly one worker removed: {workers:?}"
+        );
+        assert!(
+            !workers.iter().any(|w| w["id"] == node.as_str()),
+            "{node} is still live"
+        );
+        assert_no_leak(&stack);
+    }
+    println!(
+        "{failpoint}: {} converged after kill -9 ({:?})",
+        op_id,
+        seen.ops.get(&op_id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_intent_write() {
+    crash_at("after-intent", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_run_instances_before_recording() {
+    crash_at("after-launch", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_drain() {
+    crash_at("mid-drain", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_terminate_before_recording() {
+    crash_at("after-terminate", false).await;
+}
+
+/// SIGTERM at each step boundary: the step in hand is recorded, no new one
+/// starts, the lock is released, exit 0 within 10 s; a restart finishes.
+async fn sigterm_at(point: &str, busy: bool) {
+    let stack = stack(busy);
+    let mut engine = stack.engine("first", &[("K3SA_SIGTERM_AT", point)]);
+    let status = engine.exit_within(Duration::from_secs(150));
+    assert!(status.success(), "exit status {status:?}");
+    let after = stack.status();
+    assert_eq!(
+        after["lock"]["held"], false,
+        "lock not released: {}",
+        after["lock"]
+    );
+    let op = after["operation"]["current"].clone();
+    let op_id = op["id"]
+        .as_str()
+        .expect("an operation in flight")
+        .to_string();
+    let log = std::fs::read_to_string(&engine.log).unwrap();
+    assert!(
+        log.contains("shutdown requested") || log.contains("shutting down"),
+        "{log}"
+    );
+    let second = stack.engine("second", &[]);
+    let seen = wait_done(&second, &op_id);
+    assert_eq!(seen.phase_of(&op_id), Some("Done"), "{seen:#?}");
+    if busy {
+        assert_scale_up_converged(&stack, &op_id).await;
+    }
+    println!(
+        "SIGTERM at {point}: left {} in {}, finished after restart",
+        op_id, op["phase"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_every_phase() {
+    // Sequential: each needs its own stack, and they are not cheap.
+    sigterm_at("after-intent", true).await;
+    sigterm_at("after-launch", true).await;
+    sigterm_at("mid-drain", false).await;
+    sigterm_at("after-terminate", false).await;
+}

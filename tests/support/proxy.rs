@@ -1,0 +1,118 @@
+//! A counting proxy in front of moto, on loopback: forwards every AWS call
+//! and records the ones that could change something (by DynamoDB target or
+//! EC2 action), so a test can prove a run made none.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, Mutex};
+
+const DYNAMODB_READS: [&str; 8] = [
+    "GetItem",
+    "BatchGetItem",
+    "Query",
+    "Scan",
+    "DescribeTable",
+    "ListTables",
+    "TransactGetItems",
+    "DescribeEndpoints",
+];
+
+#[derive(Clone)]
+struct Upstream {
+    url: String,
+    http: reqwest::Client,
+    calls: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+pub struct CountingProxy {
+    pub url: String,
+    calls: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl CountingProxy {
+    pub async fn start(upstream: &str) -> CountingProxy {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let state = Upstream {
+            url: upstream.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            calls: calls.clone(),
+        };
+        let app = Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CountingProxy { url, calls }
+    }
+
+    pub fn mutating(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}
+
+/// The operation an AWS request performs, and whether it can change state.
+fn classify(headers: &HeaderMap, body: &[u8]) -> (String, bool) {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let op = target.rsplit('.').next().unwrap_or(target).to_string();
+        let mutating = !DYNAMODB_READS.contains(&op.as_str());
+        return (format!("dynamodb:{op}"), mutating);
+    }
+    let form = String::from_utf8_lossy(body);
+    let action = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_string();
+    let mutating = !action.starts_with("Describe");
+    (format!("ec2:{action}"), mutating)
+}
+
+async fn forward(
+    State(up): State<Upstream>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    up.calls.lock().unwrap().push(classify(&headers, &body));
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = up
+        .http
+        .request(method, format!("{}{path}", up.url))
+        .body(body.to_vec());
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status =
+                StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let content_type = answer
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            (status, [("content-type", content_type)], bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
