@@ -146,14 +146,28 @@ const SECRET_WORDS: [&str; 4] = ["token", "password", "secret", "passwd"];
 
 fn redact(line: &str) -> String {
     let lower = line.to_ascii_lowercase();
-    let Some(word_at) = SECRET_WORDS.iter().filter_map(|w| lower.find(w)).min() else {
+    let Some((word_at, word)) = SECRET_WORDS
+        .iter()
+        .filter_map(|w| lower.find(w).map(|at| (at, w.len())))
+        .min()
+    else {
         return line.to_string();
     };
-    // The value follows the first `=` or `:` after the word.
-    match line[word_at..].find(['=', ':']) {
-        Some(sep) => format!("{}<redacted>", &line[..word_at + sep + 1]),
-        None => line.to_string(),
-    }
+    // Keep the key (`K3S_TOKEN`, `password_file`) and an `=` or `:` right
+    // after it; everything after that could be the value.
+    let rest = &line[word_at + word..];
+    let key_tail = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .unwrap_or(rest.len());
+    let after_key = &rest[key_tail..];
+    let spaces = after_key.len() - after_key.trim_start().len();
+    let separator = if after_key[spaces..].starts_with(['=', ':']) {
+        spaces + 1
+    } else {
+        0
+    };
+    let keep = word_at + word + key_tail + separator;
+    format!("{}<redacted>", &line[..keep])
 }
 
 pub fn reconcile(
@@ -319,10 +333,12 @@ mod tests {
 
     #[test]
     fn a_console_tail_is_printable_short_and_without_secrets() {
-        let text = "boot 1\r\n\u{1b}[31mred\u{1b}[0m line\n\nK3S_TOKEN=K10abc::server:xyz\nDB password: hunter2\nlast\n";
+        let text = "boot 1\r\n\u{1b}[31mred\u{1b}[0m line\n\nK3S_TOKEN=K10abc::server:xyz\nDB password: hunter2\nusing token K10def\nlast\n";
         assert_eq!(
-            console_tail(text, 4).as_deref(),
-            Some("red line\nK3S_TOKEN=<redacted>\nDB password:<redacted>\nlast")
+            console_tail(text, 5).as_deref(),
+            Some(
+                "red line\nK3S_TOKEN=<redacted>\nDB password:<redacted>\nusing token<redacted>\nlast"
+            )
         );
         assert_eq!(console_tail("\n \n", 5), None);
     }

@@ -381,13 +381,15 @@ impl Executor {
             format!("{what}: {e}; cannot advance the operation this tick")
         };
         let mut slice = WorldSlice::default();
+        if !matches!(kind, OpKind::Cordon { .. }) {
+            slice.nodes = p
+                .cluster
+                .nodes()
+                .await
+                .map_err(|e| err("listing nodes", e))?;
+        }
         match kind {
             OpKind::ScaleUp { .. } => {
-                slice.nodes = p
-                    .cluster
-                    .nodes()
-                    .await
-                    .map_err(|e| err("listing nodes", e))?;
                 slice.op_instances = p
                     .cloud
                     .instances_for_op(op_id)
@@ -395,11 +397,6 @@ impl Executor {
                     .map_err(|e| err("describing the operation's instances", e))?;
             }
             OpKind::ScaleDown { node, .. } => {
-                slice.nodes = p
-                    .cluster
-                    .nodes()
-                    .await
-                    .map_err(|e| err("listing nodes", e))?;
                 slice.node_pods = p
                     .cluster
                     .pods_on(node)
@@ -409,11 +406,6 @@ impl Executor {
             }
             OpKind::Cordon { .. } => {}
             OpKind::TerminateStrays { .. } | OpKind::DeleteGhost { .. } => {
-                slice.nodes = p
-                    .cluster
-                    .nodes()
-                    .await
-                    .map_err(|e| err("listing nodes", e))?;
                 slice.op_instances = p
                     .cloud
                     .managed_instances()

@@ -20,6 +20,20 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     cell
 }
 
+/// A rounded, focused panel drawn over whatever is under it.
+fn render_panel(frame: &mut Frame, rect: Rect, lines: Vec<Line>, title: String, t: &Theme) {
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(t.focused_border)
+                .title(Span::styled(title, t.title)),
+        ),
+        rect,
+    );
+}
+
 pub fn render_help(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let mut lines = vec![Line::from("")];
     for binding in &app.keymap.bindings {
@@ -40,17 +54,7 @@ pub fn render_help(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         t.dim,
     )));
     let height = lines.len() as u16 + 2;
-    let rect = centered(area, 84, height);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_type(BorderType::Rounded)
-                .border_style(t.focused_border)
-                .title(Span::styled(" Help ", t.title)),
-        ),
-        rect,
-    );
+    render_panel(frame, centered(area, 84, height), lines, " Help ".into(), t);
 }
 
 pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
@@ -163,18 +167,6 @@ pub fn render_reconciliation(frame: &mut Frame, area: Rect, app: &App, t: &Theme
     };
     lines.push(Line::from(Span::styled(hint, t.dim)));
     let height = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 110, height);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_type(BorderType::Rounded)
-                .border_style(t.focused_border)
-                .title(Span::styled(
-                    format!(" Reconciliation · {} finding(s) ", findings.len()),
-                    t.title,
-                )),
-        ),
-        rect,
-    );
+    let title = format!(" Reconciliation · {} finding(s) ", findings.len());
+    render_panel(frame, centered(area, 110, height), lines, title, t);
 }
