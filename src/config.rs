@@ -419,6 +419,16 @@ impl Config {
                 return bad(key, "must be greater than zero".into());
             }
         }
+        let least = self.lock.skew_margin.get() + crate::engine::lock::EFFECT_CALL_CEILING;
+        if self.lock.lease.get() <= least {
+            return bad(
+                "lock.lease",
+                format!(
+                    "must be longer than lock.skew_margin + {} (the longest side-effect call), or a holder could never act",
+                    crate::ports::format_duration(crate::engine::lock::EFFECT_CALL_CEILING)
+                ),
+            );
+        }
         if self.lock.skew_margin.get() * 3 >= self.lock.lease.get() {
             return bad(
                 "lock.skew_margin",

@@ -56,6 +56,13 @@ fn contradictions_name_the_key() {
     let err = parse("[policy]\ncpu_up_percent = 50\ncpu_down_percent = 50\n").unwrap_err();
     assert_eq!(err.key.as_deref(), Some("policy.cpu_down_percent"), "{err}");
     assert_eq!(err.line, Some(3), "{err}");
+
+    // No time left for a side effect inside such a lease.
+    let err = parse("[lock]\nlease = \"24s\"\nskew_margin = \"4s\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("lock.lease"), "{err}");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.to_string().contains("skew_margin + 20s"), "{err}");
+    parse("[lock]\nlease = \"25s\"\nskew_margin = \"4s\"\n").unwrap();
 }
 
 #[test]

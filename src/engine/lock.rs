@@ -7,11 +7,19 @@
 
 use super::settings::LeaseRules;
 use crate::ports::{Lease, LockRecord, MonoTime, Timestamp};
+use std::time::Duration;
+
+/// The longest one side-effect call can take: the adapters' per-call
+/// ceilings (EC2 10 s; Kubernetes 5 s to connect + 15 s to read). A side
+/// effect (launch, cordon, evict, terminate) cannot be fenced by the store,
+/// so one sent inside the lease must also *land* inside it: it starts only
+/// if it would end before the deadline even at this length.
+pub const EFFECT_CALL_CEILING: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldLease {
     pub lease: Lease,
-    /// No side effect may start at or after this instant.
+    /// No side effect may land at or after this instant.
     pub deadline: MonoTime,
     /// When the last successful acquire/renew request was sent.
     pub refreshed_at: MonoTime,
@@ -41,14 +49,16 @@ impl HeldLease {
         self.until = until;
     }
 
+    /// A side effect started now ends before the deadline, however slow.
     pub fn may_act(&self, now: MonoTime) -> bool {
-        now < self.deadline
+        now.plus(EFFECT_CALL_CEILING) < self.deadline
     }
 
     /// Renew every lease/3 so that one failed renew still leaves time to
-    /// stop cleanly before the deadline.
+    /// stop cleanly before the deadline, and whenever too little is left
+    /// for a side effect (slow reads can eat a third of a lease).
     pub fn renew_due(&self, now: MonoTime, rules: &LeaseRules) -> bool {
-        now >= self.refreshed_at.plus(rules.lease / 3)
+        now >= self.refreshed_at.plus(rules.lease / 3) || !self.may_act(now)
     }
 }
 
@@ -64,7 +74,6 @@ pub fn owner_id(host: &str, pid: u32, mode: &str, unique: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn rules() -> LeaseRules {
         LeaseRules {
@@ -88,8 +97,9 @@ mod tests {
     fn deadline_is_measured_from_before_the_request_minus_margin() {
         let held = HeldLease::granted(&lock(), MonoTime(1_000), &rules());
         assert_eq!(held.deadline, MonoTime(56_000));
-        assert!(held.may_act(MonoTime(55_999)));
-        assert!(!held.may_act(MonoTime(56_000)));
+        // A side effect must end before the deadline, even a slow one.
+        assert!(held.may_act(MonoTime(35_999)));
+        assert!(!held.may_act(MonoTime(36_000)));
         assert_eq!(held.lease.fence, 3);
     }
 
@@ -101,5 +111,14 @@ mod tests {
         held.renewed(MonoTime(20_000), Timestamp(80_000), &rules());
         assert_eq!(held.deadline, MonoTime(75_000));
         assert!(!held.renew_due(MonoTime(30_000), &rules()));
+    }
+
+    #[test]
+    fn renew_is_due_when_too_little_is_left_for_a_side_effect() {
+        let mut held = HeldLease::granted(&lock(), MonoTime(0), &rules());
+        // Granted at 0: deadline 55 s. Pretend the last refresh was recent.
+        held.refreshed_at = MonoTime(30_000);
+        assert!(!held.renew_due(MonoTime(34_999), &rules()));
+        assert!(held.renew_due(MonoTime(35_000), &rules()));
     }
 }

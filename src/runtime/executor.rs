@@ -279,6 +279,15 @@ impl Executor {
                         report.stopped = Some("shutting down: no new step started".into());
                         return Ok(());
                     }
+                    // The reads since the loop's renew may have been slow:
+                    // renew again if too little is left for this effect.
+                    if let Err(e) = self.lock.keep(held).await {
+                        self.metrics.lock_lost();
+                        return Err(format!(
+                            "lease renewal failed: {e}; not starting {}",
+                            effect.describe()
+                        ));
+                    }
                     if !self.lock.may_act(held) {
                         self.metrics.lock_lost();
                         report.stopped =

@@ -3,6 +3,7 @@
 //! answer lost, or be the last thing the process does before it dies.
 
 use super::faults::FaultPlan;
+use crate::engine::lock::EFFECT_CALL_CEILING;
 use crate::ports::*;
 use crate::sim::SimPorts;
 use crate::sim::World;
@@ -70,13 +71,16 @@ impl FaultyPorts {
         self.shared.note(&self.name, text);
     }
 
-    /// Every call takes time: a few hundred milliseconds, sometimes much more.
+    /// Every call takes time: a few hundred milliseconds, sometimes much
+    /// more, up to the adapters' per-call ceiling (past it a real call times
+    /// out), which the engine's lease arithmetic relies on.
     fn latency(&self) {
         let took = {
             let mut plan = self.shared.plan();
             let p = plan.rates.slow_call;
             if plan.roll("slow_call", p) {
-                Duration::from_millis(5_000 + plan.rng.below(25_000))
+                let slow = EFFECT_CALL_CEILING.as_millis() as u64 - 5_000;
+                Duration::from_millis(5_000 + plan.rng.below(slow))
             } else {
                 Duration::from_millis(plan.rng.below(300))
             }
