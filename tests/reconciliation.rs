@@ -6,7 +6,7 @@
 mod support;
 
 use k3s_autoscaler::app::keymap::Keymap;
-use k3s_autoscaler::app::{App, Command, Effect, Msg, Snapshot, update};
+use k3s_autoscaler::app::{App, Command, Effect, Msg, update};
 use k3s_autoscaler::engine::reconcile::Finding;
 use k3s_autoscaler::engine::{Mode, Request};
 use k3s_autoscaler::ports::OpPhase;
@@ -63,14 +63,7 @@ async fn tick_into(
 ) -> Vec<Finding> {
     let report = engine.tick(request, &Shutdown::new()).await;
     let findings = report.findings.clone();
-    let cpu = demo
-        .ports
-        .metrics
-        .node_cpu()
-        .await
-        .map_err(|e| e.to_string());
-    let snapshot = Snapshot::build(report, cpu, engine.mode, engine.paused, None);
-    update(app, Msg::Snapshot(Box::new(snapshot)));
+    support::show(demo, engine, app, report).await;
     findings
 }
 

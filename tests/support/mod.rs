@@ -48,18 +48,28 @@ pub async fn seeded_app(read_only: bool, ticks: usize) -> App {
     let shutdown = Shutdown::new();
     for _ in 0..ticks {
         let report = engine.tick(None, &shutdown).await;
-        let cpu = demo
-            .ports
-            .metrics
-            .node_cpu()
-            .await
-            .map_err(|e| e.to_string());
-        let snapshot = Snapshot::build(report, cpu, engine.mode, engine.paused, None);
-        update(&mut app, Msg::Snapshot(Box::new(snapshot)));
+        show(&demo, &engine, &mut app, report).await;
         demo.ports.clock.sleep(Duration::from_secs(15)).await;
     }
     update(&mut app, Msg::Now(demo.ports.clock.now()));
     app
+}
+
+/// Hand one tick's report to the console state, as the console driver does.
+pub async fn show(
+    demo: &Demo,
+    engine: &k3s_autoscaler::runtime::Engine,
+    app: &mut App,
+    report: k3s_autoscaler::runtime::TickReport,
+) {
+    let cpu = demo
+        .ports
+        .metrics
+        .node_cpu()
+        .await
+        .map_err(|e| e.to_string());
+    let snapshot = Snapshot::build(report, cpu, engine.mode, engine.paused, None);
+    update(app, Msg::Snapshot(Box::new(snapshot)));
 }
 
 pub mod proxy;
