@@ -14,6 +14,13 @@ use std::time::Duration;
 /// resolved by reading back.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+// The engine starts a launch or terminate only if it lands inside the lease
+// at `EFFECT_CALL_CEILING`; a longer call could land after the lease ended.
+const _: () = assert!(
+    OPERATION_TIMEOUT.as_secs() <= crate::engine::lock::EFFECT_CALL_CEILING.as_secs(),
+    "EC2 calls may outlast the engine's per-effect ceiling"
+);
+
 /// Credentials and region from the default chain (environment, profile,
 /// instance role); `[aws]` overrides the region, profile and endpoint. With
 /// no `endpoint_url`, the SDK's own `AWS_ENDPOINT_URL(_DYNAMODB|_EC2)`

@@ -19,6 +19,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use std::time::Duration;
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+// The engine starts a cordon or eviction only if it lands inside the lease
+// at `EFFECT_CALL_CEILING`; a longer call could land after the lease ended.
+const _: () = assert!(
+    CONNECT_TIMEOUT.as_secs() + READ_TIMEOUT.as_secs()
+        <= crate::engine::lock::EFFECT_CALL_CEILING.as_secs(),
+    "Kubernetes calls may outlast the engine's per-effect ceiling"
+);
+
 pub struct KubeCluster {
     client: Client,
     selector: String,
@@ -49,8 +60,8 @@ impl KubeCluster {
                 .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
         };
         config.default_retry = false;
-        config.connect_timeout = Some(Duration::from_secs(5));
-        config.read_timeout = Some(Duration::from_secs(15));
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(READ_TIMEOUT);
         let endpoint = config.cluster_url.to_string();
         let client =
             Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;

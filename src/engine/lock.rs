@@ -13,7 +13,8 @@ use std::time::Duration;
 /// ceilings (EC2 10 s; Kubernetes 5 s to connect + 15 s to read). A side
 /// effect (launch, cordon, evict, terminate) cannot be fenced by the store,
 /// so one sent inside the lease must also *land* inside it: it starts only
-/// if it would end before the deadline even at this length.
+/// if it would end before the deadline even at this length. Both adapters
+/// assert at compile time that their timeouts fit under it.
 pub const EFFECT_CALL_CEILING: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
