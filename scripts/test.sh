@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (the README's second command; .ci/run calls it).
-# Installs missing peers, starts moto's server on a free loopback port for
-# the whole run (tests start their own Prometheus and tmux), runs every
-# test, and stops what it started.
+# Installs missing peers, starts moto's server (EC2, and a second DynamoDB)
+# and DynamoDB Local (AWS's own emulator: the state store's peer) on free
+# loopback ports for the whole run (tests start their own Prometheus, tmux
+# and staging stacks), runs every test, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/peers.sh
@@ -15,23 +16,32 @@ export K3SA_PROMETHEUS_BIN="${K3SA_PROMETHEUS_BIN:-$(command -v prometheus)}"
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/k3sa-test.XXXXXX")
 moto_pid=""
+ddb_pid=""
 cleanup() {
-  if [ -n "$moto_pid" ]; then
-    kill "$moto_pid" 2>/dev/null || true
-    wait "$moto_pid" 2>/dev/null || true
-  fi
+  for pid in "$moto_pid" "$ddb_pid"; do
+    [ -n "$pid" ] || continue
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
 
 moto_port=$(free_port)
-"$K3SA_VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$run_dir/moto.log" 2>&1 &
-moto_pid=$!
-if ! wait_http "http://127.0.0.1:$moto_port/moto-api/" 30; then
-  cat "$run_dir/moto.log" >&2
-  exit 1
-fi
+start_moto "$moto_port" "$run_dir/moto.log"
 export K3SA_MOTO_URL="http://127.0.0.1:$moto_port"
 
-# The failpoints feature adds the crash-recovery tests' kill -9 hooks.
+ddb_port=$(free_port)
+start_dynamodb_local "$ddb_port" "$run_dir/dynamodb-local.log"
+export K3SA_DYNAMODB_URL="http://127.0.0.1:$ddb_port"
+
+# botocore's models, for the tests that check every request against the
+# service's documented constraints.
+decompress_model dynamodb "$run_dir/dynamodb-model.json"
+export K3SA_DYNAMODB_MODEL="$run_dir/dynamodb-model.json"
+
+# The failpoints feature adds the crash-recovery tests' kill -9 hooks; the
+# variable tells the tests that they run under this script (a test that
+# needs the feature fails, instead of vanishing, when it is off).
+export K3SA_TEST_SCRIPT=1
 cargo test --features failpoints "$@"

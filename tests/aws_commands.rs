@@ -1,5 +1,7 @@
 //! `init` (twice), `status --json` and `unlock --force` through the real
-//! binary, against moto, from a config whose `endpoint_url` points at it.
+//! binary: the state table on DynamoDB Local, EC2 on moto, reached as on a
+//! real deployment through the SDK's per-service endpoint variables (the
+//! config has no `[aws] endpoint_url`).
 
 mod support;
 
@@ -13,8 +15,7 @@ fn config_file(cluster: &str, table: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("k3s.toml");
     let text = format!(
-        "[cluster]\nname = \"{cluster}\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n[dynamodb]\ntable = \"{table}\"\n\n[ec2]\nami = \"ami-12345678\"\n",
-        support::moto_url()
+        "[cluster]\nname = \"{cluster}\"\n\n[aws]\nregion = \"us-east-1\"\n\n[dynamodb]\ntable = \"{table}\"\n\n[ec2]\nami = \"ami-12345678\"\n"
     );
     std::fs::File::create(&path)
         .unwrap()
@@ -23,7 +24,7 @@ fn config_file(cluster: &str, table: &str) -> std::path::PathBuf {
     path
 }
 
-fn run(args: &[&str]) -> Output {
+fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("AWS_PROFILE")
@@ -31,7 +32,14 @@ fn run(args: &[&str]) -> Output {
     for (k, v) in support::MOTO_ENV {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    for (k, v) in support::aws_endpoint_env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    command(args).output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -116,17 +124,8 @@ fn status_reports_an_unreachable_ec2_and_still_exits_0() {
     let config = config_file(&cluster, &table);
     let c = config.to_str().unwrap();
     assert_eq!(run(&["init", "-c", c]).status.code(), Some(0));
-    // EC2 pointed at a closed port on loopback; DynamoDB stays on moto.
-    let mut cmd = Command::new(BIN);
-    cmd.args(["status", "--json", "-c", c]);
-    for (k, v) in support::MOTO_ENV {
-        cmd.env(k, v);
-    }
-    let text_config = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("endpoint_url", "# endpoint_url");
-    std::fs::write(&config, text_config).unwrap();
-    cmd.env("AWS_ENDPOINT_URL_DYNAMODB", support::moto_url());
+    // EC2 pointed at a closed port on loopback; DynamoDB stays where it is.
+    let mut cmd = command(&["status", "--json", "-c", c]);
     cmd.env("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9");
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

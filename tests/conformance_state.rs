@@ -1,6 +1,8 @@
-//! The `StateStore` conformance suite (DESIGN §1), written once against the
-//! trait and run against the simulator and against the DynamoDB adapter on
-//! moto's server. Times are passed explicitly, so expiry needs no sleeping.
+//! The `StateStore` conformance suite, written once against the trait and
+//! run against the simulator, against the DynamoDB adapter on DynamoDB
+//! Local (AWS's own emulator, through a proxy that checks every request
+//! against botocore's model of the real service), and on moto as a second
+//! implementation. Times are passed explicitly, so expiry needs no sleeping.
 
 mod support;
 
@@ -21,10 +23,34 @@ fn at(secs: i64) -> Timestamp {
     Timestamp(T0.0 + secs * 1000)
 }
 
+/// Lease ids as the engine makes them (UUID-shaped, 36 characters, unique
+/// per acquisition), led by a short label: a short id once hid a token the
+/// real service refuses. Unique because DynamoDB's idempotency tokens are
+/// scoped to the account, not the table.
+fn uuid_like(label: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let nonce = nanos ^ (u64::from(std::process::id()) << 40) ^ NEXT.fetch_add(1, Ordering::SeqCst);
+    let hex: String = label.bytes().take(8).map(|b| format!("{b:02x}")).collect();
+    let p = format!("{hex:0<16}{nonce:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &p[0..8],
+        &p[8..12],
+        &p[12..16],
+        &p[16..20],
+        &p[20..32]
+    )
+}
+
 fn req(owner: &str, lease_id: &str, now: Timestamp) -> AcquireRequest {
     AcquireRequest {
         owner: owner.into(),
-        lease_id: lease_id.into(),
+        lease_id: uuid_like(lease_id),
         now,
         lease: LEASE,
         skew_margin: SKEW,
@@ -202,27 +228,68 @@ mod cases {
     }
 }
 
-async fn sim_store() -> Store {
-    let (_, demo) = support::demo(ScenarioKind::Steady, 1, false);
-    demo.ports.state.clone()
+/// A store and whatever must be checked once the case has run.
+struct Subject {
+    store: Store,
+    proxy: Option<support::proxy::CountingProxy>,
 }
 
-async fn dynamo_store() -> Store {
+impl Subject {
+    fn finish(self) {
+        if let Some(proxy) = self.proxy {
+            let refused = proxy.violations();
+            assert!(
+                refused.is_empty(),
+                "requests the real DynamoDB refuses:\n{}",
+                refused.join("\n")
+            );
+            assert!(proxy.total() > 0, "the case went through the proxy");
+        }
+    }
+}
+
+async fn sim_store() -> Subject {
+    let (_, demo) = support::demo(ScenarioKind::Steady, 1, false);
+    Subject {
+        store: demo.ports.state.clone(),
+        proxy: None,
+    }
+}
+
+async fn dynamodb_local_store() -> Subject {
+    let proxy = support::proxy::CountingProxy::start(&support::dynamodb_url()).await;
+    let sdk = support::sdk_at(&proxy.url).await;
+    let store = DynamoStateStore::new(&sdk, &support::unique("conf-state"), "conformance");
+    assert_eq!(store.create_table().await.unwrap(), InitOutcome::Created);
+    Subject {
+        store: Arc::new(store),
+        proxy: Some(proxy),
+    }
+}
+
+async fn moto_store() -> Subject {
     let sdk = support::moto_sdk().await;
     let store = DynamoStateStore::new(&sdk, &support::unique("conf-state"), "conformance");
     assert_eq!(store.create_table().await.unwrap(), InitOutcome::Created);
-    Arc::new(store)
+    Subject {
+        store: Arc::new(store),
+        proxy: None,
+    }
 }
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod on_simulator {
             use super::*;
-            $( #[tokio::test] async fn $case() { cases::$case(sim_store().await).await } )*
+            $( #[tokio::test] async fn $case() { let s = sim_store().await; cases::$case(s.store.clone()).await; s.finish() } )*
         }
-        mod on_dynamodb_moto {
+        mod on_dynamodb_local {
             use super::*;
-            $( #[tokio::test] async fn $case() { cases::$case(dynamo_store().await).await } )*
+            $( #[tokio::test] async fn $case() { let s = dynamodb_local_store().await; cases::$case(s.store.clone()).await; s.finish() } )*
+        }
+        mod on_moto {
+            use super::*;
+            $( #[tokio::test] async fn $case() { let s = moto_store().await; cases::$case(s.store.clone()).await; s.finish() } )*
         }
     };
 }
@@ -238,9 +305,7 @@ conformance!(
     the_record_round_trips_with_cooldowns,
 );
 
-#[tokio::test]
-async fn init_is_idempotent_and_a_missing_table_says_run_init() {
-    let sdk = support::moto_sdk().await;
+async fn init_case(sdk: aws_config::SdkConfig) {
     let store = DynamoStateStore::new(&sdk, &support::unique("conf-init"), "c");
     let missing = store.check_table().await.unwrap_err();
     assert!(
@@ -250,4 +315,71 @@ async fn init_is_idempotent_and_a_missing_table_says_run_init() {
     assert_eq!(store.create_table().await.unwrap(), InitOutcome::Created);
     assert_eq!(store.create_table().await.unwrap(), InitOutcome::Exists);
     store.check_table().await.unwrap();
+}
+
+#[tokio::test]
+async fn init_is_idempotent_and_a_missing_table_says_run_init() {
+    let proxy = support::proxy::CountingProxy::start(&support::dynamodb_url()).await;
+    init_case(support::sdk_at(&proxy.url).await).await;
+    assert_eq!(proxy.violations(), Vec::<String>::new());
+    init_case(support::moto_sdk().await).await;
+}
+
+/// The checker can fail: the token the adapter once sent (lease id, fence
+/// and revision, 41 characters) is flagged by the model check, and
+/// DynamoDB Local itself refuses it, while moto accepts it.
+#[tokio::test]
+async fn the_request_checker_and_dynamodb_local_refuse_what_moto_accepts() {
+    let long_token = format!("{}-144-3", uuid_like("lease"));
+    assert_eq!(long_token.len(), 42);
+    let send = |sdk: aws_config::SdkConfig, table: String| {
+        let token = long_token.clone();
+        async move {
+            let store = DynamoStateStore::new(&sdk, &table, "c");
+            store.create_table().await.unwrap();
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            client
+                .transact_write_items()
+                .transact_items(
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .update(
+                            aws_sdk_dynamodb::types::Update::builder()
+                                .table_name(&table)
+                                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+                                .update_expression("SET v = :v")
+                                .expression_attribute_values(
+                                    ":v",
+                                    aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .client_request_token(token)
+                .send()
+                .await
+        }
+    };
+    let proxy = support::proxy::CountingProxy::start(&support::dynamodb_url()).await;
+    let refused = send(
+        support::sdk_at(&proxy.url).await,
+        support::unique("conf-bad"),
+    )
+    .await
+    .unwrap_err();
+    let text = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&refused));
+    assert!(text.contains("ValidationException"), "{text}");
+    assert!(text.contains("36"), "{text}");
+    let flagged = proxy.violations();
+    assert!(
+        flagged
+            .iter()
+            .any(|v| v.contains("ClientRequestToken") && v.contains("at most 36")),
+        "{flagged:?}"
+    );
+    // moto takes it: a peer that accepts this proves nothing.
+    send(support::moto_sdk().await, support::unique("conf-bad"))
+        .await
+        .unwrap();
 }

@@ -1,8 +1,8 @@
 //! ISSUE 6 §5 as tests on the real path (the staging stack):
 //! * canary credentials and a canary join token never appear in logs, the
 //!   console's screen, the DynamoDB items or the rendered user data;
-//! * read-only mode makes zero mutating requests, counted at moto (through
-//!   a counting proxy) and at the Kubernetes façade.
+//! * read-only mode makes zero mutating requests, counted at DynamoDB Local
+//!   and moto (through counting proxies) and at the Kubernetes façade.
 
 mod support;
 
@@ -86,6 +86,13 @@ async fn canary_secrets_never_leak() {
     for (k, v) in CANARIES.iter().chain(support::MOTO_ENV.iter().skip(2)) {
         shell = format!("{k}={v} {shell}");
     }
+    for (k, v) in stack
+        .env()
+        .iter()
+        .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"))
+    {
+        shell = format!("{k}={v} {shell}");
+    }
     let tmux = |args: &[&str]| {
         Command::new("tmux")
             .arg("-L")
@@ -121,15 +128,8 @@ async fn canary_secrets_never_leak() {
     assert_clean("the console", &screen);
 
     // Every item of the state table, and the user data of every instance.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(stack.moto_url())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&support::sdk_at(&stack.dynamodb_url()).await);
+    let sdk = support::sdk_at(&stack.moto_url()).await;
     let items = dynamo
         .scan()
         .table_name("k3s-autoscaler-staging")
@@ -166,8 +166,10 @@ async fn canary_secrets_never_leak() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_makes_zero_mutating_requests_at_moto_and_the_facade() {
     let stack = busy_stack();
-    let proxy = CountingProxy::start(&stack.moto_url()).await;
-    stack.set("endpoint_url", &format!("\"{}\"", proxy.url));
+    let ec2_proxy = CountingProxy::start(&stack.moto_url()).await;
+    let store_proxy = CountingProxy::start(&stack.dynamodb_url()).await;
+    stack.set_env("AWS_ENDPOINT_URL_EC2", &ec2_proxy.url);
+    stack.set_env("AWS_ENDPOINT_URL_DYNAMODB", &store_proxy.url);
     let facade = std::fs::read_to_string(stack.dir.join("sim.url")).unwrap();
     let facade_mutations = || async {
         reqwest::get(format!("{facade}/debug/mutations"))
@@ -207,16 +209,19 @@ async fn read_only_makes_zero_mutating_requests_at_moto_and_the_facade() {
         stack.command(args).output().unwrap();
     }
 
-    assert!(
-        proxy.total() > 10,
-        "the proxy saw the run's reads ({})",
-        proxy.total()
-    );
-    assert_eq!(
-        proxy.mutating(),
-        Vec::<String>::new(),
-        "mutating AWS requests in read-only mode"
-    );
+    for (name, proxy) in [("EC2", &ec2_proxy), ("DynamoDB", &store_proxy)] {
+        assert!(
+            proxy.total() > 5,
+            "the {name} proxy saw the run's reads ({})",
+            proxy.total()
+        );
+        assert_eq!(
+            proxy.mutating(),
+            Vec::<String>::new(),
+            "mutating {name} requests in read-only mode"
+        );
+        assert_eq!(proxy.violations(), Vec::<String>::new());
+    }
     assert_eq!(
         facade_mutations().await,
         "0",
@@ -225,8 +230,9 @@ async fn read_only_makes_zero_mutating_requests_at_moto_and_the_facade() {
     let status = stack.status();
     assert_eq!(status["lock"]["fence"], 0, "the lock was never taken");
     println!(
-        "read-only: {} AWS requests, 0 mutating; 0 mutating Kubernetes requests",
-        proxy.total()
+        "read-only: {} EC2 and {} DynamoDB requests, 0 mutating; 0 mutating Kubernetes requests",
+        ec2_proxy.total(),
+        store_proxy.total()
     );
 }
 

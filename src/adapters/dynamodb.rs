@@ -341,7 +341,7 @@ impl StateStore for DynamoStateStore {
             )
             // Idempotent for ten minutes: an SDK retry of an applied write is
             // answered "success" rather than applied twice.
-            .client_request_token(format!("{}-{}-{}", lease.lease_id, lease.fence, next.rev))
+            .client_request_token(transaction_token(lease, next))
             .send()
             .await;
         match result {

@@ -29,6 +29,45 @@ pub const PAUSE: &str = "pause";
 pub const PAUSED_BY: &str = "pausedBy";
 pub const PAUSED_UNTIL: &str = "pausedUntilEpoch";
 
+/// The `ClientRequestToken` of an operation write: at most 36 characters
+/// (the API's limit; DynamoDB refuses longer ones with a
+/// `ValidationException`) and a function of what is written, so an SDK
+/// retry of the same write carries the same token and is answered "already
+/// applied" instead of being applied twice.
+///
+/// Fence and revision come first, in hex. The rest is a digest of the
+/// lease and the new record: DynamoDB scopes tokens to the account, not the
+/// table, and answers a reused token with other contents
+/// `IdempotentParameterMismatch` instead of checking its conditions, so
+/// two different writes must never share one (a refused "first write" and
+/// its successor at the same revision, two clusters in one account).
+pub fn transaction_token(lease: &crate::ports::Lease, next: &OpRecord) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    // Within one process (where SDK retries happen) the same input hashes
+    // the same; across releases it may not, which no retry needs.
+    let content = serde_json::to_string(next).unwrap_or_default();
+    let digest = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        lease.lease_id.hash(&mut h);
+        lease.owner.hash(&mut h);
+        content.hash(&mut h);
+        h.finish()
+    };
+    let mut token = format!(
+        "{:x}-{:x}-{:016x}{:016x}",
+        lease.fence,
+        next.rev,
+        digest(1),
+        digest(2)
+    );
+    token.truncate(TRANSACTION_TOKEN_MAX);
+    token
+}
+
+/// `ClientRequestToken`: 1 to 36 characters (botocore's DynamoDB model).
+pub const TRANSACTION_TOKEN_MAX: usize = 36;
+
 pub fn lock_key(cluster: &str) -> String {
     format!("lock#{cluster}")
 }
@@ -181,6 +220,47 @@ mod tests {
         assert_eq!(op_record_from_item(&item).unwrap(), record);
         let empty = op_record_to_item("c", &OpRecord::default()).unwrap();
         assert_eq!(op_record_from_item(&empty).unwrap(), OpRecord::default());
+    }
+
+    #[test]
+    fn a_transaction_token_fits_the_api_and_names_one_write() {
+        let lease = crate::ports::Lease {
+            owner: "host:1:auto:x".into(),
+            lease_id: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9".into(),
+            fence: 144,
+        };
+        let record = |rev: u64, note: &str| OpRecord {
+            rev,
+            pause: Some(crate::ports::Pause {
+                by: "ops".into(),
+                reason: note.into(),
+                since: Timestamp(1),
+                until: Timestamp(2),
+            }),
+            ..OpRecord::default()
+        };
+        let token = transaction_token(&lease, &record(7, "a"));
+        assert!(token.starts_with("90-7-"), "{token}");
+        assert_eq!(token.len(), TRANSACTION_TOKEN_MAX);
+        // Deterministic: a retry of the same write carries the same token.
+        assert_eq!(transaction_token(&lease, &record(7, "a")), token);
+        // Another revision, another content, another fence: another token.
+        assert_ne!(transaction_token(&lease, &record(8, "a")), token);
+        assert_ne!(transaction_token(&lease, &record(7, "b")), token);
+        let other = crate::ports::Lease {
+            fence: 145,
+            ..lease.clone()
+        };
+        assert_ne!(transaction_token(&other, &record(7, "a")), token);
+        // The largest fence and revision still fit and stay distinct.
+        let huge = crate::ports::Lease {
+            fence: u64::MAX,
+            ..lease
+        };
+        let a = transaction_token(&huge, &record(u64::MAX, "a"));
+        let b = transaction_token(&huge, &record(u64::MAX - 1, "a"));
+        assert!(a.len() <= TRANSACTION_TOKEN_MAX && b.len() <= TRANSACTION_TOKEN_MAX);
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 # Stop everything tests/stack/up.sh started in DIR (logs stay in DIR).
 set -uo pipefail
 dir="${1:?usage: tests/stack/down.sh DIR}"
-for name in prometheus sim moto; do
+for name in prometheus sim moto dynamodb; do
   pidfile="$dir/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

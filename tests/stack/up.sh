@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Start a loopback staging stack in DIR and print the path of its config:
-#   moto (EC2 + DynamoDB), the simulator's Kubernetes façade (k3s-sim), and
-#   Debian's real prometheus scraping the façade every second.
+#   DynamoDB Local (AWS's own emulator: the lock and the operation record),
+#   moto (EC2), the simulator's Kubernetes façade (k3s-sim), and Debian's
+#   real prometheus scraping the façade every second.
 #
 #   tests/stack/up.sh DIR            # prints DIR/config.toml
-#   . DIR/env                        # test credentials for moto
+#   . DIR/env                        # test credentials and the endpoints
 #   k3s-autoscaler -c DIR/config.toml            # the console on the real adapters
 #   tests/stack/down.sh DIR
 #
@@ -36,20 +37,27 @@ if [ -z "${K3SA_BIN:-}" ] || [ -z "${K3SA_SIM_BIN:-}" ]; then
   K3SA_SIM_BIN="${K3SA_SIM_BIN:-$CARGO_TARGET_DIR/debug/k3s-sim}"
 fi
 
+# 1. moto (EC2) and DynamoDB Local (the state table)
+moto_port=$(free_port)
+start_moto "$moto_port" "$dir/moto.log"
+echo "$moto_pid" > "$dir/moto.pid"
+moto="http://127.0.0.1:$moto_port"
+ddb_port=$(free_port)
+start_dynamodb_local "$ddb_port" "$dir/dynamodb.log"
+echo "$ddb_pid" > "$dir/dynamodb.pid"
+ddb="http://127.0.0.1:$ddb_port"
+
+# The engine reaches them as it would reach AWS: no endpoint in the config,
+# the SDK's per-service endpoint variables in the environment.
 cat > "$dir/env" <<ENV
-# moto accepts any credentials; these are not secrets.
+# The emulators accept any credentials; these are not secrets.
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_EC2_METADATA_DISABLED=true
+export AWS_ENDPOINT_URL_DYNAMODB=$ddb
+export AWS_ENDPOINT_URL_EC2=$moto
 ENV
 . "$dir/env"
-
-# 1. moto
-moto_port=$(free_port)
-"$K3SA_VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$dir/moto.log" 2>&1 &
-echo $! > "$dir/moto.pid"
-moto="http://127.0.0.1:$moto_port"
-wait_http "$moto/moto-api/" 30
 
 # 2. the K3s server and the first workers, tagged as the tool expects
 "$K3SA_VENV/bin/python" - "$moto" "$cluster" "$workers" <<'PY'
@@ -123,7 +131,6 @@ name = "$cluster"
 
 [aws]
 region = "us-east-1"
-endpoint_url = "$moto"
 
 [dynamodb]
 table = "k3s-autoscaler-$cluster"
@@ -180,5 +187,5 @@ PY
   [ "$ready" -ge "$workers" ] && break
   sleep 0.2
 done
-log "moto $moto · k3s-sim $sim · prometheus $prom · $workers workers Ready"
+log "dynamodb-local $ddb · moto $moto · k3s-sim $sim · prometheus $prom · $workers workers Ready"
 echo "$dir/config.toml"

@@ -73,13 +73,52 @@ pub async fn show(
 }
 
 pub mod proxy;
+pub mod service_model;
 pub mod stack;
 
-/// The moto server started by scripts/test.sh (or .ci/run).
+/// The moto server started by scripts/test.sh (or .ci/run): EC2's peer,
+/// and a second DynamoDB.
 pub fn moto_url() -> String {
     std::env::var("K3SA_MOTO_URL").unwrap_or_else(|_| {
         panic!("K3SA_MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto_server on 127.0.0.1")
     })
+}
+
+/// DynamoDB Local (AWS's own emulator) started by scripts/test.sh: the
+/// state store's peer. It refuses what the real service refuses; moto
+/// does not.
+pub fn dynamodb_url() -> String {
+    std::env::var("K3SA_DYNAMODB_URL").unwrap_or_else(|_| {
+        panic!("K3SA_DYNAMODB_URL is not set: run the tests with scripts/test.sh, which starts DynamoDB Local on 127.0.0.1 (scripts/peers.sh installs it: Java 17 and npm)")
+    })
+}
+
+/// SDK config for DynamoDB Local with static test credentials.
+pub async fn dynamodb_sdk() -> aws_config::SdkConfig {
+    sdk_at(&dynamodb_url()).await
+}
+
+/// SDK config for any loopback AWS endpoint with static test credentials
+/// (no provider chain, so no call ever leaves 127.0.0.1).
+pub async fn sdk_at(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// Environment for the binary: DynamoDB on DynamoDB Local and EC2 on moto,
+/// through the SDK's per-service endpoint variables (the config then has
+/// no `[aws] endpoint_url`, as on a real deployment).
+pub fn aws_endpoint_env() -> [(&'static str, String); 2] {
+    [
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_url()),
+        ("AWS_ENDPOINT_URL_EC2", moto_url()),
+    ]
 }
 
 /// A name no other test (or earlier run against the same server) uses.
@@ -109,17 +148,9 @@ pub fn moto_config(cluster: &str, table: &str) -> Config {
     config
 }
 
-/// SDK config for moto with static test credentials (no provider chain,
-/// so no call ever leaves 127.0.0.1).
+/// SDK config for moto with static test credentials.
 pub async fn moto_sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto_url())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await
+    sdk_at(&moto_url()).await
 }
 
 /// Environment for running the binary against moto.

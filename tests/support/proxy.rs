@@ -1,6 +1,9 @@
-//! A counting proxy in front of moto, on loopback: forwards every AWS call
-//! and records the ones that could change something (by DynamoDB target or
-//! EC2 action), so a test can prove a run made none.
+//! A counting, checking proxy in front of an AWS emulator, on loopback:
+//! forwards every call, records the ones that could change something (by
+//! DynamoDB target or EC2 action), so a test can prove a run made none, and
+//! checks every request against what the real service accepts
+//! (`service_model`), so a test can prove the emulator's leniency hid
+//! nothing.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -9,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::sync::{Arc, Mutex};
+
+use super::service_model::{ServiceModel, check_ec2, decode_form};
 
 const DYNAMODB_READS: [&str; 8] = [
     "GetItem",
@@ -26,20 +31,26 @@ struct Upstream {
     url: String,
     http: reqwest::Client,
     calls: Arc<Mutex<Vec<(String, bool)>>>,
+    violations: Arc<Mutex<Vec<String>>>,
+    model: Arc<ServiceModel>,
 }
 
 pub struct CountingProxy {
     pub url: String,
     calls: Arc<Mutex<Vec<(String, bool)>>>,
+    violations: Arc<Mutex<Vec<String>>>,
 }
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> CountingProxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Mutex::new(Vec::new()));
         let state = Upstream {
             url: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             calls: calls.clone(),
+            violations: violations.clone(),
+            model: Arc::new(ServiceModel::dynamodb()),
         };
         let app = Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -47,7 +58,26 @@ impl CountingProxy {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        CountingProxy { url, calls }
+        CountingProxy {
+            url,
+            calls,
+            violations,
+        }
+    }
+
+    /// Every request so far that the real service would have refused.
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.lock().unwrap().clone()
+    }
+
+    /// Every call so far, as `service:Operation`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.clone())
+            .collect()
     }
 
     pub fn mutating(&self) -> Vec<String> {
@@ -82,6 +112,17 @@ fn classify(headers: &HeaderMap, body: &[u8]) -> (String, bool) {
     (format!("ec2:{action}"), mutating)
 }
 
+/// What the real service would refuse in this request.
+fn check(model: &ServiceModel, call: &str, body: &[u8]) -> Vec<String> {
+    if let Some(op) = call.strip_prefix("dynamodb:") {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(json) => model.check(op, &json),
+            Err(e) => vec![format!("{call}: the body is not JSON: {e}")],
+        };
+    }
+    check_ec2(&decode_form(&String::from_utf8_lossy(body)))
+}
+
 async fn forward(
     State(up): State<Upstream>,
     method: Method,
@@ -89,7 +130,10 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    up.calls.lock().unwrap().push(classify(&headers, &body));
+    let (call, mutating) = classify(&headers, &body);
+    let problems = check(&up.model, &call, &body);
+    up.violations.lock().unwrap().extend(problems);
+    up.calls.lock().unwrap().push((call, mutating));
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = up
         .http

@@ -86,7 +86,7 @@ impl Stack {
             .expect("[prometheus] url in the stack config")
     }
 
-    /// Stop one peer of the stack (`sim`, `moto`, `prometheus`).
+    /// Stop one peer of the stack (`sim`, `moto`, `dynamodb`, `prometheus`).
     pub fn stop(&self, peer: &str) {
         let pidfile = self.dir.join(format!("{peer}.pid"));
         let pid = std::fs::read_to_string(&pidfile).unwrap();
@@ -109,18 +109,55 @@ impl Stack {
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     }
 
+    /// The variables DIR/env exports (credentials, per-service endpoints).
+    pub fn env(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.dir.join("env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Change (or add) one exported variable of DIR/env, for every command
+    /// started afterwards (e.g. an endpoint through a proxy).
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut vars: Vec<(String, String)> =
+            self.env().into_iter().filter(|(k, _)| k != key).collect();
+        vars.push((key.to_string(), value.to_string()));
+        let text: String = vars
+            .iter()
+            .map(|(k, v)| format!("export {k}={v}\n"))
+            .collect();
+        std::fs::write(self.dir.join("env"), text).unwrap();
+    }
+
+    fn var(&self, key: &str) -> String {
+        self.env()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{key} is not in the stack's env"))
+    }
+
+    /// EC2's peer (moto).
     pub fn moto_url(&self) -> String {
-        let text = std::fs::read_to_string(&self.config).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("endpoint_url = "))
-            .map(|v| v.trim_matches('"').to_string())
-            .expect("endpoint_url in the stack config")
+        self.var("AWS_ENDPOINT_URL_EC2")
+    }
+
+    /// The state table's peer (DynamoDB Local).
+    pub fn dynamodb_url(&self) -> String {
+        self.var("AWS_ENDPOINT_URL_DYNAMODB")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args).arg("-c").arg(&self.config);
         with_env(&mut cmd);
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
         cmd
     }
 
@@ -206,6 +243,8 @@ pub fn with_env(cmd: &mut Command) -> &mut Command {
     }
     cmd.env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("AWS_ENDPOINT_URL_EC2")
         .env_remove("KUBECONFIG")
         .env_remove("K3SA_FAILPOINT")
         .env_remove("K3SA_SIGTERM_AT")
