@@ -230,6 +230,9 @@ impl Default for LockConfig {
 pub struct EngineConfig {
     pub interval: ConfigDuration,
     pub join_timeout: ConfigDuration,
+    /// Failed attempts in a row to start or advance an operation after
+    /// which `/healthz` answers 503.
+    pub unhealthy_after: u32,
 }
 
 impl Default for EngineConfig {
@@ -237,6 +240,7 @@ impl Default for EngineConfig {
         EngineConfig {
             interval: ConfigDuration::secs(15),
             join_timeout: ConfigDuration::secs(600),
+            unhealthy_after: 3,
         }
     }
 }
@@ -437,6 +441,9 @@ impl Config {
                     crate::ports::format_duration(self.lock.lease.get())
                 ),
             );
+        }
+        if self.engine.unhealthy_after == 0 {
+            return bad("engine.unhealthy_after", "must be at least 1".into());
         }
         if self.cluster.name.trim().is_empty() {
             return bad("cluster.name", "must not be empty".into());

@@ -137,3 +137,39 @@ fn status_reports_an_unreachable_ec2_and_still_exits_0() {
     assert_eq!(status["backends"]["ec2"]["ok"], false);
     assert!(status["workers"].is_null());
 }
+
+#[test]
+fn with_no_credentials_at_all_check_and_status_say_so() {
+    let cluster = support::unique("cmd-nocreds");
+    let table = support::unique("cmd-nocreds-table");
+    let config = config_file(&cluster, &table);
+    let c = config.to_str().unwrap();
+    let home = std::env::temp_dir().join(support::unique("k3sa-empty-home"));
+    std::fs::create_dir_all(&home).unwrap();
+    for args in [&["check", "-c", c][..], &["status", "-c", c]] {
+        let mut cmd = command(args);
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ] {
+            cmd.env_remove(var);
+        }
+        // No profile files either, and never the instance-metadata address.
+        cmd.env("HOME", &home)
+            .env("AWS_CONFIG_FILE", home.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        let out = cmd.output().unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains("no AWS credentials found (environment, profile, instance role)"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("IMDS"), "{args:?}: {said}");
+    }
+}

@@ -383,3 +383,118 @@ async fn the_request_checker_and_dynamodb_local_refuse_what_moto_accepts() {
         .await
         .unwrap();
 }
+
+/// Lock items this version cannot read (the seed's Lambda wrote one with no
+/// fence and its lease end in seconds; another is garbled) are a clear error
+/// naming the item and `unlock --force`, are never taken over as "expired",
+/// and `unlock --force` turns them into a lock this version can use, with a
+/// fence above the operation record's.
+#[tokio::test]
+async fn an_unreadable_lock_item_names_itself_and_unlock_force_repairs_it() {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    for (label, fence) in [("seed", None), ("garbled", Some(V::S("seven".into())))] {
+        let proxy = support::proxy::CountingProxy::start(&support::dynamodb_url()).await;
+        let sdk = support::sdk_at(&proxy.url).await;
+        let table = support::unique("conf-old");
+        let store = DynamoStateStore::new(&sdk, &table, "c");
+        store.create_table().await.unwrap();
+        // A recorded operation written at fence 6 by this version.
+        let a = take(
+            &(Arc::new(DynamoStateStore::new(&sdk, &table, "c")) as Store),
+            "a",
+            "la",
+            at(0),
+        )
+        .await;
+        let mut record = scale_up(&OpRecord::default(), "op-old", a.fence);
+        if let Some(op) = record.op.as_mut() {
+            op.fence = 6;
+        }
+        store
+            .write_op(&a, &OpRecord::default(), &record)
+            .await
+            .unwrap();
+        // Then an older tool overwrites the lock item its own way.
+        let now_secs = (T0.0 / 1000) + 30;
+        let mut put = aws_sdk_dynamodb::Client::new(&sdk)
+            .put_item()
+            .table_name(&table)
+            .item("pk", V::S("lock#c".into()))
+            .item("scalingInProgress", V::Bool(true))
+            .item("lockOwner", V::S("lambda".into()))
+            .item("lockUntilEpoch", V::N(now_secs.to_string()));
+        if let Some(f) = fence.clone() {
+            put = put.item("fence", f);
+        }
+        put.send().await.unwrap();
+
+        let err = store.read().await.unwrap_err().to_string();
+        assert!(err.contains("\"lock#c\""), "{label}: {err}");
+        assert!(err.contains(&table), "{label}: {err}");
+        assert!(err.contains("unlock --force"), "{label}: {err}");
+        // Not "expired": a seconds-based lease end is never taken over.
+        assert_eq!(
+            store.acquire(&req("b", "lb", at(3600))).await.unwrap(),
+            None,
+            "{label}: an unreadable lock was taken over"
+        );
+        let forced = store
+            .force_unlock(&BreakGlass {
+                who: "ops@bastion".into(),
+                reason: "an older tool's lock".into(),
+                now: at(3600),
+            })
+            .await
+            .unwrap();
+        assert!(!forced.in_progress);
+        assert!(
+            forced.fence > 6,
+            "{label}: fence {} after the record's 6",
+            forced.fence
+        );
+        let snapshot = store.read().await.unwrap();
+        assert_eq!(
+            snapshot.record, record,
+            "{label}: the operation record is kept"
+        );
+        let b = take(&(Arc::new(store) as Store), "b", "lb", at(3601)).await;
+        assert!(b.fence > forced.fence);
+        assert_eq!(proxy.violations(), Vec::<String>::new());
+    }
+}
+
+/// A transaction that met another one on the same item (DynamoDB cancels it
+/// with `TransactionConflict`) was not applied and is tried again, briefly;
+/// if the conflict lasts, the write is reported as transient, never as
+/// "lock lost" and never as applied.
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_then_reported_transient() {
+    for (conflicts, applied) in [(2, true), (10, false)] {
+        let proxy =
+            support::proxy::CountingProxy::conflicting(&support::dynamodb_url(), conflicts).await;
+        let sdk = support::sdk_at(&proxy.url).await;
+        let concrete = DynamoStateStore::new(&sdk, &support::unique("conf-tc"), "c");
+        concrete.create_table().await.unwrap();
+        let store: Store = Arc::new(concrete);
+        let a = take(&store, "a", "la", at(0)).await;
+        let record = scale_up(&OpRecord::default(), "op-1", a.fence);
+        let result = store.write_op(&a, &OpRecord::default(), &record).await;
+        let writes = proxy
+            .calls()
+            .iter()
+            .filter(|c| c.as_str() == "dynamodb:TransactWriteItems")
+            .count();
+        if applied {
+            result.unwrap();
+            assert_eq!(writes, 3, "two conflicts, then the write");
+            assert_eq!(store.read().await.unwrap().record, record);
+        } else {
+            let e = result.unwrap_err();
+            assert!(e.is_transient(), "{e}");
+            assert!(e.to_string().contains("transaction conflict"), "{e}");
+            assert!(!e.to_string().contains("lock lost"), "{e}");
+            assert_eq!(store.read().await.unwrap().record, OpRecord::default());
+        }
+        assert_eq!(proxy.violations(), Vec::<String>::new());
+    }
+}

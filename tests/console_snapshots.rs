@@ -100,3 +100,47 @@ async fn at_80_columns_the_footer_keeps_help_and_quit() {
         "the hints that do not fit go: {footer}"
     );
 }
+
+/// A refused operation write is on screen, in the header and in the
+/// operation panel, with the service's words; it stays until an attempt
+/// goes through.
+#[tokio::test]
+async fn a_refused_attempt_shows_in_the_header_and_the_operation_panel() {
+    use k3s_autoscaler::engine::{ExecFailure, ExecReport};
+    let mut app = support::seeded_app(false, 2).await;
+    let mut snapshot = app.snapshot.clone().unwrap();
+    snapshot.exec = Some(ExecReport {
+        lock_taken: true,
+        error: Some(ExecFailure {
+            backend: "dynamodb",
+            op_id: Some("op-1234abcd".into()),
+            message: "fenced write refused: request rejected as invalid (a bug: please report): ValidationException".into(),
+        }),
+        ..ExecReport::default()
+    });
+    snapshot.errors.insert(
+        "operation",
+        "dynamodb refused: op-1234abcd: fenced write refused".into(),
+    );
+    update(&mut app, Msg::Snapshot(Box::new(snapshot.clone())));
+    let screen = render(&app, 160, 40);
+    let header: String = screen.lines().take(3).collect::<Vec<_>>().join("\n");
+    assert!(
+        header.contains("operation: dynamodb refused: op-1234abcd"),
+        "{header}"
+    );
+    // The operation panel's line: when, which backend, the words.
+    let panel = |screen: &str| screen.contains("ago, dynamodb: op-1234abcd: fenced write refused");
+    assert!(panel(&screen), "{screen}");
+    // The next tick does not try: still shown. One that goes through: gone.
+    snapshot.exec = None;
+    snapshot.errors.clear();
+    update(&mut app, Msg::Snapshot(Box::new(snapshot.clone())));
+    assert!(panel(&render(&app, 160, 40)));
+    snapshot.exec = Some(ExecReport {
+        lock_taken: true,
+        ..ExecReport::default()
+    });
+    update(&mut app, Msg::Snapshot(Box::new(snapshot)));
+    assert!(!panel(&render(&app, 160, 40)));
+}

@@ -110,3 +110,83 @@ fn engine_metrics_in_prometheus_pause_across_processes_and_healthz() {
     // The server stopped with the engine.
     assert!(http_get(&healthz).is_none(), "metrics server still up");
 }
+
+/// An operation that cannot start is never silent: DynamoDB refusing every
+/// operation write (as it refused the over-long token) is a WARN line with
+/// the service's message and the operation id, a count on `/metrics`, and
+/// after `engine.unhealthy_after` attempts in a row a 503 from `/healthz`
+/// that says why, while nothing is launched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operation_write_is_loud_not_silent() {
+    let stack = Stack::up(&[
+        ("STACK_SCENARIO", "steady"),
+        ("STACK_SCALE", "1.0"),
+        ("STACK_SPEED", "1"),
+    ]);
+    let message = "1 validation error detected: Value 'x' at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36";
+    let proxy = support::proxy::CountingProxy::refusing(
+        &stack.dynamodb_url(),
+        "dynamodb:TransactWriteItems",
+        "ValidationException",
+        message,
+    )
+    .await;
+    stack.set_env("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url);
+    stack.add("engine", "unhealthy_after = 2");
+    let addr = stack.metrics_addr();
+    let mut engine = stack.engine_with("refused", &["--metrics-addr", &addr], &[]);
+    let warn = engine.wait_for(
+        "a WARN line for the refused write",
+        Duration::from_secs(90),
+        |_, _| {
+            std::fs::read_to_string(&engine.log)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("\"WARN\"") && l.contains("operation cannot"))
+        },
+    );
+    let log = std::fs::read_to_string(&engine.log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"WARN\"") && l.contains("operation cannot"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let text = v["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("request rejected as invalid (a bug: please report)"),
+        "{line}"
+    );
+    assert!(
+        text.contains("Member must have length less than or equal to 36"),
+        "{line}"
+    );
+    assert!(!text.contains("lock lost"), "{line}");
+    assert!(
+        v["op_id"].as_str().is_some_and(|id| id.starts_with("op-")),
+        "the line names the operation: {line}"
+    );
+    assert_eq!(v["backend"], "dynamodb", "{line}");
+    assert!(warn.launched.is_empty(), "nothing may launch");
+
+    let healthz = format!("http://{addr}/healthz");
+    let (_, why) = eventually("/healthz 503", Duration::from_secs(90), || {
+        http_get(&healthz).filter(|(s, _)| *s == 503)
+    });
+    assert!(why.contains("attempts in a row"), "{why}");
+    assert!(why.contains("request rejected as invalid"), "{why}");
+    let (_, metrics) = http_get(&format!("http://{addr}/metrics")).unwrap();
+    let errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("k3s_autoscaler_backend_errors_total{backend=\"dynamodb\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 2.0, "{metrics}");
+    assert!(engine.terminate(false).success());
+    let status = stack.status();
+    assert_eq!(
+        status["operation"]["current"],
+        serde_json::Value::Null,
+        "no operation was recorded: {status}"
+    );
+    assert!(support::stack::read_log(&engine.log).launched.is_empty());
+}

@@ -44,6 +44,27 @@ pub async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The message for the case every new user meets first.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found (environment, profile, instance role)";
+
+/// Resolve the credentials once, so that "none at all" is said in those
+/// words instead of as the last provider's failure ("IMDS is disabled").
+pub async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_credential_types::provider::error::CredentialsError;
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(NO_CREDENTIALS.into());
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err(NO_CREDENTIALS.into()),
+        Err(e) => Err(format!(
+            "AWS credentials could not be loaded: {}",
+            source_text(&e)
+        )),
+    }
+}
+
 /// Error codes that mean "slow down", whatever the service.
 const THROTTLING: [&str; 6] = [
     "ThrottlingException",
@@ -52,6 +73,19 @@ const THROTTLING: [&str; 6] = [
     "ProvisionedThroughputExceededException",
     "TooManyRequestsException",
     "RequestThrottled",
+];
+
+/// Error codes that mean "the request we built is malformed": a bug in
+/// this tool, never a condition of the world.
+const MALFORMED: [&str; 8] = [
+    "ValidationException",
+    "SerializationException",
+    "IdempotentParameterMismatchException",
+    "MissingParameter",
+    "UnknownParameter",
+    "InvalidParameterCombination",
+    "MalformedQueryString",
+    "InvalidAction",
 ];
 
 /// Translate an SDK error. `mutating`: whether the request could have
@@ -93,6 +127,12 @@ where
             let text = format!("{what}: {code}: {message}");
             if THROTTLING.contains(&code.as_str()) {
                 PortError::Throttled(text)
+            } else if MALFORMED.contains(&code.as_str()) {
+                PortError::RequestRejected(text)
+            } else if code == "TransactionConflictException" {
+                // Another transaction holds the item right now; the request
+                // was refused, not applied, and may pass in a moment.
+                PortError::Unavailable(text)
             } else if status >= 500 || code == "InternalServerError" || code == "ServiceUnavailable"
             {
                 unknown_or(text)

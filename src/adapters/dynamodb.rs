@@ -20,6 +20,21 @@ use aws_sdk_dynamodb::types::{
 };
 use std::time::Duration;
 
+/// Attempts of one operation write while DynamoDB reports a transaction
+/// conflict (50, 100, 200 ms apart: well inside one call's ceiling).
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// The cancellation reason of each item of a cancelled transaction, in order.
+fn cancel_reasons(
+    cancel: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
+) -> Vec<String> {
+    cancel
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None").to_string())
+        .collect()
+}
+
 pub struct DynamoStateStore {
     client: Client,
     table: String,
@@ -193,10 +208,30 @@ impl StateStore for DynamoStateStore {
             self.get(lock_key(&self.cluster)),
             self.get(op_key(&self.cluster))
         );
-        let lock = lock?.map(|item| lock_from_item(&item)).transpose()?;
+        // An item this version cannot read is named, with the way out, so
+        // that it is a message to an operator instead of a wedge.
+        let lock = lock?
+            .map(|item| lock_from_item(&item))
+            .transpose()
+            .map_err(|e| {
+                PortError::Invalid(format!(
+                    "the lock item \"{}\" in table {} cannot be read by this version ({}); once no engine of another version uses the table, reset it with `k3s-autoscaler unlock --force`",
+                    lock_key(&self.cluster),
+                    self.table,
+                    detail(&e)
+                ))
+            })?;
         let record = op?
             .map(|item| op_record_from_item(&item))
-            .transpose()?
+            .transpose()
+            .map_err(|e| {
+                PortError::Invalid(format!(
+                    "the operation item \"{}\" in table {} cannot be read by this version ({}); no operation can start until it is repaired or removed by hand",
+                    op_key(&self.cluster),
+                    self.table,
+                    detail(&e)
+                ))
+            })?
             .unwrap_or_default();
         Ok(StateSnapshot { lock, record })
     }
@@ -212,11 +247,22 @@ impl StateStore for DynamoStateStore {
                 "SET scalingInProgress = :true, lockOwner = :owner, leaseId = :lease, \
                  lockUntilEpoch = :until, leaseDurationMs = :lease_ms ADD fence :one",
             )
+            // An expired lease is taken over; a lease end too small to be
+            // milliseconds (an older tool wrote seconds) never counts as
+            // expired: its holder may be acting.
             .condition_expression(
-                "attribute_not_exists(pk) OR scalingInProgress = :false OR lockUntilEpoch < :now_minus_skew",
+                "attribute_not_exists(pk) OR scalingInProgress = :false \
+                 OR (lockUntilEpoch < :now_minus_skew AND lockUntilEpoch >= :ms_floor)",
             )
-            .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+            .expression_attribute_values(":ms_floor", n(MS_FLOOR))
+            .expression_attribute_values(
+                ":true",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
+            .expression_attribute_values(
+                ":false",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(false),
+            )
             .expression_attribute_values(":owner", s(request.owner.clone()))
             .expression_attribute_values(":lease", s(request.lease_id.clone()))
             .expression_attribute_values(":until", n(request.now.plus(request.lease).0))
@@ -326,49 +372,71 @@ impl StateStore for DynamoStateStore {
         if let Some(phase) = previous.phase().filter(|_| previous.rev > 0) {
             update = update.expression_attribute_values(":prev_phase", s(phase.as_str()));
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(check.build().map_err(build_error)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(build_error)?)
-                    .build(),
-            )
-            // Idempotent for ten minutes: an SDK retry of an applied write is
-            // answered "success" rather than applied twice.
-            .client_request_token(transaction_token(lease, next))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-                    let reasons: Vec<String> = cancel
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_string())
-                        .collect();
-                    let which = match reasons.as_slice() {
-                        [lock, _] if lock == "ConditionalCheckFailed" => {
-                            "lock lost: the lease no longer holds the lock"
-                        }
-                        [_, op] if op == "ConditionalCheckFailed" => {
-                            "operation record moved: not at the expected revision/phase"
-                        }
-                        _ => "transaction cancelled",
-                    };
-                    Err(PortError::PreconditionFailed(format!(
-                        "{which} ({})",
-                        reasons.join(", ")
-                    )))
+        let check = check.build().map_err(build_error)?;
+        let update = update.build().map_err(build_error)?;
+        // A TransactionConflict cancellation means another transaction held
+        // one of the items at that instant: nothing was applied and the
+        // same write may pass a moment later. Retried here, briefly, with a
+        // fresh token per attempt (a token DynamoDB has seen answers with
+        // the first outcome, not a new attempt).
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(check.clone())
+                        .build(),
+                )
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                // Idempotent for ten minutes: an SDK retry of an applied
+                // write is answered "success" rather than applied twice.
+                .client_request_token(transaction_token(lease, next, attempt))
+                .send()
+                .await;
+            let cancel = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                        cancel_reasons(cancel)
+                    }
+                    _ => return Err(port_error("write operation (TransactWriteItems)", e, true)),
+                },
+            };
+            match cancel.as_slice() {
+                [lock, _] if lock == "ConditionalCheckFailed" => {
+                    return Err(PortError::PreconditionFailed(format!(
+                        "lock lost: the lease no longer holds the lock ({})",
+                        cancel.join(", ")
+                    )));
                 }
-                _ => Err(port_error("write operation (TransactWriteItems)", e, true)),
-            },
+                [_, op] if op == "ConditionalCheckFailed" => {
+                    return Err(PortError::PreconditionFailed(format!(
+                        "operation record moved: not at the expected revision/phase ({})",
+                        cancel.join(", ")
+                    )));
+                }
+                reasons
+                    if reasons.iter().any(|r| r == "TransactionConflict")
+                        && attempt + 1 < CONFLICT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                reasons if reasons.iter().any(|r| r == "TransactionConflict") => {
+                    return Err(PortError::Unavailable(format!(
+                        "write operation (TransactWriteItems): transaction conflict {CONFLICT_ATTEMPTS} times in a row ({}); nothing was applied",
+                        reasons.join(", ")
+                    )));
+                }
+                reasons => {
+                    return Err(PortError::RequestRejected(format!(
+                        "write operation (TransactWriteItems): transaction cancelled ({})",
+                        reasons.join(", ")
+                    )));
+                }
+            }
         }
     }
 
@@ -379,6 +447,9 @@ impl StateStore for DynamoStateStore {
             audit.who,
             audit.reason
         );
+        let who = format!("break-glass:{}", audit.who);
+        // Atomic on a readable item: the fence goes up by one whatever an
+        // engine does meanwhile.
         let out = self
             .client
             .update_item()
@@ -386,24 +457,78 @@ impl StateStore for DynamoStateStore {
             .key(PK, s(lock_key(&self.cluster)))
             .update_expression(
                 "SET scalingInProgress = :false, lockOwner = :who, leaseId = :none, \
-                 lockUntilEpoch = :now, lastBreakGlass = :note ADD fence :one",
+                 lockUntilEpoch = :now, leaseDurationMs = :zero, lastBreakGlass = :note ADD fence :one",
             )
+            .condition_expression("attribute_type(fence, :number)")
             .expression_attribute_values(
                 ":false",
                 aws_sdk_dynamodb::types::AttributeValue::Bool(false),
             )
-            .expression_attribute_values(":who", s(format!("break-glass:{}", audit.who)))
+            .expression_attribute_values(":who", s(who.clone()))
             .expression_attribute_values(":none", s(""))
             .expression_attribute_values(":now", n(audit.now.0))
-            .expression_attribute_values(":note", s(note))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":note", s(note.clone()))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":number", s("N"))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(|e| port_error("break-glass unlock (UpdateItem)", e, true))?;
-        let item = out
-            .attributes
-            .ok_or_else(|| PortError::Invalid("unlock returned no attributes".into()))?;
+            .await;
+        let item = match out {
+            Ok(out) => out
+                .attributes
+                .ok_or_else(|| PortError::Invalid("unlock returned no attributes".into()))?,
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                // No lock item, or one without a numeric fence (an older
+                // tool's, or garbled): replace it whole, with a fence above
+                // the last one the operation record saw, and only if it is
+                // still unreadable (a concurrent acquire wins).
+                let op_fence = match self.get(op_key(&self.cluster)).await? {
+                    Some(item) => op_record_from_item(&item)
+                        .ok()
+                        .and_then(|r| r.op.map(|o| o.fence))
+                        .unwrap_or(0),
+                    None => 0,
+                };
+                let mut fresh = Item::new();
+                fresh.insert(PK.into(), s(lock_key(&self.cluster)));
+                fresh.insert(
+                    IN_PROGRESS.into(),
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(false),
+                );
+                fresh.insert(OWNER.into(), s(who));
+                fresh.insert(LEASE_ID.into(), s(""));
+                fresh.insert(FENCE.into(), n(op_fence + 1));
+                fresh.insert(UNTIL.into(), n(audit.now.0));
+                fresh.insert(LEASE_MS.into(), n(0));
+                fresh.insert(LAST_BREAK_GLASS.into(), s(note));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(fresh.clone()))
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR NOT attribute_type(fence, :number)",
+                    )
+                    .expression_attribute_values(":number", s("N"))
+                    .send()
+                    .await
+                    .map_err(|e| port_error("break-glass unlock (PutItem)", e, true))?;
+                fresh
+            }
+            Err(e) => return Err(port_error("break-glass unlock (UpdateItem)", e, true)),
+        };
         lock_from_item(&item)
     }
+}
+
+/// A port error's text without its kind prefix, for wrapping in another.
+fn detail(e: &PortError) -> String {
+    let text = e.to_string();
+    text.split_once(": ")
+        .map_or(text.clone(), |(_, rest)| rest.to_string())
 }

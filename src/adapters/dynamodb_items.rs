@@ -41,7 +41,7 @@ pub const PAUSED_UNTIL: &str = "pausedUntilEpoch";
 /// `IdempotentParameterMismatch` instead of checking its conditions, so
 /// two different writes must never share one (a refused "first write" and
 /// its successor at the same revision, two clusters in one account).
-pub fn transaction_token(lease: &crate::ports::Lease, next: &OpRecord) -> String {
+pub fn transaction_token(lease: &crate::ports::Lease, next: &OpRecord, attempt: u32) -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
     // Within one process (where SDK retries happen) the same input hashes
     // the same; across releases it may not, which no retry needs.
@@ -49,6 +49,7 @@ pub fn transaction_token(lease: &crate::ports::Lease, next: &OpRecord) -> String
     let digest = |salt: u8| {
         let mut h = DefaultHasher::new();
         salt.hash(&mut h);
+        attempt.hash(&mut h);
         lease.lease_id.hash(&mut h);
         lease.owner.hash(&mut h);
         content.hash(&mut h);
@@ -132,9 +133,26 @@ pub fn lock_from_item(item: &Item) -> Result<LockRecord, PortError> {
             .to_string(),
         fence: u64::try_from(get_n(item, FENCE)?)
             .map_err(|_| PortError::Invalid("negative fence".into()))?,
-        until: Timestamp(get_opt_n(item, UNTIL)?.unwrap_or(0)),
+        until: Timestamp(millis(get_opt_n(item, UNTIL)?.unwrap_or(0))?),
         lease_ms: get_opt_n(item, LEASE_MS)?.unwrap_or(0).max(0) as u64,
     })
+}
+
+/// 2001-01-01 in milliseconds: any real lease end is later; a lease end
+/// in seconds (until the year 2300) is smaller.
+pub const MS_FLOOR: i64 = 978_307_200_000;
+
+/// Lease ends are milliseconds since the epoch. The seed design's Lambda
+/// wrote seconds; read as milliseconds such a value is in January 1970, so
+/// every lease would look long expired and be taken over while its holder
+/// still acts. Anything that small is refused instead.
+fn millis(until: i64) -> Result<i64, PortError> {
+    if until != 0 && until < MS_FLOOR {
+        return Err(PortError::Invalid(format!(
+            "attribute {UNTIL} is {until}, which looks like seconds, not milliseconds (an older tool's lock? stop it first)"
+        )));
+    }
+    Ok(until)
 }
 
 /// The operation item. The whole operation is stored as JSON (exact round
@@ -239,26 +257,28 @@ mod tests {
             }),
             ..OpRecord::default()
         };
-        let token = transaction_token(&lease, &record(7, "a"));
+        let token = transaction_token(&lease, &record(7, "a"), 0);
         assert!(token.starts_with("90-7-"), "{token}");
         assert_eq!(token.len(), TRANSACTION_TOKEN_MAX);
         // Deterministic: a retry of the same write carries the same token.
-        assert_eq!(transaction_token(&lease, &record(7, "a")), token);
+        assert_eq!(transaction_token(&lease, &record(7, "a"), 0), token);
         // Another revision, another content, another fence: another token.
-        assert_ne!(transaction_token(&lease, &record(8, "a")), token);
-        assert_ne!(transaction_token(&lease, &record(7, "b")), token);
+        assert_ne!(transaction_token(&lease, &record(8, "a"), 0), token);
+        assert_ne!(transaction_token(&lease, &record(7, "b"), 0), token);
+        // A retry after a transaction conflict is a new attempt.
+        assert_ne!(transaction_token(&lease, &record(7, "a"), 1), token);
         let other = crate::ports::Lease {
             fence: 145,
             ..lease.clone()
         };
-        assert_ne!(transaction_token(&other, &record(7, "a")), token);
+        assert_ne!(transaction_token(&other, &record(7, "a"), 0), token);
         // The largest fence and revision still fit and stay distinct.
         let huge = crate::ports::Lease {
             fence: u64::MAX,
             ..lease
         };
-        let a = transaction_token(&huge, &record(u64::MAX, "a"));
-        let b = transaction_token(&huge, &record(u64::MAX - 1, "a"));
+        let a = transaction_token(&huge, &record(u64::MAX, "a"), 0);
+        let b = transaction_token(&huge, &record(u64::MAX - 1, "a"), 0);
         assert!(a.len() <= TRANSACTION_TOKEN_MAX && b.len() <= TRANSACTION_TOKEN_MAX);
         assert_ne!(a, b);
     }
@@ -271,6 +291,14 @@ mod tests {
         let mut item = Item::new();
         item.insert(REV.into(), n("x"));
         assert!(op_record_from_item(&item).is_err());
+        // The seed's Lambda: no fence, a lease end in seconds.
+        let mut seed = Item::new();
+        seed.insert(IN_PROGRESS.into(), AttributeValue::Bool(true));
+        seed.insert(UNTIL.into(), n(1_767_571_260));
+        assert!(lock_from_item(&seed).is_err(), "no fence");
+        seed.insert(FENCE.into(), n(3));
+        let err = lock_from_item(&seed).unwrap_err().to_string();
+        assert!(err.contains("looks like seconds"), "{err}");
         let mut item = Item::new();
         item.insert(REV.into(), n(1));
         item.insert(OPERATION.into(), s("{not json"));

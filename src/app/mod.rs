@@ -139,6 +139,10 @@ pub struct App {
     /// The reconciliation view, open, with its selected finding.
     pub recon: Option<usize>,
     pub notice: Option<Notice>,
+    /// The last attempt to start or advance an operation that failed, and
+    /// when; cleared by the next attempt that does not. Kept across ticks
+    /// so a refusal cannot scroll out of sight.
+    pub last_failure: Option<(Timestamp, crate::engine::ExecFailure)>,
     /// Scroll position of the log pane (tui-logger keeps it behind a lock).
     pub log_state: tui_logger::TuiWidgetState,
     pub light_theme: bool,
@@ -180,6 +184,7 @@ impl App {
             help: false,
             recon: None,
             notice: None,
+            last_failure: None,
             log_state: tui_logger::TuiWidgetState::new(),
             light_theme: false,
             quit: false,

@@ -73,8 +73,8 @@ impl Snapshot {
         if let Some(e) = &state_error {
             errors.insert("dynamodb", e.clone());
         }
-        if let Some(e) = report.exec.as_ref().and_then(|x| x.error.clone()) {
-            errors.insert("executor", e);
+        if let Some(e) = report.exec.as_ref().and_then(|x| x.error.as_ref()) {
+            errors.insert("operation", format!("{} refused: {e}", e.backend));
         }
         let cpu = node_cpu.unwrap_or_default();
         let workers = worker_rows(&report.observation, &cpu, record.as_ref());

@@ -59,12 +59,17 @@ fn notice(app: &mut App, text: impl Into<String>, error: bool) {
 fn on_snapshot(app: &mut App, snapshot: Snapshot) {
     // Refusals and starts are news even while the display is frozen.
     if let Some(exec) = &snapshot.exec {
+        match &exec.error {
+            Some(failure) => app.last_failure = Some((snapshot.at, failure.clone())),
+            None if exec.lock_taken => app.last_failure = None,
+            None => {}
+        }
         if let Some(id) = &exec.started {
             notice(app, format!("started {id}"), false);
         } else if let Some(why) = &exec.refused {
             notice(app, format!("refused: {why}"), true);
         } else if let Some(error) = &exec.error {
-            notice(app, error.clone(), true);
+            notice(app, format!("{} refused: {error}", error.backend), true);
         }
     }
     if let Reading::Known { value, at } = snapshot.observation.cpu {

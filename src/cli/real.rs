@@ -33,6 +33,10 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
+    if let Err(e) = &backends.credentials {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     // A missing table is a setup step not done, not a transient failure.
     if let Err(e) = backends.state.check_table().await {
         eprintln!("error: {e}");
@@ -58,6 +62,9 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
         Executor::new(ports.clone(), settings.clone(), lock, ids)
     });
     let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
+    engine
+        .metrics()
+        .set_failure_limit(config.engine.unhealthy_after);
     let shutdown = Shutdown::new();
     let interval = config.engine.interval.get();
     if let Err(code) = serve_metrics(&cli, &engine, interval, &shutdown).await {

@@ -24,7 +24,7 @@ pub use mode::Mode;
 pub use observation::{ClusterView, Observation};
 pub use operation::{AfterTerminate, Effect, EffectResult, Intent, Next, OpView};
 pub use policy::{PolicyMemory, Request, decide, intent_of, validate_request};
-pub use report::{ExecReport, TickReport};
+pub use report::{ExecFailure, ExecReport, TickReport};
 pub use settings::{DrainRules, LeaseRules, Policy, Settings};
 
 #[cfg(test)]

@@ -3,6 +3,28 @@
 use super::{Decision, Observation};
 use crate::ports::{StateSnapshot, Timestamp};
 
+/// Why an attempt to start or advance an operation failed: which backend
+/// refused, which operation it was for, and the service's own words. Never
+/// silent: the executor logs it at WARN, `/metrics` counts it, the console
+/// shows it, and enough of them in a row make `/healthz` unhealthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecFailure {
+    /// `dynamodb`, `ec2` or `kubernetes` (the `backend` label of
+    /// `k3s_autoscaler_backend_errors_total`), or `engine` for a guard.
+    pub backend: &'static str,
+    pub op_id: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExecFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.op_id {
+            Some(op) => write!(f, "{op}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ExecReport {
     pub lock_taken: bool,
@@ -15,7 +37,7 @@ pub struct ExecReport {
     pub steps: Vec<String>,
     /// Why the executor stopped this tick.
     pub stopped: Option<String>,
-    pub error: Option<String>,
+    pub error: Option<ExecFailure>,
 }
 
 /// One tick: the observation, the decision, the state read, and what the

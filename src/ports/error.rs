@@ -31,6 +31,11 @@ pub enum PortError {
     /// The backend answered something we cannot interpret.
     #[error("invalid response: {0}")]
     Invalid(String),
+    /// The service refused the request itself as malformed (DynamoDB's
+    /// `ValidationException`, a reused idempotency token): the request we
+    /// built is wrong, so no retry can succeed and it is never "lock lost".
+    #[error("request rejected as invalid (a bug: please report): {0}")]
+    RequestRejected(String),
 }
 
 impl PortError {

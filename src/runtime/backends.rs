@@ -1,6 +1,6 @@
 //! The real backends, built from the config: what runs without `--demo`.
 
-use crate::adapters::aws::sdk_config;
+use crate::adapters::aws::{check_credentials, sdk_config};
 use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::ec2::Ec2Fleet;
 use crate::adapters::kube::KubeCluster;
@@ -21,6 +21,10 @@ pub struct Backends {
     pub metrics: Result<Arc<PrometheusMetrics>, String>,
     pub clock: Arc<dyn Clock>,
     pub region: String,
+    /// Whether the default chain (or the profile) yields credentials:
+    /// "none at all" is said in those words before any AWS call fails.
+    pub credentials: Result<(), String>,
+    aws: crate::config::AwsConfig,
 }
 
 /// The user-data template: the configured file, resolved against the
@@ -53,7 +57,10 @@ impl Backends {
             .unwrap_or_else(|| "(no region)".into());
         let template = user_data_template(&config.ec2, config_path)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let credentials = check_credentials(&sdk).await;
         Ok(Backends {
+            credentials,
+            aws: config.aws.clone(),
             state: Arc::new(DynamoStateStore::new(
                 &sdk,
                 &config.dynamodb.table,
@@ -70,6 +77,21 @@ impl Backends {
             clock,
             region,
         })
+    }
+
+    /// Where calls to `service` (`dynamodb`, `ec2`) go, as the SDK picks
+    /// it: the config's endpoint, the per-service and global environment
+    /// variables, or AWS's regional endpoint.
+    pub fn endpoint(&self, service: &str) -> String {
+        self.aws
+            .endpoint_url
+            .clone()
+            .or_else(|| {
+                std::env::var(format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase())).ok()
+            })
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("{service}.{}.amazonaws.com", self.region))
     }
 
     /// All four ports, for the engine; an adapter that could not be built

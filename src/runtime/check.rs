@@ -86,7 +86,15 @@ async fn kubernetes(backends: &Backends, config: &Config) -> Row {
 
 async fn ec2(backends: &Backends, config: &Config, endpoint: String) -> Row {
     let t = Instant::now();
-    let result = match backends.cloud.managed_instances().await {
+    let listed = match &backends.credentials {
+        Ok(()) => backends
+            .cloud
+            .managed_instances()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    let result = match listed {
         Ok(instances) => match backends.cloud.master().await {
             Ok(Some(m)) => Ok(format!(
                 "{} managed workers; master {}",
@@ -100,7 +108,7 @@ async fn ec2(backends: &Backends, config: &Config, endpoint: String) -> Row {
             )),
             Err(e) => Err(e.to_string()),
         },
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     Row::new(
         "ec2",
@@ -114,7 +122,15 @@ async fn ec2(backends: &Backends, config: &Config, endpoint: String) -> Row {
 async fn dynamodb(backends: &Backends, config: &Config, endpoint: String) -> Row {
     let t = Instant::now();
     let table = &config.dynamodb.table;
-    let result = match backends.state.check_table().await {
+    let checked = match &backends.credentials {
+        Ok(()) => backends
+            .state
+            .check_table()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    let result = match checked {
         Ok(()) => match backends.state.read().await {
             Ok(s) => Ok(match s.lock {
                 Some(l) if l.is_held_at(SystemClock::new().now()) => {
@@ -128,7 +144,7 @@ async fn dynamodb(backends: &Backends, config: &Config, endpoint: String) -> Row
             }),
             Err(e) => Err(e.to_string()),
         },
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     Row::new(
         "dynamodb",
@@ -147,18 +163,11 @@ pub async fn check(config: &Config, path: Option<&Path>) -> u8 {
             return USAGE;
         }
     };
-    let endpoint = |service: &str| {
-        config
-            .aws
-            .endpoint_url
-            .clone()
-            .unwrap_or_else(|| format!("{service}.{}.amazonaws.com", backends.region))
-    };
     let rows = [
         prometheus(&backends, config).await,
         kubernetes(&backends, config).await,
-        ec2(&backends, config, endpoint("ec2")).await,
-        dynamodb(&backends, config, endpoint("dynamodb")).await,
+        ec2(&backends, config, backends.endpoint("ec2")).await,
+        dynamodb(&backends, config, backends.endpoint("dynamodb")).await,
     ];
     println!(
         "{:<11} {:<42} {:<7} {:>8}  detail",

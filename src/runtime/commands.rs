@@ -18,6 +18,10 @@ pub async fn init(config: &Config, path: Option<&Path>) -> u8 {
             return USAGE;
         }
     };
+    if let Err(e) = &aws.credentials {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
     match aws.state.create_table().await {
         Ok(crate::adapters::dynamodb::InitOutcome::Created) => {
             println!(
@@ -62,6 +66,10 @@ pub async fn unlock(
             return USAGE;
         }
     };
+    if let Err(e) = &aws.credentials {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
     if let Err(e) = aws.state.check_table().await {
         eprintln!("error: {e}");
         return FAILED;
@@ -120,6 +128,10 @@ pub async fn pause(
             return USAGE;
         }
     };
+    if let Err(e) = &aws.credentials {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
     if let Err(e) = aws.state.check_table().await {
         eprintln!("error: {e}");
         return FAILED;

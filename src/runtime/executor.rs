@@ -8,7 +8,8 @@ use super::observe::observe;
 use super::shutdown::Shutdown;
 use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, OpView};
 use crate::engine::{
-    ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of, validate_request,
+    ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
+    validate_request,
 };
 use crate::ports::{Instance, Node, OpKind, OpRecord, Origin, Pdb, Pod, PortError, Ports};
 use std::collections::BTreeSet;
@@ -68,15 +69,26 @@ impl Executor {
                 return report;
             }
             Err(e) => {
-                report.error = Some(format!("acquiring the lock: {e}"));
+                let failure = fail("dynamodb", None, format!("acquiring the lock: {e}"));
+                warn!(target: "engine", backend = failure.backend, "{failure}");
+                report.error = Some(failure);
                 return report;
             }
         };
         report.lock_taken = true;
         self.metrics.lock_acquired();
         debug!(target: "lock", fence = held.lease.fence, owner = %held.lease.owner, "lock acquired");
-        if let Err(e) = self.work(&mut held, start, shutdown, &mut report).await {
-            report.error = Some(e);
+        if let Err(failure) = self.work(&mut held, start, shutdown, &mut report).await {
+            // Never silent: the service's own words, with the operation.
+            match &failure.op_id {
+                Some(op_id) => {
+                    warn!(target: "engine", op_id = %op_id, backend = failure.backend, "operation cannot advance: {}", failure.message)
+                }
+                None => {
+                    warn!(target: "engine", backend = failure.backend, "operation cannot start: {}", failure.message)
+                }
+            }
+            report.error = Some(failure);
         }
         self.lock.release(&held).await;
         self.metrics.lock_released();
@@ -90,14 +102,20 @@ impl Executor {
         start: Option<StartRequest>,
         shutdown: &Shutdown,
         report: &mut ExecReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecFailure> {
         // Re-read after acquiring: never act on what was seen before.
         let mut record = self
             .ports
             .state
             .read()
             .await
-            .map_err(|e| format!("reading the operation record: {e}"))?
+            .map_err(|e| {
+                fail(
+                    "dynamodb",
+                    None,
+                    format!("reading the operation record: {e}"),
+                )
+            })?
             .record;
         if let Some(StartRequest::Operator(Request::CloseOperation(id))) = &start {
             // Closing an operation is a write to it, not a new one; checked
@@ -192,7 +210,8 @@ impl Executor {
         record: &mut OpRecord,
         next: OpRecord,
         report: &mut ExecReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecFailure> {
+        let op_id = next.op.as_ref().map(|o| o.id.as_str());
         match self.ports.state.write_op(&held.lease, record, &next).await {
             Ok(()) => {}
             // Unknown: did it apply? A refused condition can also be our own
@@ -205,15 +224,29 @@ impl Executor {
                     .read()
                     .await
                     .map_err(|read| {
-                        format!("write not confirmed ({e}) and read-back failed: {read}")
+                        fail(
+                            "dynamodb",
+                            op_id,
+                            format!("write not confirmed ({e}) and read-back failed: {read}"),
+                        )
                     })?
                     .record;
                 if stored != next {
-                    return Err(format!("fenced write did not apply: {e}"));
+                    return Err(fail(
+                        "dynamodb",
+                        op_id,
+                        format!("fenced write did not apply: {e}"),
+                    ));
                 }
                 info!(target: "engine", "write had applied despite: {e}");
             }
-            Err(e) => return Err(format!("fenced write failed: {e}")),
+            Err(e) => {
+                return Err(fail(
+                    "dynamodb",
+                    op_id,
+                    format!("fenced write refused: {e}"),
+                ));
+            }
         }
         self.metrics.record_write(record, &next);
         let intent = next.op.as_ref().is_some_and(|o| {
@@ -242,14 +275,17 @@ impl Executor {
         record: &mut OpRecord,
         shutdown: &Shutdown,
         report: &mut ExecReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecFailure> {
         let mut tried: BTreeSet<String> = BTreeSet::new();
         let mut pending: Option<Next> = None;
         for _ in 0..MAX_STEPS_PER_TICK {
+            let op_id = record.in_flight().map(|o| o.id.clone());
             if let Err(e) = self.lock.keep(held).await {
                 self.metrics.lock_lost();
-                return Err(format!(
-                    "lease renewal failed: {e}; stopping before any further step"
+                return Err(fail(
+                    "dynamodb",
+                    op_id.as_deref(),
+                    format!("lease renewal failed: {e}; stopping before any further step"),
                 ));
             }
             let now = self.ports.clock.now();
@@ -283,9 +319,13 @@ impl Executor {
                     // renew again if too little is left for this effect.
                     if let Err(e) = self.lock.keep(held).await {
                         self.metrics.lock_lost();
-                        return Err(format!(
-                            "lease renewal failed: {e}; not starting {}",
-                            effect.describe()
+                        return Err(fail(
+                            "dynamodb",
+                            op_id.as_deref(),
+                            format!(
+                                "lease renewal failed: {e}; not starting {}",
+                                effect.describe()
+                            ),
                         ));
                     }
                     if !self.lock.may_act(held) {
@@ -310,8 +350,10 @@ impl Executor {
                 }
             }
         }
-        Err(format!(
-            "more than {MAX_STEPS_PER_TICK} steps in one tick; stopping (engine bug?)"
+        Err(fail(
+            "engine",
+            record.in_flight().map(|o| o.id.as_str()),
+            format!("more than {MAX_STEPS_PER_TICK} steps in one tick; stopping (engine bug?)"),
         ))
     }
 
@@ -384,10 +426,19 @@ impl Executor {
     }
 
     /// Read what the operation touches, fresh.
-    async fn view_for(&self, kind: &OpKind, op_id: &str) -> Result<WorldSlice, String> {
+    async fn view_for(&self, kind: &OpKind, op_id: &str) -> Result<WorldSlice, ExecFailure> {
         let p = &self.ports;
         let err = |what: &str, e: PortError| {
-            format!("{what}: {e}; cannot advance the operation this tick")
+            let backend = if what.starts_with("describing") {
+                "ec2"
+            } else {
+                "kubernetes"
+            };
+            fail(
+                backend,
+                Some(op_id),
+                format!("{what}: {e}; cannot advance the operation this tick"),
+            )
         };
         let mut slice = WorldSlice::default();
         if !matches!(kind, OpKind::Cordon { .. }) {
@@ -423,6 +474,14 @@ impl Executor {
             }
         }
         Ok(slice)
+    }
+}
+
+fn fail(backend: &'static str, op_id: Option<&str>, message: String) -> ExecFailure {
+    ExecFailure {
+        backend,
+        op_id: op_id.map(String::from),
+        message,
     }
 }
 

@@ -51,6 +51,10 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
             return USAGE;
         }
     };
+    if let Err(e) = &aws.credentials {
+        eprintln!("error: {e}");
+        return FAILED;
+    }
     let sources = Sources {
         state: aws.state.clone(),
         cloud: aws.cloud.clone(),

@@ -106,8 +106,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             t.warn,
         ));
     }
+    // An operation that cannot start or advance outranks a backend that
+    // could not be read: it is what the engine is stuck on.
     if let Some(s) = &app.snapshot
-        && let Some((backend, error)) = s.errors.iter().next()
+        && let Some((backend, error)) = s
+            .errors
+            .get_key_value("operation")
+            .or_else(|| s.errors.iter().next())
     {
         bottom.push(Span::styled(" │ last error ", t.dim));
         bottom.push(Span::styled(format!("{backend}: {error}"), t.bad));

@@ -44,6 +44,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Span::styled("never taken", t.text),
         ])),
     }
+    if let Some((at, failure)) = &app.last_failure {
+        lines.push(Line::from(vec![
+            label("failed"),
+            Span::styled(
+                format!("{} ago, {}: {failure}", age(app.now, *at), failure.backend),
+                t.bad,
+            ),
+        ]));
+    }
     if let Some(error) = snapshot.and_then(|s| s.state_error.as_ref()) {
         lines.push(Line::from(Span::styled(
             format!("state table Unknown: {error}"),

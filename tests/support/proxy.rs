@@ -33,6 +33,12 @@ struct Upstream {
     calls: Arc<Mutex<Vec<(String, bool)>>>,
     violations: Arc<Mutex<Vec<String>>>,
     model: Arc<ServiceModel>,
+    /// `service:Operation` answered by the proxy itself with this HTTP
+    /// status and JSON body, never forwarded: a refusal from outside the
+    /// model (what the real service says to a request it rejects).
+    refuse: Option<(String, u16, String)>,
+    /// How many more matching calls to refuse (`None`: all of them).
+    refusals_left: Arc<Mutex<Option<usize>>>,
 }
 
 pub struct CountingProxy {
@@ -43,6 +49,46 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> CountingProxy {
+        CountingProxy::with_refusal(upstream, None, None).await
+    }
+
+    /// A proxy that answers `call` (`dynamodb:TransactWriteItems`) itself,
+    /// with DynamoDB's JSON error shape: `code` (`ValidationException`) and
+    /// `message`, HTTP 400.
+    pub async fn refusing(upstream: &str, call: &str, code: &str, message: &str) -> CountingProxy {
+        let body = serde_json::json!({
+            "__type": format!("com.amazon.coral.validate#{code}"),
+            "message": message,
+        })
+        .to_string();
+        CountingProxy::with_refusal(upstream, Some((call.to_string(), 400, body)), None).await
+    }
+
+    /// The first `times` operation writes are cancelled as DynamoDB cancels
+    /// a transaction that met another one on the same item.
+    pub async fn conflicting(upstream: &str, times: usize) -> CountingProxy {
+        let body = serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
+            "CancellationReasons": [
+                {"Code": "None"},
+                {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+            ],
+        })
+        .to_string();
+        CountingProxy::with_refusal(
+            upstream,
+            Some(("dynamodb:TransactWriteItems".into(), 400, body)),
+            Some(times),
+        )
+        .await
+    }
+
+    async fn with_refusal(
+        upstream: &str,
+        refuse: Option<(String, u16, String)>,
+        times: Option<usize>,
+    ) -> CountingProxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let violations = Arc::new(Mutex::new(Vec::new()));
         let state = Upstream {
@@ -51,6 +97,8 @@ impl CountingProxy {
             calls: calls.clone(),
             violations: violations.clone(),
             model: Arc::new(ServiceModel::dynamodb()),
+            refuse,
+            refusals_left: Arc::new(Mutex::new(times)),
         };
         let app = Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -133,7 +181,32 @@ async fn forward(
     let (call, mutating) = classify(&headers, &body);
     let problems = check(&up.model, &call, &body);
     up.violations.lock().unwrap().extend(problems);
+    let refused = up
+        .refuse
+        .as_ref()
+        .filter(|(c, _, _)| *c == call)
+        .filter(|_| {
+            let mut left = up.refusals_left.lock().unwrap();
+            match left.as_mut() {
+                None => true,
+                Some(0) => false,
+                Some(n) => {
+                    *n -= 1;
+                    true
+                }
+            }
+        })
+        .cloned();
     up.calls.lock().unwrap().push((call, mutating));
+    if let Some((_, status, body)) = refused {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        return (
+            status,
+            [("content-type", "application/x-amz-json-1.0".to_string())],
+            body,
+        )
+            .into_response();
+    }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = up
         .http

@@ -48,7 +48,16 @@ struct Inner {
     /// The phase this engine last wrote, and since when: a duration is
     /// only measured for phases whose start this engine saw.
     phase_entered: Option<(String, OpPhase, Timestamp)>,
+    /// Attempts in a row to start or advance an operation that failed,
+    /// and the last failure's words.
+    consecutive_failures: u32,
+    last_failure: Option<String>,
+    /// That many in a row make `/healthz` unhealthy (`engine.unhealthy_after`).
+    failure_limit: Option<u32>,
 }
+
+/// `engine.unhealthy_after`'s default.
+pub const DEFAULT_FAILURE_LIMIT: u32 = 3;
 
 /// The outcome label of a decision: its kind, never its arguments (a
 /// label per node name would grow without bound).
@@ -68,10 +77,32 @@ impl EngineMetrics {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many failed attempts in a row make `/healthz` answer 503.
+    pub fn set_failure_limit(&self, limit: u32) {
+        self.lock().failure_limit = Some(limit.max(1));
+    }
+
     /// After every tick: the decision, the backends, the gauges.
     pub fn record_tick(&self, report: &TickReport) {
         let mut m = self.lock();
         m.ticks += 1;
+        if let Some(exec) = &report.exec {
+            match &exec.error {
+                Some(failure) => {
+                    m.consecutive_failures += 1;
+                    m.last_failure = Some(format!("{}: {failure}", failure.backend));
+                    *m.backend_errors
+                        .entry(failure.backend.to_string())
+                        .or_default() += 1.0;
+                }
+                // An attempt that went through (or found the lock busy) ends
+                // the streak; a tick that did not try says nothing.
+                None => {
+                    m.consecutive_failures = 0;
+                    m.last_failure = None;
+                }
+            }
+        }
         *m.decisions
             .entry(outcome(&report.decision.action).into())
             .or_default() += 1.0;
@@ -197,6 +228,14 @@ impl EngineMetrics {
         if !m.unreachable.is_empty() {
             return Err(format!("unreachable: {}", m.unreachable.join("; ")));
         }
+        let limit = m.failure_limit.unwrap_or(DEFAULT_FAILURE_LIMIT);
+        if m.consecutive_failures >= limit {
+            return Err(format!(
+                "{} attempts in a row to start or advance an operation failed; last: {}",
+                m.consecutive_failures,
+                m.last_failure.as_deref().unwrap_or("?")
+            ));
+        }
         Ok(format!("ok: last tick {}s ago", age.as_secs()))
     }
 
@@ -253,7 +292,7 @@ impl EngineMetrics {
         e.labelled(
             &format!("{p}_backend_errors_total"),
             "counter",
-            "Ticks on which a backend was unreachable or its answer unusable.",
+            "Ticks on which a backend was unreachable or its answer unusable, and attempts it refused to start or advance an operation.",
             "backend",
             &m.backend_errors,
             &BACKENDS,
@@ -305,6 +344,12 @@ impl EngineMetrics {
             "class",
             &m.findings,
             &[],
+        );
+        e.scalar(
+            &format!("{p}_consecutive_failed_attempts"),
+            "gauge",
+            "Attempts in a row to start or advance an operation that failed.",
+            f64::from(m.consecutive_failures),
         );
         e.scalar(
             &format!("{p}_paused"),

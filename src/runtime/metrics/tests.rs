@@ -196,3 +196,54 @@ fn the_lock_gauge_follows_acquire_and_release() {
     );
     assert_eq!(sample(&text, "k3s_autoscaler_lock_losses_total"), Some(1.0));
 }
+
+#[test]
+fn failed_attempts_are_counted_and_enough_in_a_row_make_health_fail() {
+    let m = EngineMetrics::default();
+    m.set_failure_limit(2);
+    let now = at(100);
+    let failed = |message: &str| {
+        let mut t = tick(cluster(3, 50.0, now), Action::ScaleUp { count: 1 });
+        t.exec = Some(crate::engine::ExecReport {
+            lock_taken: true,
+            error: Some(crate::engine::ExecFailure {
+                backend: "dynamodb",
+                op_id: Some("op-1".into()),
+                message: message.into(),
+            }),
+            ..Default::default()
+        });
+        t
+    };
+    m.record_tick(&failed("ValidationException: token too long"));
+    assert!(
+        m.health(Duration::from_secs(60)).is_ok(),
+        "one failure is not a streak"
+    );
+    m.record_tick(&failed("ValidationException: token too long"));
+    let why = m.health(Duration::from_secs(60)).unwrap_err();
+    assert!(why.contains("2 attempts in a row"), "{why}");
+    assert!(why.contains("op-1: ValidationException"), "{why}");
+    let text = m.render();
+    assert_eq!(
+        sample(
+            &text,
+            "k3s_autoscaler_backend_errors_total{backend=\"dynamodb\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, "k3s_autoscaler_consecutive_failed_attempts"),
+        Some(2.0)
+    );
+    // A tick that did not try changes nothing; one that went through ends it.
+    m.record_tick(&tick(cluster(3, 50.0, now), Action::Hold));
+    assert!(m.health(Duration::from_secs(60)).is_err());
+    let mut ok = tick(cluster(3, 50.0, now), Action::Hold);
+    ok.exec = Some(crate::engine::ExecReport {
+        lock_taken: true,
+        ..Default::default()
+    });
+    m.record_tick(&ok);
+    assert!(m.health(Duration::from_secs(60)).is_ok());
+}
