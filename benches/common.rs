@@ -32,6 +32,7 @@ pub fn observation(workers: usize) -> Observation {
         requests: Resources::new(cpu, 512 << 20),
         unschedulable_since: None,
         terminating: false,
+        node_selector: Default::default(),
     };
     for i in 0..workers {
         let name = format!("i-{i:017x}");
@@ -58,6 +59,7 @@ pub fn observation(workers: usize) -> Observation {
             instance_type: "t3.large".into(),
             zone: "eu-west-1a".into(),
             private_ip: Some(format!("10.0.{}.{}", i / 250, i % 250)),
+            subnet: None,
             launched_at: Timestamp(NOW.0 - (i as i64) * 60_000),
             op_id: None,
             managed: true,

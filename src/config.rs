@@ -83,6 +83,13 @@ pub struct Ec2Config {
     /// SSM Parameter Store *name* of the agent join token; the instance
     /// fetches the value at boot, the engine never reads it.
     pub join_token_parameter: String,
+    /// The K3s version workers install (`v1.33.1+k3s1`). Unset: the K3s
+    /// server's own version, read from the API server when a launch is
+    /// planned, so a new K3s release never gives workers newer than it.
+    pub k3s_version: Option<String>,
+    /// The AMI has K3s baked in (binary and install script): no download at
+    /// boot (`INSTALL_K3S_SKIP_DOWNLOAD=true`).
+    pub k3s_preinstalled: bool,
 }
 
 impl Default for Ec2Config {
@@ -98,6 +105,8 @@ impl Default for Ec2Config {
             master_tag: "k3s-autoscaler/role=master".into(),
             user_data_template: "assets/user-data.sh.tmpl".into(),
             join_token_parameter: "/k3s/agent-token".into(),
+            k3s_version: None,
+            k3s_preinstalled: false,
         }
     }
 }
@@ -233,6 +242,9 @@ pub struct EngineConfig {
     /// Failed attempts in a row to start or advance an operation after
     /// which `/healthz` answers 503.
     pub unhealthy_after: u32,
+    /// Above this share (percent) of running managed instances without a
+    /// Ready node, the view is implausible and nothing destructive runs.
+    pub max_unready_percent: f64,
 }
 
 impl Default for EngineConfig {
@@ -241,6 +253,7 @@ impl Default for EngineConfig {
             interval: ConfigDuration::secs(15),
             join_timeout: ConfigDuration::secs(600),
             unhealthy_after: 3,
+            max_unready_percent: 45.0,
         }
     }
 }
@@ -442,8 +455,23 @@ impl Config {
                 ),
             );
         }
+        if let Some(v) = &self.ec2.k3s_version
+            && !crate::engine::operation::is_k3s_version(v)
+        {
+            return bad(
+                "ec2.k3s_version",
+                format!("\"{v}\" is not a K3s release like \"v1.33.1+k3s1\""),
+            );
+        }
         if self.engine.unhealthy_after == 0 {
             return bad("engine.unhealthy_after", "must be at least 1".into());
+        }
+        let unready = self.engine.max_unready_percent;
+        if !(unready.is_finite() && (0.0..=100.0).contains(&unready)) {
+            return bad(
+                "engine.max_unready_percent",
+                format!("must be a percentage from 0 to 100, not {unready}"),
+            );
         }
         if self.cluster.name.trim().is_empty() {
             return bad("cluster.name", "must not be empty".into());

@@ -88,6 +88,16 @@ impl ClusterApi for BusyCluster {
     async fn delete_node(&self, _: &str) -> PortResult<()> {
         Ok(())
     }
+    async fn server_version(&self) -> PortResult<String> {
+        Ok("v1.33.1+k3s1".into())
+    }
+    async fn node_of_instance(&self, id: &str) -> PortResult<Option<String>> {
+        let nodes = self.nodes().await?;
+        Ok(nodes
+            .into_iter()
+            .find(|n| n.instance_id.as_deref() == Some(id))
+            .map(|n| n.name))
+    }
 }
 
 async fn engine(cluster: &str, table: &str, n: usize, master_tag: &str, peers: &Peers) -> Executor {
@@ -288,4 +298,121 @@ async fn run_master(ec2: &aws_sdk_ec2::Client, cluster: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// The sequence a retry used to get wrong: the first instance type has no
+/// capacity, the second launches, its answer is lost (and EC2 does not
+/// list the new instances yet), capacity for the first comes back, the
+/// engine tries again next tick. The
+/// recorded plan re-sends exactly that attempt with its token, EC2 answers
+/// with the first launch, and exactly `count` instances of the second type
+/// exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_fallback_then_a_lost_answer_launches_once() {
+    let strict = support::strict_ec2::StrictEc2::start(&support::moto_url()).await;
+    let store_proxy = support::proxy::CountingProxy::start(&support::dynamodb_url()).await;
+    let peers = Peers {
+        dynamodb: store_proxy,
+        ec2: support::proxy::CountingProxy::start(&strict.url).await,
+    };
+    let sdk = support::moto_sdk().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let cluster = support::unique("fallback");
+    let table = support::unique("fallback");
+    DynamoStateStore::new(&support::dynamodb_sdk().await, &table, &cluster)
+        .create_table()
+        .await
+        .unwrap();
+    run_master(&ec2, &cluster).await;
+    let master_tag = format!("k3s-autoscaler/master={cluster}");
+    strict.refuse_type("t3.large", "InsufficientInstanceCapacity");
+    strict.invisible_for(Duration::from_secs(60));
+    // Every try of the SDK's own retry loses its answer too.
+    strict.lose_next_answers(3);
+    let executor = engine(&cluster, &table, 0, &master_tag, &peers).await;
+    let start = || {
+        Some(StartRequest::Engine {
+            memory: PolicyMemory::default(),
+        })
+    };
+    let first = executor.run(start(), &Shutdown::new()).await;
+    assert!(first.started.is_some(), "{first:?}");
+    assert!(
+        first
+            .stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("launch not confirmed")),
+        "{first:?}"
+    );
+    // The next tick: nothing listed yet, and the first type has capacity
+    // again. A retry that started over from the first type would launch a
+    // second batch; the plan sends the same attempt again.
+    strict.clear_refusals();
+    let second = executor.run(start(), &Shutdown::new()).await;
+    assert_eq!(second.error, None, "{second:?}");
+    let state = DynamoStateStore::new(&support::dynamodb_sdk().await, &table, &cluster)
+        .read()
+        .await
+        .unwrap();
+    let op = state.record.op.expect("the operation");
+    let OpKind::ScaleUp {
+        count,
+        instance_ids,
+        plan: Some(plan),
+        ..
+    } = &op.kind
+    else {
+        panic!("{:?}", op.kind)
+    };
+    assert!(
+        matches!(op.phase, OpPhase::Launched | OpPhase::Verifying),
+        "{:?}: {:?}",
+        op.phase,
+        op.steps
+    );
+    assert_eq!(plan.attempt, 1, "{plan:?}");
+    assert!(
+        plan.refusals[0].starts_with("t3.large: InsufficientInstanceCapacity"),
+        "{plan:?}"
+    );
+    assert_eq!(strict.launches(), 1, "one RunInstances launched anything");
+    assert_eq!(instance_ids.len(), *count as usize);
+    let out = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:k3s-autoscaler/op-id")
+                .values(&op.id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let launched: Vec<_> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .collect();
+    assert_eq!(launched.len(), *count as usize, "a second launch happened");
+    assert!(
+        launched
+            .iter()
+            .all(|i| i.instance_type().map(|t| t.as_str()) == Some("t3a.large")),
+        "{launched:?}"
+    );
+    let mut recorded = instance_ids.clone();
+    recorded.sort();
+    let mut found: Vec<String> = launched
+        .iter()
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect();
+    found.sort();
+    assert_eq!(recorded, found);
+    let refused: Vec<String> = peers
+        .dynamodb
+        .violations()
+        .into_iter()
+        .chain(strict.violations())
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
 }

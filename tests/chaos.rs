@@ -102,6 +102,10 @@ async fn the_checker_catches_a_rogue_engine() {
             op_id: "rogue".into(),
             client_token: "t".into(),
             count: 6,
+            instance_type: "t3.large".into(),
+            subnet: None,
+            master_address: "10.0.0.5".into(),
+            k3s_version: "v1.33.1+k3s1".into(),
         })
         .await
         .unwrap();

@@ -27,8 +27,12 @@ trait Fixture: Send + Sync {
 fn launch_request(op: &str, count: u32) -> LaunchRequest {
     LaunchRequest {
         op_id: op.into(),
-        client_token: format!("k3sa-{op}"),
+        client_token: format!("k3sa-{op}-0"),
         count,
+        instance_type: "t3.large".into(),
+        subnet: None,
+        master_address: "10.0.0.5".into(),
+        k3s_version: "v1.33.1+k3s1".into(),
     }
 }
 
@@ -64,6 +68,23 @@ mod cases {
         // Another op launches its own.
         let other = cloud.launch(&launch_request("op-2", 1)).await.unwrap();
         assert!(ids(&other).is_disjoint(&ids(&first)));
+    }
+
+    /// EC2's idempotency: the token names one launch. Sent again with
+    /// other parameters (another type here; another subnet is another zone)
+    /// it is refused, and nothing more is launched.
+    pub async fn a_token_reused_with_other_parameters_is_refused(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let first = cloud.launch(&launch_request("op-5", 1)).await.unwrap();
+        let mut other = launch_request("op-5", 1);
+        other.instance_type = "m5.large".into();
+        let refused = cloud.launch(&other).await.unwrap_err();
+        assert!(matches!(refused, PortError::TokenReused(_)), "{refused}");
+        assert_eq!(
+            ids(&cloud.instances_for_op("op-5").await.unwrap()),
+            ids(&first),
+            "nothing more was launched"
+        );
     }
 
     pub async fn only_live_managed_workers_of_this_cluster_are_listed(f: Box<dyn Fixture>) {
@@ -155,11 +176,27 @@ struct MotoFixture {
     ec2: aws_sdk_ec2::Client,
     cluster: String,
     master: String,
+    /// moto behind the proxy that answers like EC2 (ClientToken, capacity).
+    strict: support::strict_ec2::StrictEc2,
+}
+
+impl Drop for MotoFixture {
+    fn drop(&mut self) {
+        let refused = self.strict.violations();
+        if !std::thread::panicking() {
+            assert!(
+                refused.is_empty(),
+                "requests EC2 refuses:\n{}",
+                refused.join("\n")
+            );
+        }
+    }
 }
 
 impl MotoFixture {
     async fn new() -> Self {
-        let sdk = support::moto_sdk().await;
+        let strict = support::strict_ec2::StrictEc2::start(&support::moto_url()).await;
+        let sdk = support::sdk_at(&strict.url).await;
         let cluster = support::unique("conf-cloud");
         let mut config = support::moto_config(&cluster, "unused");
         // A master tag of our own, so parallel tests never see each other's.
@@ -176,6 +213,7 @@ impl MotoFixture {
             ec2,
             cluster,
             master,
+            strict,
         }
     }
 }
@@ -267,6 +305,7 @@ conformance!(
     only_live_managed_workers_of_this_cluster_are_listed,
     terminate_refuses_anything_unmanaged_before_any_change,
     the_master_is_found_by_its_tag,
+    a_token_reused_with_other_parameters_is_refused,
 );
 
 #[tokio::test]
@@ -320,6 +359,11 @@ async fn a_launch_carries_the_tags_imdsv2_and_user_data_without_a_secret() {
     );
     assert!(
         decoded.contains("--node-name \"$INSTANCE_ID\""),
+        "{decoded}"
+    );
+    // The release the plan pinned, not whatever get.k3s.io serves today.
+    assert!(
+        decoded.contains("K3S_VERSION=\"v1.33.1+k3s1\""),
         "{decoded}"
     );
 }

@@ -144,6 +144,29 @@ mod cases {
         c.delete_node("no-such-node").await.unwrap();
         let name = c.nodes().await.unwrap()[0].name.clone();
         c.delete_node(&name).await.unwrap();
+        assert!(
+            !c.nodes().await.unwrap().iter().any(|n| n.name == name),
+            "{name} is gone"
+        );
+        c.delete_node(&name).await.unwrap();
+    }
+
+    /// The look-up that confirms "never joined" ignores the selector and
+    /// finds a node by its instance; the release new workers pin is the
+    /// server's.
+    pub async fn a_node_is_found_by_instance_and_the_server_names_its_release(c: Cluster) {
+        let nodes = c.nodes().await.unwrap();
+        let node = &nodes[0];
+        let id = node.instance_id.clone().expect("an instance id");
+        assert_eq!(
+            c.node_of_instance(&id).await.unwrap().as_deref(),
+            Some(node.name.as_str())
+        );
+        assert_eq!(
+            c.node_of_instance("i-0000000000nothere").await.unwrap(),
+            None
+        );
+        assert_eq!(c.server_version().await.unwrap(), "v1.33.1+k3s1");
     }
 
     pub async fn unschedulable_pods_say_since_when(c: Cluster) {
@@ -237,8 +260,44 @@ conformance!(
     cordon_and_uncordon,
     eviction_honours_the_budget,
     deleting_a_node_object_is_idempotent,
+    a_node_is_found_by_instance_and_the_server_names_its_release,
     unschedulable_pods_say_since_when: true,
 );
+
+/// A node patch that names a resourceVersion is conditional on it, as on
+/// the API server: the taint removal cannot drop a taint added since.
+#[tokio::test]
+async fn a_patch_with_a_stale_resource_version_is_refused() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let name = k3s_autoscaler::sim::ports::lock(&world).nodes()[0]
+        .name
+        .clone();
+    let http = reqwest::Client::new();
+    let patch = |rv: &str| {
+        serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": true}})
+            .to_string()
+    };
+    let stale = http
+        .patch(format!("{url}/api/v1/nodes/{name}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(patch("0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 409);
+    assert!(
+        !k3s_autoscaler::sim::ports::lock(&world).nodes()[0].cordoned,
+        "a refused patch changes nothing"
+    );
+    let current = http
+        .patch(format!("{url}/api/v1/nodes/{name}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(patch("1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status().as_u16(), 200);
+}
 
 /// The façade is faithful: what kube-rs reads through it is what the
 /// simulator's own port says.

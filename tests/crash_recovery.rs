@@ -168,6 +168,33 @@ async fn sigterm_at(point: &str, busy: bool) {
         "{log}"
     );
     let second = stack.engine("second", &[]);
+    if op["phase"] == "Aborted" {
+        // Stopped between the intent and its effect: the abort is recorded
+        // (an intent never outlives the process that decided it), nothing
+        // was launched for it, and the next engine decides afresh.
+        assert_eq!(point, "after-intent", "{op}");
+        assert!(
+            op["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("stopped before acting")),
+            "{op}"
+        );
+        let tagged = instances_tagged(&stack.moto_url(), "k3s-autoscaler/op-id", &op_id).await;
+        assert!(tagged.is_empty(), "the aborted intent launched {tagged:?}");
+        let seen = second.wait_for(
+            "a fresh scale-up after the abort",
+            Duration::from_secs(150),
+            |s, _| !s.completed("scale-up").is_empty(),
+        );
+        let (fresh, _) = seen
+            .ops
+            .iter()
+            .find(|(_, (k, p))| k == "scale-up" && p.last().map(String::as_str) == Some("Done"))
+            .expect("a completed scale-up");
+        assert_scale_up_converged(&stack, fresh).await;
+        println!("SIGTERM at {point}: {op_id} recorded Aborted; {fresh} scaled up after restart");
+        return;
+    }
     let seen = wait_done(&second, &op_id);
     assert_eq!(seen.phase_of(&op_id), Some("Done"), "{seen:#?}");
     if busy {

@@ -196,6 +196,10 @@ async fn a_crash_after_launch_is_adopted_without_a_second_launch() {
             op_id: "op-crash".into(),
             client_token: "k3sa-op-crash".into(),
             count: 2,
+            instance_type: "t3.large".into(),
+            subnet: None,
+            master_address: "10.0.0.5".into(),
+            k3s_version: "v1.33.1+k3s1".into(),
         })
         .await
         .unwrap();

@@ -100,6 +100,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         requests: Resources::new(300, 1 << 29),
         unschedulable_since: Some(now.minus(Duration::from_secs(600))),
         terminating: false,
+        node_selector: Default::default(),
     };
     let instance = |i: usize| Instance {
         id: format!("w{i}"),
@@ -107,6 +108,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         instance_type: "t3.large".into(),
         zone: "a".into(),
         private_ip: None,
+        subnet: None,
         launched_at: Timestamp(0),
         op_id: None,
         managed: true,

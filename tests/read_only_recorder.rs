@@ -76,6 +76,12 @@ impl ClusterApi for Recorder {
     async fn delete_node(&self, node: &str) -> PortResult<()> {
         Err(self.mutated(format!("delete_node({node})")))
     }
+    async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
+        self.inner.cluster.node_of_instance(instance_id).await
+    }
+    async fn server_version(&self) -> PortResult<String> {
+        self.inner.cluster.server_version().await
+    }
 }
 
 #[async_trait]

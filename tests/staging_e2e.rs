@@ -48,9 +48,17 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
     let seen = support::stack::read_log(&engine.log).clone_or(seen);
 
     for phases in seen.completed("scale-up") {
+        // The second LaunchIntended write is the launch plan (type, subnet,
+        // client token), recorded before RunInstances is sent.
         assert_eq!(
             phases,
-            ["LaunchIntended", "Launched", "Verifying", "Done"],
+            [
+                "LaunchIntended",
+                "LaunchIntended",
+                "Launched",
+                "Verifying",
+                "Done"
+            ],
             "{seen:#?}"
         );
     }

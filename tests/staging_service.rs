@@ -169,10 +169,13 @@ async fn a_refused_operation_write_is_loud_not_silent() {
     assert!(warn.launched.is_empty(), "nothing may launch");
 
     let healthz = format!("http://{addr}/healthz");
-    let (_, why) = eventually("/healthz 503", Duration::from_secs(90), || {
-        http_get(&healthz).filter(|(s, _)| *s == 503)
-    });
-    assert!(why.contains("attempts in a row"), "{why}");
+    // The WARN line is written inside a tick, before the tick is recorded:
+    // wait for the 503 that gives this reason, not the "no tick yet" one.
+    let (_, why) = eventually(
+        "/healthz 503 for failed attempts",
+        Duration::from_secs(90),
+        || http_get(&healthz).filter(|(s, body)| *s == 503 && body.contains("attempts in a row")),
+    );
     assert!(why.contains("request rejected as invalid"), "{why}");
     let (_, metrics) = http_get(&format!("http://{addr}/metrics")).unwrap();
     let errors: f64 = metrics

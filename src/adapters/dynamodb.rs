@@ -6,8 +6,8 @@
 use super::aws::port_error;
 use super::dynamodb_items::*;
 use crate::ports::{
-    AcquireRequest, BreakGlass, Lease, LockRecord, OpRecord, PortError, PortResult, StateSnapshot,
-    StateStore, Timestamp,
+    AcquireRequest, BreakGlass, Clock, ClockSample, Lease, LockRecord, OpRecord, PortError,
+    PortResult, StateSnapshot, StateStore, Timestamp,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -440,6 +440,36 @@ impl StateStore for DynamoStateStore {
         }
     }
 
+    async fn clock_sample(&self, local: &dyn Clock) -> PortResult<Option<ClockSample>> {
+        let date = DateHeader::default();
+        let sent = local.now();
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .customize()
+            .interceptor(date.clone())
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeTable (clock check)", e, false))?;
+        let received = local.now();
+        let Some(text) = date.take() else {
+            return Ok(None);
+        };
+        let server = aws_sdk_dynamodb::primitives::DateTime::from_str(
+            &text,
+            aws_sdk_dynamodb::primitives::DateTimeFormat::HttpDate,
+        )
+        .map_err(|e| PortError::Invalid(format!("DynamoDB's Date header {text:?}: {e}")))?;
+        let server = server
+            .to_millis()
+            .map_err(|e| PortError::Invalid(format!("DynamoDB's Date header {text:?}: {e}")))?;
+        Ok(Some(ClockSample {
+            sent,
+            received,
+            server: Timestamp(server),
+        }))
+    }
+
     async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {
         let note = format!(
             "{} by {}: {}",
@@ -523,6 +553,35 @@ impl StateStore for DynamoStateStore {
             Err(e) => return Err(port_error("break-glass unlock (UpdateItem)", e, true)),
         };
         lock_from_item(&item)
+    }
+}
+
+/// Keeps the `Date` header of the answer to one request (the service's
+/// clock), which the SDK's output types do not carry.
+#[derive(Clone, Debug, Default)]
+struct DateHeader(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl DateHeader {
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "k3s-autoscaler DateHeader"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(date.to_string());
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
-//! `CloudApi` on EC2 (DESIGN §3, §6): managed workers are the instances
-//! tagged with the cluster and role=worker; launches are idempotent twice
-//! over (the op-id tag is checked first, then RunInstances carries the
-//! ClientToken); only instances with both managed tags are ever terminated.
+//! `CloudApi` on EC2: managed workers are the instances tagged with the
+//! cluster and role=worker; a launch is one `RunInstances` exactly as the
+//! operation's recorded plan says (type, subnet, ClientToken), so a retry
+//! is idempotent at EC2 and the engine adopts by op-id tag as well; only
+//! instances with both managed tags are ever terminated.
 
 use super::aws::port_error;
 use super::user_data::{UserDataValues, base64, base64_decode, render};
@@ -20,11 +21,15 @@ use aws_sdk_ec2::types::{
 };
 use std::collections::BTreeMap;
 
-/// Errors after which the next instance type in the list is tried.
-const TRY_NEXT_TYPE: [&str; 3] = [
+/// Errors after which the plan's next target (subnet, then instance type)
+/// is tried: no capacity for the type in that zone, the type not offered
+/// there, or an account limit that another type may not hit.
+const TRY_NEXT_TARGET: [&str; 5] = [
     "InsufficientInstanceCapacity",
     "Unsupported",
     "InstanceLimitExceeded",
+    "VcpuLimitExceeded",
+    "InsufficientFreeAddressesInSubnet",
 ];
 
 pub struct Ec2Fleet {
@@ -87,6 +92,7 @@ impl Ec2Fleet {
                 .unwrap_or_default()
                 .to_string(),
             private_ip: i.private_ip_address().map(String::from),
+            subnet: i.subnet_id().map(String::from),
             launched_at: Timestamp(
                 i.launch_time()
                     .and_then(|t| t.to_millis().ok())
@@ -98,12 +104,8 @@ impl Ec2Fleet {
         })
     }
 
-    /// DescribeInstances with filters, every page; also the subnet of each.
-    async fn describe(
-        &self,
-        filters: Vec<Filter>,
-        ids: &[String],
-    ) -> PortResult<Vec<(Instance, Option<String>)>> {
+    /// DescribeInstances with filters, every page.
+    async fn describe(&self, filters: Vec<Filter>, ids: &[String]) -> PortResult<Vec<Instance>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -124,7 +126,7 @@ impl Ec2Fleet {
             for reservation in page.reservations() {
                 for i in reservation.instances() {
                     if let Some(instance) = self.to_domain(i) {
-                        out.push((instance, i.subnet_id().map(String::from)));
+                        out.push(instance);
                     }
                 }
             }
@@ -144,27 +146,6 @@ impl Ec2Fleet {
             filter(&format!("tag:{TAG_ROLE}"), &[ROLE_WORKER]),
             filter("instance-state-name", states),
         ]
-    }
-
-    /// The configured subnet with the fewest live managed workers.
-    async fn pick_subnet(&self) -> PortResult<Option<String>> {
-        if self.config.subnets.is_empty() {
-            return Ok(None);
-        }
-        let live = self
-            .describe(self.managed_filters(&["pending", "running"]), &[])
-            .await?;
-        let busiest = |subnet: &String| {
-            live.iter()
-                .filter(|(_, s)| s.as_ref() == Some(subnet))
-                .count()
-        };
-        Ok(self
-            .config
-            .subnets
-            .iter()
-            .min_by_key(|s| busiest(s))
-            .cloned())
     }
 
     fn tags(&self, op_id: &str) -> TagSpecification {
@@ -189,12 +170,8 @@ impl Ec2Fleet {
 #[async_trait]
 impl CloudApi for Ec2Fleet {
     async fn managed_instances(&self) -> PortResult<Vec<Instance>> {
-        Ok(self
-            .describe(self.managed_filters(&["pending", "running"]), &[])
-            .await?
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect())
+        self.describe(self.managed_filters(&["pending", "running"]), &[])
+            .await
     }
 
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
@@ -213,12 +190,7 @@ impl CloudApi for Ec2Fleet {
                 ],
             ),
         ];
-        Ok(self
-            .describe(filters, &[])
-            .await?
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect())
+        self.describe(filters, &[]).await
     }
 
     async fn master(&self) -> PortResult<Option<Instance>> {
@@ -235,103 +207,90 @@ impl CloudApi for Ec2Fleet {
                 ],
                 &[],
             )
-            .await?
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
+            .await?;
         // More than one match is a tagging mistake; the oldest is the safest guess.
         found.sort_by_key(|i| (i.launched_at, i.id.clone()));
         Ok(found.into_iter().next())
     }
 
     async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
-        // moto ignores ClientToken; real EC2 honours it. Checking the op-id
-        // tag first keeps a retry from ever launching twice on either.
-        let existing = self.instances_for_op(&request.op_id).await?;
-        if !existing.is_empty() {
-            return Ok(existing);
-        }
+        // Exactly one call, exactly as the operation recorded it: the
+        // engine chose type, subnet and token, and found the server.
         let ami = self
             .config
             .ami
             .as_deref()
             .ok_or_else(|| PortError::Invalid("ec2.ami is not set in the config".into()))?;
-        let master = self.master().await?.ok_or_else(|| {
-            PortError::Invalid(format!(
-                "no running K3s server found with tag {}",
-                self.config.master_tag
-            ))
-        })?;
-        let master_address = master.private_ip.ok_or_else(|| {
-            PortError::Invalid(format!(
-                "the K3s server {} has no private address",
-                master.id
-            ))
-        })?;
         let user_data = render(
             &self.template,
             &UserDataValues {
                 cluster: &self.cluster,
                 region: &self.region,
-                master_address: &master_address,
+                master_address: &request.master_address,
                 token_parameter: &self.config.join_token_parameter,
                 op_id: &request.op_id,
+                k3s_version: &request.k3s_version,
+                k3s_skip_download: if self.config.k3s_preinstalled {
+                    "true"
+                } else {
+                    "false"
+                },
             },
         )?;
-        let subnet = self.pick_subnet().await?;
         let count = i32::try_from(request.count)
             .map_err(|_| PortError::Invalid("launch count too large".into()))?;
-        let mut refusals = Vec::new();
-        for (i, instance_type) in self.config.instance_types.iter().enumerate() {
-            let mut run = self
-                .client
-                .run_instances()
-                .image_id(ami)
-                .instance_type(InstanceType::from(instance_type.as_str()))
-                .min_count(count)
-                .max_count(count)
-                // One token per type: EC2 refuses a reused token with other parameters.
-                .client_token(format!("{}-{i}", request.client_token))
-                .metadata_options(
-                    InstanceMetadataOptionsRequest::builder()
-                        .http_tokens(HttpTokensState::Required)
-                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                        .build(),
-                )
-                .tag_specifications(self.tags(&request.op_id))
-                .user_data(base64(user_data.as_bytes()));
-            if let Some(subnet) = &subnet {
-                run = run.subnet_id(subnet);
-            }
-            for group in &self.config.security_groups {
-                run = run.security_group_ids(group);
-            }
-            if let Some(profile) = &self.config.instance_profile {
-                run = run.iam_instance_profile(
-                    IamInstanceProfileSpecification::builder()
-                        .name(profile)
-                        .build(),
-                );
-            }
-            if let Some(key) = &self.config.key_name {
-                run = run.key_name(key);
-            }
-            match run.send().await {
-                Ok(out) => {
-                    return Ok(out
-                        .instances()
-                        .iter()
-                        .filter_map(|i| self.to_domain(i))
-                        .collect());
+        let mut run = self
+            .client
+            .run_instances()
+            .image_id(ami)
+            .instance_type(InstanceType::from(request.instance_type.as_str()))
+            .min_count(count)
+            .max_count(count)
+            .client_token(&request.client_token)
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(HttpTokensState::Required)
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .build(),
+            )
+            .tag_specifications(self.tags(&request.op_id))
+            .user_data(base64(user_data.as_bytes()));
+        if let Some(subnet) = &request.subnet {
+            run = run.subnet_id(subnet);
+        }
+        for group in &self.config.security_groups {
+            run = run.security_group_ids(group);
+        }
+        if let Some(profile) = &self.config.instance_profile {
+            run = run.iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(profile)
+                    .build(),
+            );
+        }
+        if let Some(key) = &self.config.key_name {
+            run = run.key_name(key);
+        }
+        match run.send().await {
+            Ok(out) => Ok(out
+                .instances()
+                .iter()
+                .filter_map(|i| self.to_domain(i))
+                .collect()),
+            Err(e) => {
+                let code = e.code().unwrap_or("").to_string();
+                let message = e.message().unwrap_or("").to_string();
+                if TRY_NEXT_TARGET.contains(&code.as_str()) {
+                    Err(PortError::InsufficientCapacity(format!(
+                        "{code}: {message}"
+                    )))
+                } else if code == "IdempotentParameterMismatch" {
+                    Err(PortError::TokenReused(format!("{code}: {message}")))
+                } else {
+                    Err(port_error("RunInstances", e, true))
                 }
-                Err(e) if e.code().is_some_and(|c| TRY_NEXT_TYPE.contains(&c)) => {
-                    tracing::warn!(target: "ec2", instance_type = %instance_type, "RunInstances refused: {}; trying the next type", e.code().unwrap_or(""));
-                    refusals.push(format!("{instance_type}: {}", e.code().unwrap_or("")));
-                }
-                Err(e) => return Err(port_error("RunInstances", e, true)),
             }
         }
-        Err(PortError::InsufficientCapacity(refusals.join("; ")))
     }
 
     async fn terminate(&self, ids: &[String]) -> PortResult<()> {
@@ -347,8 +306,8 @@ impl CloudApi for Ec2Fleet {
             Err(e) => return Err(e),
         };
         for id in ids {
-            match found.iter().find(|(i, _)| &i.id == id) {
-                Some((i, _)) if i.managed => {}
+            match found.iter().find(|i| &i.id == id) {
+                Some(i) if i.managed => {}
                 Some(_) => {
                     return Err(PortError::Refused(format!(
                         "{id} is not a managed worker of cluster {} (needs tags {TAG_CLUSTER}={} and {TAG_ROLE}={ROLE_WORKER})",

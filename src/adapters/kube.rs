@@ -111,6 +111,31 @@ fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Ve
 
 #[async_trait]
 impl ClusterApi for KubeCluster {
+    async fn server_version(&self) -> PortResult<String> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| port_error("reading the API server's version", e, false))?;
+        Ok(info.git_version)
+    }
+
+    async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
+        // No label selector, on purpose; and no conversion of whole nodes
+        // (an odd node elsewhere in the cluster must not fail this look-up).
+        let list = self
+            .nodes_api()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| port_error("listing every node", e, false))?;
+        Ok(list.items.iter().find_map(|n| {
+            let name = n.metadata.name.as_deref()?;
+            let provider = n.spec.as_ref().and_then(|s| s.provider_id.as_deref());
+            (kube_convert::instance_id(provider, name).as_deref() == Some(instance_id))
+                .then(|| name.to_string())
+        }))
+    }
+
     async fn nodes(&self) -> PortResult<Vec<Node>> {
         let list = self
             .nodes_api()
@@ -168,7 +193,14 @@ impl ClusterApi for KubeCluster {
             .filter(|t| t.key != TAINT_VERIFYING)
             .collect();
         // A merge patch replaces the list: everything but our taint stays.
-        let patch = serde_json::json!({ "spec": { "taints": remaining } });
+        // The resourceVersion we read makes it conditional: a taint the
+        // node controller added since (not-ready, unreachable) is not
+        // dropped by our stale copy; the API server answers 409 instead,
+        // and the step is retried on a fresh read.
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": current.metadata.resource_version },
+            "spec": { "taints": remaining },
+        });
         self.nodes_api()
             .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -9,46 +9,70 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
-/// CPU quantity in millicores: `"1930m"`, `"2"`, `"0.5"`, `"250u"`.
-pub fn cpu_millis(text: &str) -> Option<u64> {
+/// A Kubernetes quantity in base units (cores, bytes), by the API's own
+/// grammar (`resource.Quantity`): a decimal number, then one of the binary
+/// suffixes `Ki`…`Ei`, the decimal ones `n`, `u`, `m`, `k`, `M`, `G`, `T`,
+/// `P`, `E`, or an exponent `e3`/`E-2`. Every form the API server accepts
+/// parses, including the ones it produces when it canonicalises
+/// (`1.5` → `1500m`, and `memory: 500m`, half a byte). `None` for anything
+/// else and for negative values (no request or capacity is negative).
+pub fn quantity(text: &str) -> Option<f64> {
     let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix('m') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('u') {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('n') {
-        (n, 0.000_001)
-    } else {
-        (text, 1000.0)
-    };
+    let body = text.strip_prefix('+').unwrap_or(text);
+    // The number: digits, at most one point, at least one digit.
+    let number_len = body
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.'))
+        .map_or(body.len(), |(i, _)| i);
+    let (number, suffix) = body.split_at(number_len);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return None;
+    }
     let value: f64 = number.parse().ok()?;
-    let millis = value * scale;
+    let scale = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1_048_576.0,
+        "Gi" => 1_073_741_824.0,
+        "Ti" => 1_099_511_627_776.0,
+        "Pi" => 1_125_899_906_842_624.0,
+        "Ei" => 1_152_921_504_606_846_976.0,
+        exp => {
+            let digits = exp.strip_prefix(['e', 'E'])?;
+            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let power: i32 = digits.parse().ok()?;
+            10f64.powi(power)
+        }
+    };
+    let total = value * scale;
+    total.is_finite().then_some(total)
+}
+
+/// CPU quantity in millicores: `"1930m"`, `"2"`, `"0.5"`, `"250u"`, `"1e-3"`.
+pub fn cpu_millis(text: &str) -> Option<u64> {
+    let millis = quantity(text)? * 1000.0;
+    // A rounding error of the float must not turn 1930m into 1931m.
+    let millis = (millis * 1e6).round() / 1e6;
     (0.0..1e15).contains(&millis).then(|| millis.ceil() as u64)
 }
 
-/// Memory quantity in bytes: `"7Gi"`, `"8039252Ki"`, `"512M"`, `"1e9"`.
+/// Memory quantity in bytes: `"7Gi"`, `"8039252Ki"`, `"512M"`, `"1e9"`,
+/// `"500m"` (half a byte, which the API server accepts: one byte here).
 pub fn bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    const SUFFIXES: [(&str, f64); 12] = [
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    let (number, scale) = SUFFIXES
-        .iter()
-        .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
-        .unwrap_or((text, 1.0));
-    let value: f64 = number.parse().ok()?;
-    let total = value * scale;
+    let total = quantity(text)?;
+    let total = (total * 1e3).round() / 1e3;
     (0.0..1.8e19).contains(&total).then(|| total.ceil() as u64)
 }
 
@@ -195,6 +219,9 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
         requests,
         unschedulable_since,
         terminating: p.metadata.deletion_timestamp.is_some(),
+        node_selector: spec
+            .and_then(|s| s.node_selector.clone())
+            .unwrap_or_default(),
         namespace,
         name,
     })
@@ -268,6 +295,23 @@ mod tests {
         assert_eq!(bytes("512M"), Some(512_000_000));
         assert_eq!(bytes("1e9"), Some(1_000_000_000));
         assert_eq!(bytes("12Zi"), None);
+        // What the API server accepts and canonicalises: every one parses.
+        assert_eq!(bytes("500m"), Some(1));
+        assert_eq!(cpu_millis("1500m"), Some(1500));
+        assert_eq!(cpu_millis("1.5"), Some(1500));
+        assert_eq!(cpu_millis("100n"), Some(1));
+        assert_eq!(cpu_millis("2k"), Some(2_000_000));
+        assert_eq!(cpu_millis("1e-3"), Some(1));
+        assert_eq!(cpu_millis("+2"), Some(2000));
+        assert_eq!(bytes("1E"), Some(1_000_000_000_000_000_000));
+        assert_eq!(bytes("2E3"), Some(2000));
+        assert_eq!(bytes("1.5Gi"), Some(3 << 29));
+        assert_eq!(bytes("128974848e-3"), Some(128_975));
+        for bad in [
+            "", ".", "1..2", "Gi", "1e", "1e+", "1 Gi", "1gi", "1Ki2", "e3", "-1Ki",
+        ] {
+            assert_eq!(bytes(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

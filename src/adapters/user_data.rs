@@ -14,6 +14,10 @@ pub struct UserDataValues<'a> {
     pub master_address: &'a str,
     pub token_parameter: &'a str,
     pub op_id: &'a str,
+    /// `INSTALL_K3S_VERSION`: the release the plan pinned.
+    pub k3s_version: &'a str,
+    /// `INSTALL_K3S_SKIP_DOWNLOAD`: `"true"` for an AMI with K3s baked in.
+    pub k3s_skip_download: &'a str,
 }
 
 pub fn render(template: &str, v: &UserDataValues<'_>) -> Result<String, PortError> {
@@ -24,6 +28,8 @@ pub fn render(template: &str, v: &UserDataValues<'_>) -> Result<String, PortErro
         ("master_address", v.master_address),
         ("token_parameter", v.token_parameter),
         ("op_id", v.op_id),
+        ("k3s_version", v.k3s_version),
+        ("k3s_skip_download", v.k3s_skip_download),
     ] {
         if value.contains(['"', '\'', '`', '$', '\\', '\n']) {
             return Err(PortError::Invalid(format!(
@@ -104,6 +110,8 @@ mod tests {
             master_address: "10.0.1.5",
             token_parameter: "/k3s/agent-token",
             op_id: "op-1",
+            k3s_version: "v1.33.1+k3s1",
+            k3s_skip_download: "false",
         }
     }
 
@@ -115,6 +123,8 @@ mod tests {
         assert!(text.contains("K3S_URL=\"https://$MASTER:6443\""));
         assert!(text.contains("/k3s/agent-token"));
         assert!(text.contains("--with-decryption"));
+        assert!(text.contains("K3S_VERSION=\"v1.33.1+k3s1\""));
+        assert!(text.contains("INSTALL_K3S_VERSION=\"$K3S_VERSION\""));
         assert!(!text.contains("{{"));
     }
 

@@ -109,6 +109,7 @@ async fn serve(args: Args) -> Result<(), String> {
         min_workers: 0,
         max_workers: u32::MAX,
         join_timeout: Duration::from_secs(600),
+        intent_ttl: Duration::from_secs(86_400),
         tick: Duration::from_secs(15),
         warp: args.speed,
         external_fleet: true,

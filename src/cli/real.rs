@@ -104,6 +104,8 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
                 owner = engine.owner().unwrap_or("-"),
                 "engine started on the real backends"
             );
+            // Said at once, not at the first operation (and logged there).
+            let _ = engine.check_clock().await;
             let stop = StopAfter {
                 ticks: if cli.once { Some(1) } else { cli.ticks },
                 duration: cli.days.map(|d| Duration::from_secs_f64(d * 86_400.0)),

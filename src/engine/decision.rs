@@ -43,6 +43,11 @@ pub struct Decision {
     pub action: Action,
     /// Why, in the operator's words: every rule that was looked at.
     pub reasons: Vec<String>,
+    /// Set when the view is implausible (engine/sanity.rs): nothing
+    /// destructive runs until it is plausible again. The console shows it
+    /// as a banner, `/healthz` as degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sanity_stop: Option<String>,
 }
 
 impl Decision {
@@ -51,7 +56,13 @@ impl Decision {
             at,
             action: Action::Hold,
             reasons,
+            sanity_stop: None,
         }
+    }
+
+    pub(crate) fn with_sanity(mut self, why: Option<String>) -> Self {
+        self.sanity_stop = why;
+        self
     }
 
     /// One line: `hold: CPU 64% < 70%; 0 pending; scale-down blocked: idle for 4m12s of 10m`.

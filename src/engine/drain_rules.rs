@@ -122,6 +122,7 @@ mod tests {
             requests: Resources::default(),
             unschedulable_since: None,
             terminating: false,
+            node_selector: BTreeMap::new(),
         }
     }
 

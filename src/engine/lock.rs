@@ -67,6 +67,27 @@ pub fn deadline_after(sent: MonoTime, rules: &LeaseRules) -> MonoTime {
     sent.plus(rules.lease).minus(rules.skew_margin)
 }
 
+/// Why the lock must not be taken with this clock: the store's clock and
+/// ours differ by more than the skew margin (beyond the reading's own
+/// uncertainty), so a lease end we write or read would mean another time
+/// to every other engine. `None`: within the margin.
+pub fn skew_refusal(sample: &crate::ports::ClockSample, margin: Duration) -> Option<String> {
+    let (low, high) = sample.skew_bounds();
+    let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
+    let (direction, by) = if low > margin_ms {
+        ("behind", low)
+    } else if high < -margin_ms {
+        ("ahead of", -high)
+    } else {
+        return None;
+    };
+    Some(format!(
+        "clock skew: this host's clock is at least {} {direction} the state store's, more than lock.skew_margin ({}); not taking the lock until it is corrected (NTP?)",
+        crate::ports::format_duration(Duration::from_millis(by as u64)),
+        crate::ports::format_duration(margin)
+    ))
+}
+
 /// `host:pid:mode:uuid`: unique per process run, readable in `status`.
 pub fn owner_id(host: &str, pid: u32, mode: &str, unique: &str) -> String {
     format!("{host}:{pid}:{mode}:{unique}")
@@ -112,6 +133,28 @@ mod tests {
         held.renewed(MonoTime(20_000), Timestamp(80_000), &rules());
         assert_eq!(held.deadline, MonoTime(75_000));
         assert!(!held.renew_due(MonoTime(30_000), &rules()));
+    }
+
+    #[test]
+    fn skew_beyond_the_margin_refuses_the_lock_either_way() {
+        use crate::ports::ClockSample;
+        let margin = Duration::from_secs(5);
+        let sample = |sent: i64, received: i64, server: i64| ClockSample {
+            sent: Timestamp(sent),
+            received: Timestamp(received),
+            server: Timestamp(server),
+        };
+        // Within the margin, allowing for the second-resolution Date.
+        assert_eq!(skew_refusal(&sample(10_000, 10_300, 14_000), margin), None);
+        assert_eq!(skew_refusal(&sample(10_000, 10_300, 5_000), margin), None);
+        // Our clock is 20 s behind the store's.
+        let why = skew_refusal(&sample(10_000, 10_300, 30_000), margin).unwrap();
+        assert!(why.contains("19s behind"), "{why}");
+        // 20 s ahead.
+        let why = skew_refusal(&sample(30_000, 30_300, 10_000), margin).unwrap();
+        assert!(why.contains("ahead of"), "{why}");
+        // A slow round trip widens the uncertainty instead of raising an alarm.
+        assert_eq!(skew_refusal(&sample(10_000, 25_000, 20_000), margin), None);
     }
 
     #[test]

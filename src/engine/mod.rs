@@ -15,6 +15,7 @@ pub mod operation;
 pub mod policy;
 pub mod reconcile;
 pub mod report;
+pub mod sanity;
 pub mod settings;
 pub mod sizing;
 

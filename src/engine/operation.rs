@@ -6,7 +6,7 @@
 use super::settings::Settings;
 use crate::ports::{
     EvictionOutcome, Instance, LaunchRequest, Node, OpKind, OpPhase, OpRecord, OpStep, Operation,
-    Origin, Pdb, Pod, PodRef, PortError, Timestamp,
+    Origin, Pdb, Pod, PodRef, PortError, Timestamp, format_duration,
 };
 use std::collections::BTreeSet;
 
@@ -63,6 +63,20 @@ pub struct OpView<'a> {
     /// Pods whose eviction was refused or failed transiently this tick: not
     /// retried until the next tick (that is the backoff).
     pub tried: &'a BTreeSet<String>,
+    /// The K3s server (a scale-up's plan needs its address).
+    pub master: Option<&'a Instance>,
+    /// Live managed workers (a scale-up's plan balances subnets over them).
+    pub fleet: &'a [Instance],
+    /// Of a clean-up's instances, those that do have a node once the worker
+    /// selector is ignored: they joined, and are never terminated as strays.
+    pub joined_anywhere: &'a [String],
+    /// A scale-down at TerminateIntended: `Some(true)` when its instance is
+    /// no longer a live managed worker (an earlier attempt's terminate went
+    /// out, and its engine died before recording it). `None`: not looked up.
+    pub instance_gone: Option<bool>,
+    /// The API server's version, read when a launch is planned and no
+    /// `ec2.k3s_version` pins one.
+    pub server_version: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +105,21 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// What cannot be undone: terminating an instance, evicting a pod,
+    /// deleting a node object. Each is preceded by a fenced renew.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Effect::Terminate { .. } | Effect::Evict(_) | Effect::DeleteNode { .. }
+        )
+    }
+
+    /// Undoes a step (uncordon, untaint): what an expired or aborted
+    /// intent runs, so no intent age bound applies to it.
+    pub fn is_undo(&self) -> bool {
+        matches!(self, Effect::Uncordon { .. } | Effect::Untaint { .. })
+    }
+
     /// For logs and the operation panel.
     pub fn describe(&self) -> String {
         match self {
@@ -155,6 +184,7 @@ pub fn start(
                 count: *count,
                 client_token: format!("k3sa-{op_id}"),
                 instance_ids: Vec::new(),
+                plan: None,
             },
             OpPhase::LaunchIntended,
             format!("intent: launch {count} worker(s)"),
@@ -181,6 +211,7 @@ pub fn start(
         Intent::TerminateStrays { instances } => (
             OpKind::TerminateStrays {
                 instances: instances.clone(),
+                kept: Vec::new(),
             },
             OpPhase::TerminateIntended,
             format!(
@@ -194,6 +225,7 @@ pub fn start(
             format!("intent: delete the node object {node} (its instance is gone)"),
         ),
     };
+    let kind_is_scale_up = matches!(kind, OpKind::ScaleUp { .. });
     let op = Operation {
         id: op_id.to_string(),
         kind,
@@ -209,6 +241,14 @@ pub fn start(
         }],
         outcome: None,
         fence,
+        failed_before: match (&kind_is_scale_up, record.op.as_ref()) {
+            (true, Some(last))
+                if matches!(last.kind, OpKind::ScaleUp { .. }) && last.phase == OpPhase::Failed =>
+            {
+                last.failed_before.saturating_add(1)
+            }
+            _ => 0,
+        },
     };
     OpRecord {
         rev: record.rev + 1,
@@ -279,19 +319,13 @@ pub fn next(
     let Some(op) = record.in_flight() else {
         return Next::Idle;
     };
+    if let Some(expired) = expired_intent(settings, record, op, view, fence, now) {
+        return expired;
+    }
     match (&op.kind, op.phase) {
-        (
-            OpKind::ScaleUp {
-                count,
-                client_token,
-                ..
-            },
-            OpPhase::LaunchIntended,
-        ) if view.op_instances.is_empty() => Next::Act(Effect::Launch(LaunchRequest {
-            op_id: op.id.clone(),
-            client_token: client_token.clone(),
-            count: *count,
-        })),
+        (OpKind::ScaleUp { .. }, OpPhase::LaunchIntended) if view.op_instances.is_empty() => {
+            launch::plan_or_launch(settings, record, op, view, fence, now)
+        }
         // Instances tagged with this op exist: an earlier attempt launched
         // them (and its answer was lost, or its engine died). Adopt them.
         (OpKind::ScaleUp { .. }, OpPhase::LaunchIntended) => launched(
@@ -333,10 +367,23 @@ pub fn next(
             drain(settings, record, op, node, view, fence, now)
         }
         (OpKind::ScaleDown { node, instance_id }, OpPhase::TerminateIntended) => {
-            // Terminate only what is still cordoned: an uncordoned node may
-            // have taken pods since it was drained.
+            // Terminate only what is still cordoned and still drained, and
+            // only while min_workers holds without it: this step may run
+            // long after the drain (an engine resuming after a crash).
+            // Terminated already (the answer, or the record of it, was
+            // lost): what is left is the node object. Never uncordon the
+            // node of a machine that is shutting down.
+            if view.instance_gone == Some(true) {
+                return Next::Act(Effect::DeleteNode { node: node.clone() });
+            }
             if let Some(uncordoned) = uncordoned_node(view, node) {
                 return uncordoned;
+            }
+            if let Some(why) = steps::not_safe_to_terminate(settings, node, view) {
+                return Next::Act(Effect::Uncordon {
+                    node: node.clone(),
+                    abort: Some(why),
+                });
             }
             match instance_id {
                 Some(id) => Next::Act(Effect::Terminate {
@@ -349,9 +396,10 @@ pub fn next(
                 }),
             }
         }
-        (OpKind::TerminateStrays { instances }, OpPhase::TerminateIntended) => {
-            // Still strays? One that turned into a node since is left alone.
-            let targets: Vec<String> = instances
+        (OpKind::TerminateStrays { instances, .. }, OpPhase::TerminateIntended) => {
+            // Still strays? One that turned into a node since is left alone,
+            // and so is one with a node outside the worker selector.
+            let mut targets: Vec<String> = instances
                 .iter()
                 .filter(|id| {
                     view.op_instances
@@ -361,19 +409,42 @@ pub fn next(
                             .nodes
                             .iter()
                             .any(|n| n.instance_id.as_deref() == Some(id.as_str()))
+                        && !view.joined_anywhere.contains(id)
                 })
                 .cloned()
                 .collect();
             if targets.is_empty() {
-                return end(
+                let joined = instances
+                    .iter()
+                    .filter(|id| view.joined_anywhere.contains(id))
+                    .cloned()
+                    .collect::<Vec<_>>();
+                if joined.is_empty() {
+                    let note = "nothing left to terminate".to_string();
+                    return end(record, op, OpPhase::Done, note, fence, now);
+                }
+                let note = format!(
+                    "nothing terminated: {} joined (a node outside the worker selector)",
+                    joined.join(", ")
+                );
+                return transition(
                     record,
                     op,
                     OpPhase::Done,
-                    "nothing left to terminate".into(),
+                    format!("done: {note}"),
                     fence,
                     now,
+                    |o| {
+                        o.outcome = Some(note);
+                        if let OpKind::TerminateStrays { kept, .. } = &mut o.kind {
+                            *kept = joined;
+                        }
+                    },
                 );
             }
+            // Blast radius: one instance per operation, whatever the record
+            // asks (the rest are decided again, each on a fresh view).
+            targets.truncate(1);
             let note = format!("terminated {}", targets.join(", "));
             Next::Act(Effect::Terminate {
                 ids: targets,
@@ -382,19 +453,29 @@ pub fn next(
         }
         (OpKind::DeleteGhost { node }, OpPhase::TerminateIntended) => {
             let ghost = view.nodes.iter().find(|n| &n.name == node).map(|n| {
-                !n.instance_id.as_deref().is_some_and(|id| {
+                let live = n.instance_id.as_deref().is_some_and(|id| {
                     view.op_instances
                         .iter()
                         .any(|i| i.id == id && i.state.is_live())
-                })
+                });
+                (live, n.ready)
             });
             match ghost {
-                Some(true) => Next::Act(Effect::DeleteNode { node: node.clone() }),
-                Some(false) => end(
+                Some((false, false)) => Next::Act(Effect::DeleteNode { node: node.clone() }),
+                Some((true, _)) => end(
                     record,
                     op,
                     OpPhase::Done,
                     format!("{node} has a live instance again; kept"),
+                    fence,
+                    now,
+                ),
+                // A Ready node has a kubelet behind it: never deleted.
+                Some((false, true)) => end(
+                    record,
+                    op,
+                    OpPhase::Done,
+                    format!("{node} is Ready again; kept"),
                     fence,
                     now,
                 ),
@@ -435,17 +516,7 @@ pub fn after(
         (Effect::Launch(_), EffectResult::Launched(instances)) => {
             launched(settings, record, op, &instances, "launched", fence, now)
         }
-        (Effect::Launch(_), EffectResult::Err(e)) if e.is_transient() => {
-            Next::Wait(format!("launch not confirmed ({e}); retrying next tick"))
-        }
-        (Effect::Launch(_), EffectResult::Err(e)) => end(
-            record,
-            op,
-            OpPhase::Failed,
-            format!("launch failed: {e}"),
-            fence,
-            now,
-        ),
+        (Effect::Launch(_), EffectResult::Err(e)) => launch::after_error(record, op, e, fence, now),
         (Effect::Cordon { node }, EffectResult::Ok) => match op.kind {
             OpKind::ScaleDown { .. } => {
                 let deadline = now.plus(settings.drain.timeout);
@@ -552,6 +623,60 @@ pub fn after(
             abort: Some(format!("terminate refused: {e}")),
         }),
         (Effect::Untaint { .. }, EffectResult::Ok) => Next::Continue,
+        // A refusal that will not change by retrying (a Kubernetes 4xx other
+        // than 404, 409 and 429; an unauthorised or malformed call) ends the
+        // step instead of wedging every engine on it.
+        (Effect::Cordon { node }, EffectResult::Err(e)) if e.is_permanent() => match op.kind {
+            OpKind::ScaleDown { .. } => Next::Act(Effect::Uncordon {
+                node: node.clone(),
+                abort: Some(format!("cordon refused: {e}")),
+            }),
+            _ => end(
+                record,
+                op,
+                OpPhase::Failed,
+                format!("cordon of {node} refused: {e}"),
+                fence,
+                now,
+            ),
+        },
+        (Effect::Uncordon { node, abort }, EffectResult::Err(e)) if e.is_permanent() => {
+            let phase = if matches!(op.kind, OpKind::ScaleDown { .. }) {
+                OpPhase::Aborted
+            } else {
+                OpPhase::Failed
+            };
+            let why = match abort {
+                Some(why) => format!("{why}; uncordon refused ({e}): {node} left cordoned"),
+                None => format!("uncordon of {node} refused: {e}"),
+            };
+            end(record, op, phase, why, fence, now)
+        }
+        (Effect::Untaint { nodes }, EffectResult::Err(e)) if e.is_permanent() => end(
+            record,
+            op,
+            OpPhase::Failed,
+            format!(
+                "{} Ready, but removing the startup taint was refused: {e}",
+                nodes.join(", ")
+            ),
+            fence,
+            now,
+        ),
+        (
+            Effect::Terminate {
+                then: AfterTerminate::Fail(why) | AfterTerminate::Finish(why),
+                ..
+            },
+            EffectResult::Err(e),
+        ) if e.is_permanent() => end(
+            record,
+            op,
+            OpPhase::Failed,
+            format!("{why}; but terminate was refused: {e}"),
+            fence,
+            now,
+        ),
         (Effect::DeleteNode { node }, result) => {
             let note = match result {
                 EffectResult::Err(e) => format!("{node} removed (node object not deleted: {e})"),
@@ -570,9 +695,74 @@ pub fn after(
     }
 }
 
+mod launch;
+pub use launch::is_k3s_version;
 mod steps;
 #[cfg(test)]
 mod tests;
+
+/// An intent (launch, cordon, terminate) not acted on within
+/// `Settings::intent_ttl` of being recorded was decided on a world that has
+/// moved on: it is aborted (a scale-down's node uncordoned, in case the
+/// cordon went out) and the engine decides again. A launch whose instances
+/// EC2 lists is not an intent any more: it is adopted.
+fn expired_intent(
+    settings: &Settings,
+    record: &OpRecord,
+    op: &Operation,
+    view: &OpView<'_>,
+    fence: u64,
+    now: Timestamp,
+) -> Option<Next> {
+    let age = now.since(op.updated);
+    if age <= settings.intent_ttl() {
+        return None;
+    }
+    let why = format!(
+        "intent expired: recorded {} ago (longer than {}), not acted on; decided again",
+        format_duration(age),
+        format_duration(settings.intent_ttl())
+    );
+    match (&op.kind, op.phase) {
+        (OpKind::ScaleUp { .. }, OpPhase::LaunchIntended) if view.op_instances.is_empty() => {
+            Some(end(record, op, OpPhase::Aborted, why, fence, now))
+        }
+        // Its terminate went out already: finish (delete the node object).
+        (OpKind::ScaleDown { .. }, OpPhase::TerminateIntended)
+            if view.instance_gone == Some(true) =>
+        {
+            None
+        }
+        (OpKind::ScaleDown { node, .. }, OpPhase::CordonIntended | OpPhase::TerminateIntended) => {
+            Some(Next::Act(Effect::Uncordon {
+                node: node.clone(),
+                abort: Some(why),
+            }))
+        }
+        (OpKind::Cordon { .. }, OpPhase::CordonIntended)
+        | (
+            OpKind::TerminateStrays { .. } | OpKind::DeleteGhost { .. },
+            OpPhase::TerminateIntended,
+        ) => Some(end(record, op, OpPhase::Aborted, why, fence, now)),
+        _ => None,
+    }
+}
+
+/// The process stops between an intent it recorded and the effect it was
+/// about to perform: the intent is closed Aborted with the reason, instead
+/// of left for the next engine to execute on an old decision. `None` when
+/// nothing is in flight.
+pub fn abandon(record: &OpRecord, why: &str, fence: u64, now: Timestamp) -> Option<Next> {
+    let op = record.in_flight()?;
+    Some(end(
+        record,
+        op,
+        OpPhase::Aborted,
+        format!("stopped before acting: {why}"),
+        fence,
+        now,
+    ))
+}
 
 use steps::{drain, launched, uncordoned_node, verify};
 

@@ -16,10 +16,14 @@ use crate::ports::{Instance, OpRecord, Reading, Timestamp, format_duration};
 pub struct PolicyMemory {
     pub cpu_high_since: Option<Timestamp>,
     pub idle_since: Option<Timestamp>,
+    /// The node count of the last tick that saw the cluster, for the
+    /// sanity stop's "the list halved in one tick".
+    pub last_nodes: Option<usize>,
 }
 
 /// The facts a decision was made on, checked and ready to use.
 struct Known<'a> {
+    obs: &'a Observation,
     cpu: f64,
     view: &'a ClusterView,
     fleet: &'a [Instance],
@@ -32,6 +36,15 @@ fn known<'a>(
 ) -> Result<Known<'a>, Vec<String>> {
     let mut unknown = Vec::new();
     let cpu = match obs.cpu.checked(now, settings.max_staleness) {
+        // A percentage outside 0–100 is not one: a query that returns a
+        // 0–1 fraction times 100 twice, a counter instead of a rate, a
+        // sum where an average was meant. Never scale on it.
+        Reading::Known { value, .. } if !(0.0..=100.0).contains(&value) => {
+            unknown.push(format!(
+                "CPU Unknown ({value} is not a percentage from 0 to 100: check prometheus.cpu_query)"
+            ));
+            None
+        }
         Reading::Known { value, .. } => Some(value),
         Reading::Unknown { reason } => {
             unknown.push(format!("CPU Unknown ({reason})"));
@@ -45,7 +58,12 @@ fn known<'a>(
         unknown.push(format!("EC2 Unknown ({reason})"));
     }
     match (cpu, &obs.cluster, &obs.fleet) {
-        (Some(cpu), Ok(view), Ok(fleet)) => Ok(Known { cpu, view, fleet }),
+        (Some(cpu), Ok(view), Ok(fleet)) => Ok(Known {
+            obs,
+            cpu,
+            view,
+            fleet,
+        }),
         _ => {
             unknown.push("Unknown never scales".into());
             Err(unknown)
@@ -61,16 +79,34 @@ pub fn decide(
     record: &OpRecord,
     now: Timestamp,
 ) -> Decision {
-    let p = &settings.policy;
     let k = match known(settings, obs, now) {
         Ok(k) => k,
         Err(reasons) => {
             // Blind ticks break both streaks: we cannot claim CPU stayed high or idle.
-            *memory = PolicyMemory::default();
+            *memory = PolicyMemory {
+                last_nodes: memory.last_nodes,
+                ..PolicyMemory::default()
+            };
             return Decision::hold(now, reasons);
         }
     };
-    let pending = k.view.unschedulable();
+    let sanity = super::sanity::implausible(settings, k.view, k.fleet, memory.last_nodes, now);
+    memory.last_nodes = Some(k.view.nodes.len());
+    let decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
+    decision.with_sanity(sanity)
+}
+
+fn decide_known(
+    settings: &Settings,
+    memory: &mut PolicyMemory,
+    k: &Known<'_>,
+    record: &OpRecord,
+    now: Timestamp,
+    sanity: Option<&str>,
+) -> Decision {
+    let p = &settings.policy;
+    let all_pending = k.view.unschedulable();
+    let (pending, unhelpable) = sizing::split_helpable(settings, k.view, &all_pending);
     let oldest_pending = pending
         .iter()
         .filter_map(|pod| pod.unschedulable_since)
@@ -94,9 +130,19 @@ pub fn decide(
         cpu_reason(settings, k.cpu),
         pending_reason(settings, pending.len(), oldest_pending),
     ];
+    if let Some((pod, why)) = unhelpable.first() {
+        reasons.push(format!(
+            "{} pending pod(s) no new worker can help, left out (e.g. {}: {why})",
+            unhelpable.len(),
+            pod.key()
+        ));
+    }
     let ready = k.view.ready_workers() as u32;
     let managed = k.fleet.len() as u32;
     reasons.push(format!("{ready} Ready / {managed} managed workers"));
+    if let Some(why) = sanity {
+        reasons.push(format!("sanity stop: {why}; nothing destructive runs"));
+    }
 
     if let Some(p) = record.paused_at(now) {
         reasons.push(pause_reason(p, now));
@@ -111,30 +157,44 @@ pub fn decide(
         ));
         return Decision::hold(now, reasons);
     }
-    // Clean-up comes first: a stranded instance costs money and holds a
-    // slot under max_workers.
-    let never_joined: Vec<String> = super::reconcile::reconcile(settings, obs, record, now)
-        .into_iter()
-        .filter_map(|f| match f {
-            super::reconcile::Finding::NeverJoined { instance, age, .. } => {
-                reasons.push(format!(
-                    "clean-up: {instance} launched {} ago never joined",
-                    format_duration(age)
-                ));
-                Some(instance)
-            }
-            _ => None,
-        })
-        .collect();
-    if !never_joined.is_empty() {
-        return Decision {
+    // Clean-up: a stranded instance costs money and holds a slot under
+    // max_workers. Never on an implausible view (a broken node list makes
+    // every worker look like one that never joined), only instances this
+    // tool launched (the op-id tag), never one the last clean-up found
+    // under other labels, and one per operation: whatever the view, one
+    // decision can cost at most one instance. It yields to a scale-up that
+    // is due, so a stray that cannot be cleaned never starves the pods.
+    let stray = if sanity.is_none() {
+        super::reconcile::reconcile(settings, k.obs, record, now)
+            .into_iter()
+            .filter_map(|f| match f {
+                super::reconcile::Finding::NeverJoined {
+                    instance,
+                    age,
+                    op_id: Some(_),
+                    outside_selector: false,
+                    ..
+                } => Some((instance, age)),
+                _ => None,
+            })
+            .max_by_key(|(_, age)| *age)
+    } else {
+        None
+    };
+    let clean_up = |mut reasons: Vec<String>, (instance, age): (String, std::time::Duration)| {
+        reasons.push(format!(
+            "clean-up: {instance} launched {} ago never joined",
+            format_duration(age)
+        ));
+        Decision {
             at: now,
             action: Action::TerminateStrays {
-                instances: never_joined,
+                instances: vec![instance],
             },
             reasons,
-        };
-    }
+            sanity_stop: None,
+        }
+    };
 
     let cpu_trigger = high
         && memory
@@ -152,21 +212,46 @@ pub fn decide(
         ));
     }
     let pending_trigger = oldest_pending.is_some_and(|age| age > p.pending_for);
-    if cpu_trigger || pending_trigger {
-        if managed >= p.max_workers {
-            reasons.push(format!(
+    // On an implausible view only pods that really wait may add capacity:
+    // CPU averaged over nodes the view may not even see is no evidence. And
+    // when no worker is Ready in the view at all (the selector matches
+    // nothing, or the kubeconfig is another cluster's), nothing is added:
+    // a launch would join where the view cannot see it, for pods that may
+    // not even be this cluster's.
+    let cpu_trigger = cpu_trigger && sanity.is_none();
+    let blind = sanity.is_some() && k.view.ready_workers() == 0;
+    if (cpu_trigger || pending_trigger) && blind {
+        reasons.push("scale-up held: no Ready worker in view".into());
+    }
+    if (cpu_trigger || pending_trigger) && !blind {
+        let blocked = if managed >= p.max_workers {
+            Some(format!(
                 "scale-up blocked: at max_workers ({})",
                 p.max_workers
-            ));
-            return Decision::hold(now, reasons);
-        }
-        if let Some(left) = cooldown_left(record.last_scale_up, p.scale_up_cooldown, now) {
-            reasons.push(format!(
+            ))
+        } else if let Some(left) = cooldown_left(record.last_scale_up, p.scale_up_cooldown, now) {
+            Some(format!(
                 "scale-up blocked: cooldown, {} left of {}",
                 format_duration(left),
                 format_duration(p.scale_up_cooldown)
-            ));
-            return Decision::hold(now, reasons);
+            ))
+        } else if let Some((failures, backoff)) = failure_backoff(record)
+            && let Some(left) = cooldown_left(record.op.as_ref().map(|o| o.updated), backoff, now)
+        {
+            Some(format!(
+                "scale-up blocked: backing off after {failures} failed scale-up(s), {} left of {}",
+                format_duration(left),
+                format_duration(backoff)
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = blocked {
+            reasons.push(why);
+            return match stray {
+                Some(stray) => clean_up(reasons, stray),
+                None => Decision::hold(now, reasons),
+            };
         }
         let size =
             sizing::scale_up_size(settings, k.cpu, k.view, &pending, p.max_workers - managed);
@@ -175,10 +260,17 @@ pub fn decide(
             at: now,
             action: Action::ScaleUp { count: size.count },
             reasons,
+            sanity_stop: None,
         };
     }
+    if let Some(stray) = stray {
+        return clean_up(reasons, stray);
+    }
+    if sanity.is_some() {
+        return Decision::hold(now, reasons);
+    }
 
-    match scale_down(settings, memory, &k, record, now) {
+    match scale_down(settings, memory, k, record, now) {
         Ok(candidate) => {
             reasons.push(format!(
                 "remove {} (instance {}, {:.0}% requested)",
@@ -191,6 +283,7 @@ pub fn decide(
                     instance_id: candidate.instance_id,
                 },
                 reasons,
+                sanity_stop: None,
             }
         }
         Err(why) => {
@@ -251,6 +344,26 @@ pub fn pause_reason(p: &crate::ports::Pause, now: Timestamp) -> String {
         format_duration(p.until.since(now)),
         p.reason
     )
+}
+
+/// After a failed scale-up, wait before the next one: 3 minutes, doubling
+/// with each failure in a row, at most 30 minutes (the Cluster
+/// Autoscaler's back-off). A launch that fails for a reason that does not
+/// change (no capacity anywhere, a refused AMI) must not be retried every
+/// cooldown. `(failures in a row, back-off)`.
+pub fn failure_backoff(record: &OpRecord) -> Option<(u32, std::time::Duration)> {
+    let last = record.op.as_ref()?;
+    if !matches!(last.kind, crate::ports::OpKind::ScaleUp { .. })
+        || last.phase != crate::ports::OpPhase::Failed
+    {
+        return None;
+    }
+    let failures = last.failed_before.saturating_add(1);
+    let base = std::time::Duration::from_secs(180);
+    let backoff = base
+        .saturating_mul(1u32 << (failures - 1).min(4))
+        .min(std::time::Duration::from_secs(1800));
+    Some((failures, backoff))
 }
 
 fn cooldown_left(
@@ -347,6 +460,20 @@ pub fn validate_request(
         .fleet
         .as_ref()
         .map_err(|r| Refusal(format!("EC2 is Unknown ({r}); refusing to act blind")))?;
+    let destructive = matches!(
+        request,
+        Request::Suggested(Action::TerminateStrays { .. } | Action::ScaleDown { .. })
+            | Request::RemoveNode(_)
+            | Request::TerminateStray(_)
+            | Request::DeleteGhost(_)
+    );
+    if destructive
+        && let Some(why) = super::sanity::implausible(settings, view, fleet, None, obs.at)
+    {
+        return Err(Refusal(format!(
+            "sanity stop: {why}; nothing destructive runs until the view is plausible again"
+        )));
+    }
     let add = |count: u32| {
         let managed = fleet.len() as u32;
         if managed + count > p.max_workers {

@@ -22,6 +22,11 @@ pub enum Finding {
         op_id: Option<String>,
         /// The tail of its console output, when EC2 has one.
         console_tail: Option<String>,
+        /// The last clean-up found a node for it outside the worker
+        /// selector: it did join, under other labels. Never terminated
+        /// automatically; the selector or the labels need a person.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        outside_selector: bool,
     },
     /// A node whose instance is gone (or was never a managed instance).
     GhostNode {
@@ -61,6 +66,13 @@ impl Finding {
 
     pub fn describe(&self) -> String {
         match self {
+            Finding::NeverJoined {
+                instance,
+                outside_selector: true,
+                ..
+            } => format!(
+                "{instance} has a node outside kubernetes.worker_selector (its labels changed, or the selector is wrong): kept"
+            ),
             Finding::NeverJoined { instance, age, .. } => {
                 format!(
                     "{instance} launched {} ago and never joined",
@@ -185,11 +197,15 @@ pub fn reconcile(
         Some(OpKind::ScaleDown { node, .. } | OpKind::Cordon { node, .. }) => {
             (&[], Some(node.as_str()))
         }
-        Some(OpKind::TerminateStrays { instances }) => (instances.as_slice(), None),
+        Some(OpKind::TerminateStrays { instances, .. }) => (instances.as_slice(), None),
         Some(OpKind::DeleteGhost { node }) => (&[], Some(node.as_str())),
         None => (&[], None),
     };
     let op_id = in_flight.map(|o| o.id.as_str());
+    let kept: &[String] = match record.op.as_ref().map(|o| &o.kind) {
+        Some(OpKind::TerminateStrays { kept, .. }) => kept,
+        _ => &[],
+    };
     // Every tick, on every worker: one look-up per instance, not a scan
     // (a 1 000-worker cluster would cost a million comparisons per tick).
     // `first[n]`: the first node with node n's instance id (duplicates
@@ -223,6 +239,7 @@ pub fn reconcile(
                 age,
                 op_id: i.op_id.clone(),
                 console_tail: None,
+                outside_selector: kept.contains(&i.id),
             });
         } else {
             findings.push(Finding::OrphanInstance {
@@ -236,7 +253,12 @@ pub fn reconcile(
         if Some(n.name.as_str()) == op_node {
             continue;
         }
-        if !first.is_some_and(|f| backed[f]) {
+        // A ghost is a node whose instance is gone *and* that is not Ready:
+        // a Ready node is a kubelet talking to the API server, whatever our
+        // (tag-filtered) instance list says: an unmanaged instance, another
+        // cluster's tags, a Describe that lags. Deleting it would let the
+        // pod garbage collector kill every pod on a live machine.
+        if !first.is_some_and(|f| backed[f]) && !n.ready {
             findings.push(Finding::GhostNode {
                 node: n.name.clone(),
                 instance: n.instance_id.clone(),
@@ -291,7 +313,9 @@ mod tests {
         fleet.push(late);
         fleet.push(young);
         fleet.retain(|i| i.id != "w1"); // w1's instance is gone: ghost
+        fleet.retain(|i| i.id != "w3"); // w3's too, but it is Ready: never a ghost
         let view = view_mut(&mut obs);
+        view.nodes[0].ready = false;
         view.nodes[1].cordoned = true; // w2: stray cordon
         let classes: Vec<&str> = reconcile(&s, &obs, &OpRecord::default(), now)
             .iter()

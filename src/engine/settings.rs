@@ -1,6 +1,7 @@
 //! The engine's knobs, in engine terms. The runtime builds them from the
 //! config; the engine never sees files or TOML.
 
+pub use super::sanity::SanityRules;
 use crate::ports::Resources;
 use std::time::Duration;
 
@@ -32,17 +33,42 @@ pub struct LeaseRules {
     pub skew_margin: Duration,
 }
 
+/// Where workers are launched: instance types in fallback order, and the
+/// subnets (one per availability zone) they are balanced across.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchRules {
+    pub instance_types: Vec<String>,
+    pub subnets: Vec<String>,
+    /// The K3s release workers install; `None`: the server's own.
+    pub k3s_version: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub policy: Policy,
     pub drain: DrainRules,
     pub lease: LeaseRules,
     pub join_timeout: Duration,
+    /// The tick interval: how often the engine decides.
+    pub interval: Duration,
+    pub launch: LaunchRules,
     /// A metric sample older than this is Unknown.
     pub max_staleness: Duration,
     /// What a new worker offers when no existing worker can serve as the
     /// template (an empty cluster): used to size a scale-up for pending pods.
     pub fallback_allocatable: Resources,
+    /// When the view is too implausible to act on destructively.
+    pub sanity: SanityRules,
+}
+
+impl Settings {
+    /// How long an intent stays good: two ticks and a lease. An intent
+    /// (launch, cordon, terminate) not acted on within it was decided on a
+    /// world that has moved; it is aborted and decided again, never
+    /// executed by the next engine hours later.
+    pub fn intent_ttl(&self) -> Duration {
+        self.interval * 2 + self.lease.lease
+    }
 }
 
 impl Default for Settings {
@@ -75,8 +101,15 @@ impl Default for Settings {
                 skew_margin: Duration::from_secs(5),
             },
             join_timeout: Duration::from_secs(600),
+            interval: Duration::from_secs(15),
+            launch: LaunchRules {
+                instance_types: vec!["t3.large".into(), "t3a.large".into(), "m5.large".into()],
+                subnets: Vec::new(),
+                k3s_version: None,
+            },
             max_staleness: Duration::from_secs(120),
             fallback_allocatable: Resources::new(1930, 7 * 1024 * 1024 * 1024),
+            sanity: SanityRules::default(),
         }
     }
 }

@@ -78,6 +78,54 @@ pub fn scale_up_size(
     }
 }
 
+/// Split pending pods into those a new worker could take and those it could
+/// not, with why: a pod larger than a new worker's free capacity, or one
+/// whose `nodeSelector` no worker's labels satisfy (a new worker is one of
+/// them) or that pins a hostname. Only the first kind may trigger or size
+/// a scale-up, or block a scale-down: adding nodes for the rest only
+/// costs money, up to `max_workers`.
+pub fn split_helpable<'a>(
+    settings: &Settings,
+    view: &ClusterView,
+    pending: &[&'a Pod],
+) -> (Vec<&'a Pod>, Vec<(&'a Pod, String)>) {
+    let capacity = new_node_capacity(settings, view);
+    let mut helpable = Vec::new();
+    let mut not = Vec::new();
+    for &pod in pending {
+        if !capacity.fits(pod.requests) {
+            not.push((pod, "requests more than a new worker offers".to_string()));
+            continue;
+        }
+        // A new worker is like the workers there are: one of them must
+        // carry every pair at once (a hostname pin names one machine).
+        let pinned = pod.node_selector.contains_key("kubernetes.io/hostname");
+        let matched = view.nodes.is_empty()
+            || view.nodes.iter().any(|n| {
+                pod.node_selector
+                    .iter()
+                    .all(|(key, value)| n.labels.get(key) == Some(value))
+            });
+        if pinned || !matched {
+            let wanted: Vec<String> = pod
+                .node_selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            not.push((
+                pod,
+                format!(
+                    "its nodeSelector {} matches no worker a launch would add",
+                    wanted.join(",")
+                ),
+            ));
+        } else {
+            helpable.push(pod);
+        }
+    }
+    (helpable, not)
+}
+
 /// What a new worker offers to application pods: the allocatable of the
 /// largest existing worker minus what its DaemonSet pods take (they land on
 /// every node), or the configured fallback in an empty cluster.

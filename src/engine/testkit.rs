@@ -32,6 +32,7 @@ pub fn instance(id: &str) -> Instance {
         instance_type: "t3.large".into(),
         zone: "eu-west-1a".into(),
         private_ip: None,
+        subnet: None,
         launched_at: T0,
         op_id: None,
         managed: true,
@@ -57,6 +58,7 @@ pub fn pod(name: &str, node: Option<&str>, cpu: u64, owner: Option<&str>) -> Pod
         requests: Resources::new(cpu, 256 << 20),
         unschedulable_since: None,
         terminating: false,
+        node_selector: BTreeMap::new(),
     }
 }
 

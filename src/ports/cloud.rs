@@ -46,6 +46,9 @@ pub struct Instance {
     pub instance_type: String,
     pub zone: String,
     pub private_ip: Option<String>,
+    /// The subnet it runs in (EC2); `None` where the cloud has none.
+    #[serde(default)]
+    pub subnet: Option<String>,
     pub launched_at: Timestamp,
     /// The `k3s-autoscaler/op-id` tag: which operation launched it.
     pub op_id: Option<String>,
@@ -54,12 +57,24 @@ pub struct Instance {
     pub managed: bool,
 }
 
+/// One `RunInstances`, exactly as the operation recorded it before sending
+/// it: a retry re-sends the same parameters with the same token, so EC2
+/// answers with the first launch instead of making a second one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchRequest {
     pub op_id: String,
-    /// EC2 idempotency token: a retry with the same token never launches twice.
+    /// EC2 idempotency token (≤ 64 ASCII characters), one per attempt.
     pub client_token: String,
     pub count: u32,
+    pub instance_type: String,
+    /// `None`: the account's default subnet.
+    pub subnet: Option<String>,
+    /// The K3s server's private address, for the join script.
+    pub master_address: String,
+    /// The K3s release to install (`v1.33.1+k3s1`): the server's, or
+    /// `ec2.k3s_version`.
+    #[serde(default)]
+    pub k3s_version: String,
 }
 
 #[async_trait]
@@ -71,8 +86,12 @@ pub trait CloudApi: Send + Sync {
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>>;
     /// The K3s server, found by its configured tag.
     async fn master(&self) -> PortResult<Option<Instance>>;
-    /// Launch `count` workers for an operation. Idempotent per op id: if
-    /// instances tagged with the op id exist they are returned instead.
+    /// Launch `count` workers as the request says, in one call. The same
+    /// request again returns what the first launched (EC2's ClientToken);
+    /// the same token with other parameters is `TokenReused`. No capacity
+    /// for this type in this subnet (or an instance limit) is
+    /// `InsufficientCapacity`: the operation's plan moves to its next
+    /// target.
     async fn launch(&self, request: &LaunchRequest) -> PortResult<Vec<Instance>>;
     /// Terminate managed instances. Refused, before any call, if any id is
     /// not a managed worker (`NotFound` if it does not exist).

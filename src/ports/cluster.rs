@@ -129,6 +129,9 @@ pub struct Pod {
     pub unschedulable_since: Option<Timestamp>,
     /// `metadata.deletionTimestamp` is set: the pod is going away.
     pub terminating: bool,
+    /// `spec.nodeSelector`: labels a node must carry to take the pod.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
 }
 
 impl Pod {
@@ -273,4 +276,12 @@ pub trait ClusterApi: Send + Sync {
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome>;
     /// Remove the Node object once its instance is terminated. Absent is fine.
     async fn delete_node(&self, node: &str) -> PortResult<()>;
+    /// The node of this instance under *any* labels (by providerID, or by
+    /// name = instance id), ignoring the worker selector: the look-up that
+    /// confirms a launch never joined before it is terminated. A selector
+    /// that matches nothing must not make every worker look like a stray.
+    async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>>;
+    /// The API server's version (`gitVersion`, `v1.33.1+k3s1` on K3s): the
+    /// release new workers are pinned to.
+    async fn server_version(&self) -> PortResult<String>;
 }

@@ -25,9 +25,15 @@ pub enum PortError {
     /// The request was refused before any call: unmanaged instance, read-only mode.
     #[error("refused: {0}")]
     Refused(String),
-    /// EC2 had no capacity for any configured instance type.
+    /// EC2 has no capacity (or the account no room) for this instance type
+    /// in this subnet right now; another type or subnet may have.
     #[error("insufficient capacity: {0}")]
     InsufficientCapacity(String),
+    /// An idempotency token came back with other parameters than it was
+    /// first sent with (EC2's `IdempotentParameterMismatch`): what that
+    /// first request launched is found by its tag, never launched again.
+    #[error("idempotency token reused: {0}")]
+    TokenReused(String),
     /// The backend answered something we cannot interpret.
     #[error("invalid response: {0}")]
     Invalid(String),
@@ -39,6 +45,16 @@ pub enum PortError {
 }
 
 impl PortError {
+    /// The service refused the request as such, and the same request will
+    /// be refused again: a Kubernetes 4xx other than 404, 409 and 429, a
+    /// malformed or unauthorised call. The step ends instead of retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            PortError::Invalid(_) | PortError::Refused(_) | PortError::RequestRejected(_)
+        )
+    }
+
     /// Whether a later attempt of the same call may succeed without anyone
     /// changing anything: the executor retries these at the next tick.
     pub fn is_transient(&self) -> bool {

@@ -16,8 +16,8 @@ pub use cluster::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodPhase, PodRef,
 pub use error::{PortError, PortResult};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};
 pub use state::{
-    AcquireRequest, BreakGlass, Lease, LockRecord, OpKind, OpPhase, OpRecord, OpStep, Operation,
-    Origin, Pause, StateSnapshot, StateStore,
+    AcquireRequest, BreakGlass, ClockSample, LaunchPlan, LaunchTarget, Lease, LockRecord, OpKind,
+    OpPhase, OpRecord, OpStep, Operation, Origin, Pause, StateSnapshot, StateStore,
 };
 pub use time::{MonoTime, Timestamp, format_duration};
 

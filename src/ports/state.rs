@@ -61,6 +61,14 @@ pub enum OpPhase {
 }
 
 impl OpPhase {
+    /// A phase that records a decision not yet acted on: it expires.
+    pub fn is_intent(self) -> bool {
+        matches!(
+            self,
+            OpPhase::LaunchIntended | OpPhase::CordonIntended | OpPhase::TerminateIntended
+        )
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, OpPhase::Done | OpPhase::Failed | OpPhase::Aborted)
     }
@@ -102,6 +110,49 @@ impl std::fmt::Display for OpPhase {
     }
 }
 
+/// Where one attempt of a launch goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchTarget {
+    pub instance_type: String,
+    pub subnet: Option<String>,
+}
+
+impl std::fmt::Display for LaunchTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.subnet {
+            Some(subnet) => write!(f, "{} in {subnet}", self.instance_type),
+            None => f.write_str(&self.instance_type),
+        }
+    }
+}
+
+/// A scale-up's launch, recorded (fenced) before anything is sent: every
+/// target in the order it is tried (each subnet, then the next instance
+/// type), which one is current, and what the earlier ones answered. A
+/// retry re-sends exactly the current attempt with its token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    pub targets: Vec<LaunchTarget>,
+    pub attempt: usize,
+    pub master_address: String,
+    pub refusals: Vec<String>,
+    /// The K3s release every attempt installs (pinned when planned).
+    #[serde(default)]
+    pub k3s_version: String,
+}
+
+impl LaunchPlan {
+    pub fn current(&self) -> Option<&LaunchTarget> {
+        self.targets.get(self.attempt)
+    }
+
+    /// The attempt's ClientToken: the operation's token and the attempt
+    /// number (`k3sa-op-3f9a1c2b-0`, 18 characters; EC2 allows 64).
+    pub fn token(&self, base: &str) -> String {
+        format!("{base}-{}", self.attempt)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
@@ -109,6 +160,9 @@ pub enum OpKind {
         count: u32,
         client_token: String,
         instance_ids: Vec<String>,
+        /// Recorded before the first `RunInstances`; `None` until then.
+        #[serde(default)]
+        plan: Option<LaunchPlan>,
     },
     ScaleDown {
         node: String,
@@ -118,7 +172,15 @@ pub enum OpKind {
     Cordon { node: String, cordon: bool },
     /// Clean-up: terminate managed instances outside any operation (never
     /// joined, or orphaned).
-    TerminateStrays { instances: Vec<String> },
+    TerminateStrays {
+        instances: Vec<String>,
+        /// Of those, the ones found with a node outside the worker selector
+        /// (their labels changed, or the selector is wrong): never
+        /// terminated, and not chosen again as strays while this record is
+        /// the last one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<String>,
+    },
     /// Clean-up: delete a node object whose instance is gone.
     DeleteGhost { node: String },
 }
@@ -168,6 +230,14 @@ pub struct Operation {
     pub outcome: Option<String>,
     /// Fence of the lock holder that wrote this version.
     pub fence: u64,
+    /// Scale-ups in a row that ended Failed right before this one (a
+    /// scale-up only): the back-off after a failure doubles with each.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_before: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Operation {
@@ -229,6 +299,28 @@ pub struct BreakGlass {
     pub now: Timestamp,
 }
 
+/// One reading of the store's clock against ours: our wall clock just
+/// before a request was sent and just after its answer came, and the
+/// time the service stamped on the answer (HTTP `Date`, whole seconds).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ClockSample {
+    pub sent: Timestamp,
+    pub received: Timestamp,
+    pub server: Timestamp,
+}
+
+impl ClockSample {
+    /// Bounds on (the service's clock − ours), in milliseconds: the answer
+    /// was stamped between `sent` and `received` by our clock, with a time
+    /// truncated to the second.
+    pub fn skew_bounds(&self) -> (i64, i64) {
+        (
+            self.server.0 - self.received.0,
+            self.server.0 + 1000 - self.sent.0,
+        )
+    }
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Strongly consistent read of the lock and the operation item.
@@ -247,4 +339,9 @@ pub trait StateStore: Send + Sync {
     /// Break-glass: free the lock whoever holds it and bump the fence so a
     /// stale holder's writes are refused.
     async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord>;
+    /// Our clock against the store's, from one cheap request; `None` where
+    /// the store has no clock of its own to compare with.
+    async fn clock_sample(&self, _local: &dyn super::Clock) -> PortResult<Option<ClockSample>> {
+        Ok(None)
+    }
 }

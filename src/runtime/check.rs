@@ -155,6 +155,47 @@ async fn dynamodb(backends: &Backends, config: &Config, endpoint: String) -> Row
     )
 }
 
+/// The engine's own sanity stop on what the backends say now: a selector
+/// that matches no node beside running workers, most workers without a
+/// Ready node. The same words the engine would hold with.
+async fn sanity(backends: &Backends, config: &Config) -> Row {
+    let t = Instant::now();
+    let result = match (&backends.cluster, &backends.credentials) {
+        (Ok(k), Ok(())) => match (k.nodes().await, backends.cloud.managed_instances().await) {
+            (Ok(nodes), Ok(fleet)) => {
+                let view = crate::engine::ClusterView {
+                    nodes,
+                    ..Default::default()
+                };
+                let settings = super::settings::engine_settings(config);
+                match crate::engine::sanity::implausible(
+                    &settings,
+                    &view,
+                    &fleet,
+                    None,
+                    SystemClock::new().now(),
+                ) {
+                    Some(why) => Err(format!("sanity stop: {why}")),
+                    None => Ok(format!(
+                        "{} managed instances, {} Ready nodes",
+                        fleet.len(),
+                        view.ready_workers()
+                    )),
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => Err(format!("not checked: {e}")),
+        },
+        (Err(e), _) | (_, Err(e)) => Err(format!("not checked: {e}")),
+    };
+    Row::new(
+        "sanity",
+        "-".into(),
+        result,
+        t,
+        "the engine would hold every destructive step: check kubernetes.worker_selector and the kube context against the running workers",
+    )
+}
+
 pub async fn check(config: &Config, path: Option<&Path>) -> u8 {
     let backends = match Backends::connect(config, path).await {
         Ok(b) => b,
@@ -168,6 +209,7 @@ pub async fn check(config: &Config, path: Option<&Path>) -> u8 {
         kubernetes(&backends, config).await,
         ec2(&backends, config, backends.endpoint("ec2")).await,
         dynamodb(&backends, config, backends.endpoint("dynamodb")).await,
+        sanity(&backends, config).await,
     ];
     println!(
         "{:<11} {:<42} {:<7} {:>8}  detail",

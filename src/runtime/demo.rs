@@ -48,6 +48,7 @@ pub fn sim_settings(config: &Config, options: &DemoOptions) -> SimSettings {
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,
         join_timeout: config.engine.join_timeout.get(),
+        intent_ttl: config.engine.interval.get() * 2 + config.lock.lease.get(),
         tick: config.engine.interval.get(),
         warp: 1.0,
         external_fleet: false,

@@ -57,6 +57,14 @@ impl Engine {
         self.executor.as_ref().map(|e| e.owner())
     }
 
+    /// At start: our clock against the state store's (logged when off).
+    pub async fn check_clock(&self) -> Option<String> {
+        match &self.executor {
+            Some(e) => e.check_clock().await,
+            None => None,
+        }
+    }
+
     /// Switch between auto and supervised (read-only is fixed at start).
     pub fn set_mode(&mut self, mode: Mode) {
         if self.mode != Mode::ReadOnly && mode != Mode::ReadOnly {

@@ -11,7 +11,9 @@ use crate::engine::{
     ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
     validate_request,
 };
-use crate::ports::{Instance, Node, OpKind, OpRecord, Origin, Pdb, Pod, PortError, Ports};
+use crate::ports::{
+    Instance, Node, OpKind, OpPhase, OpRecord, Operation, Origin, Pdb, Pod, PortError, Ports,
+};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
@@ -56,10 +58,22 @@ impl Executor {
         self.lock.owner()
     }
 
+    /// Compare the clock with the state store's now (start-up); the
+    /// refusal, when it is too far off, is also logged.
+    pub async fn check_clock(&self) -> Option<String> {
+        self.lock.check_clock().await
+    }
+
     pub async fn run(&self, start: Option<StartRequest>, shutdown: &Shutdown) -> ExecReport {
         let mut report = ExecReport::default();
         let mut held = match self.lock.acquire().await {
             Ok(Acquired::Held(held)) => held,
+            Ok(Acquired::ClockSkew(why)) => {
+                let failure = fail("clock", None, why);
+                warn!(target: "engine", backend = failure.backend, "{failure}");
+                report.error = Some(failure);
+                return report;
+            }
             Ok(Acquired::Busy(holder)) => {
                 report.busy_holder = holder.filter(|l| l.in_progress).map(|l| l.owner);
                 report.stopped = Some(match &report.busy_holder {
@@ -117,6 +131,18 @@ impl Executor {
                 )
             })?
             .record;
+        // A pause written since this tick looked is honoured now, before
+        // anything starts or advances.
+        let now = self.ports.clock.now();
+        if let Some(pause) = record.paused_at(now) {
+            let why = crate::engine::policy::pause_reason(pause, now);
+            if start.is_some() {
+                report.refused = Some(why.clone());
+            }
+            info!(target: "engine", "not acting: {why}");
+            report.stopped = Some(why);
+            return Ok(());
+        }
         if let Some(StartRequest::Operator(Request::CloseOperation(id))) = &start {
             // Closing an operation is a write to it, not a new one; checked
             // again on fresh data like everything else.
@@ -173,7 +199,9 @@ impl Executor {
                 }
             }
         }
-        self.advance(held, &mut record, shutdown, report).await
+        let started_here = report.started.is_some();
+        self.advance(held, &mut record, started_here, shutdown, report)
+            .await
     }
 
     /// Decide again, on data read after taking the lock.
@@ -273,11 +301,15 @@ impl Executor {
         &self,
         held: &mut HeldLease,
         record: &mut OpRecord,
+        started_here: bool,
         shutdown: &Shutdown,
         report: &mut ExecReport,
     ) -> Result<(), ExecFailure> {
         let mut tried: BTreeSet<String> = BTreeSet::new();
         let mut pending: Option<Next> = None;
+        // This run recorded the intent in force and has sent nothing for it
+        // since: on shutdown it is this run's to close.
+        let mut own_intent = started_here;
         for _ in 0..MAX_STEPS_PER_TICK {
             let op_id = record.in_flight().map(|o| o.id.clone());
             if let Err(e) = self.lock.keep(held).await {
@@ -288,17 +320,26 @@ impl Executor {
                     format!("lease renewal failed: {e}; stopping before any further step"),
                 ));
             }
-            let now = self.ports.clock.now();
             let fence = held.lease.fence;
-            let next = match pending.take() {
-                Some(next) => next,
+            // `decided_at`: this step comes from `next` on a fresh view, at
+            // that time (not a follow-up of an effect just performed, such
+            // as the node deletion after a terminate, which must not be
+            // dropped).
+            let (next, decided_at) = match pending.take() {
+                Some(next) => (next, None),
                 None => {
                     let Some(op) = record.in_flight() else {
                         return Ok(());
                     };
-                    let world = self.view_for(&op.kind, &op.id).await?;
+                    let world = self.view_for(op).await?;
                     let view = world.view(&tried);
-                    operation::next(&self.settings, record, &view, fence, now)
+                    // The reads may have been slow: judge the intent's age
+                    // (and every deadline) at the time they returned.
+                    let now = self.ports.clock.now();
+                    (
+                        operation::next(&self.settings, record, &view, fence, now),
+                        Some(now),
+                    )
                 }
             };
             match next {
@@ -309,10 +350,25 @@ impl Executor {
                     return Ok(());
                 }
                 Next::Continue => {}
-                Next::Write(next) => self.write(held, record, *next, report).await?,
+                Next::Write(next) => {
+                    own_intent = next.in_flight().is_some_and(|o| o.phase.is_intent())
+                        && (own_intent || next.phase() != record.phase());
+                    self.write(held, record, *next, report).await?
+                }
                 Next::Act(effect) => {
                     if shutdown.is_requested() {
                         report.stopped = Some("shutting down: no new step started".into());
+                        if own_intent {
+                            let now = self.ports.clock.now();
+                            if let Some(Next::Write(aborted)) = operation::abandon(
+                                record,
+                                "the engine is shutting down",
+                                held.lease.fence,
+                                now,
+                            ) {
+                                self.write(held, record, *aborted, report).await?;
+                            }
+                        }
                         return Ok(());
                     }
                     // The reads since the loop's renew may have been slow:
@@ -328,6 +384,35 @@ impl Executor {
                             ),
                         ));
                     }
+                    if effect.is_destructive()
+                        && let Err(e) = self.lock.confirm(held).await
+                    {
+                        self.metrics.lock_lost();
+                        return Err(fail(
+                            "dynamodb",
+                            op_id.as_deref(),
+                            format!(
+                                "the lease could not be confirmed right before {} ({e}); not done",
+                                effect.describe()
+                            ),
+                        ));
+                    }
+                    // Those renewals may have been slow too: an intent that
+                    // was fresh when this step was decided and aged past its
+                    // bound since is decided again (the next step aborts
+                    // it), never acted on. One already past it when decided
+                    // was judged by `next` itself (an abort, or the end of a
+                    // step whose effect went out): that one goes ahead.
+                    let ttl = self.settings.intent_ttl();
+                    if let Some(decided_at) = decided_at
+                        && !effect.is_undo()
+                        && let Some(op) = record.in_flight()
+                        && op.phase.is_intent()
+                        && decided_at.since(op.updated) <= ttl
+                        && self.ports.clock.now().since(op.updated) > ttl
+                    {
+                        continue;
+                    }
                     if !self.lock.may_act(held) {
                         self.metrics.lock_lost();
                         report.stopped =
@@ -335,6 +420,7 @@ impl Executor {
                         warn!(target: "lock", "lease deadline reached before {}", effect.describe());
                         return Ok(());
                     }
+                    own_intent = false;
                     let result = self.perform(&effect).await;
                     failpoint_after(&effect, &result);
                     self.note(&effect, &result, &mut tried, report);
@@ -426,7 +512,8 @@ impl Executor {
     }
 
     /// Read what the operation touches, fresh.
-    async fn view_for(&self, kind: &OpKind, op_id: &str) -> Result<WorldSlice, ExecFailure> {
+    async fn view_for(&self, op: &Operation) -> Result<WorldSlice, ExecFailure> {
+        let (kind, op_id) = (&op.kind, op.id.as_str());
         let p = &self.ports;
         let err = |what: &str, e: PortError| {
             let backend = if what.starts_with("describing") {
@@ -449,23 +536,112 @@ impl Executor {
                 .map_err(|e| err("listing nodes", e))?;
         }
         match kind {
-            OpKind::ScaleUp { .. } => {
+            OpKind::ScaleUp {
+                plan, instance_ids, ..
+            } => {
                 slice.op_instances = p
                     .cloud
                     .instances_for_op(op_id)
                     .await
                     .map_err(|e| err("describing the operation's instances", e))?;
+                // Past the join deadline the instances not in the selected
+                // list are about to be terminated as "never joined": look
+                // for their nodes under any labels first (only then: it is a
+                // full node list per instance).
+                let now = p.clock.now();
+                if op.phase == OpPhase::Verifying && op.deadline.is_some_and(|d| now > d) {
+                    for id in instance_ids {
+                        if slice
+                            .nodes
+                            .iter()
+                            .any(|n| n.instance_id.as_deref() == Some(id))
+                        {
+                            continue;
+                        }
+                        if p.cluster
+                            .node_of_instance(id)
+                            .await
+                            .map_err(|e| err("looking up nodes under any labels", e))?
+                            .is_some()
+                        {
+                            slice.joined_anywhere.push(id.clone());
+                        }
+                    }
+                }
+                // Planning the launch: the server's address for the join
+                // script, the fleet for balancing subnets. Read once, when
+                // the plan is made; the plan is what every retry re-sends.
+                if plan.is_none()
+                    && op.phase == OpPhase::LaunchIntended
+                    && slice.op_instances.is_empty()
+                {
+                    slice.master = p
+                        .cloud
+                        .master()
+                        .await
+                        .map_err(|e| err("describing the K3s server", e))?;
+                    slice.fleet = p
+                        .cloud
+                        .managed_instances()
+                        .await
+                        .map_err(|e| err("describing the managed workers", e))?;
+                    if self.settings.launch.k3s_version.is_none() {
+                        slice.server_version = Some(
+                            p.cluster
+                                .server_version()
+                                .await
+                                .map_err(|e| err("reading the K3s server's version", e))?,
+                        );
+                    }
+                }
             }
-            OpKind::ScaleDown { node, .. } => {
+            OpKind::ScaleDown {
+                node, instance_id, ..
+            } => {
                 slice.node_pods = p
                     .cluster
                     .pods_on(node)
                     .await
                     .map_err(|e| err("listing pods", e))?;
                 slice.pdbs = p.cluster.pdbs().await.map_err(|e| err("listing PDBs", e))?;
+                // Resuming at TerminateIntended: did the terminate go out
+                // already? (Then the node must not be uncordoned.)
+                if op.phase == OpPhase::TerminateIntended
+                    && let Some(id) = instance_id
+                {
+                    let live = p
+                        .cloud
+                        .managed_instances()
+                        .await
+                        .map_err(|e| err("describing the managed workers", e))?;
+                    slice.instance_gone = Some(!live.iter().any(|i| &i.id == id));
+                }
             }
             OpKind::Cordon { .. } => {}
-            OpKind::TerminateStrays { .. } | OpKind::DeleteGhost { .. } => {
+            OpKind::TerminateStrays { instances, .. } => {
+                slice.op_instances = p
+                    .cloud
+                    .managed_instances()
+                    .await
+                    .map_err(|e| err("describing instances", e))?;
+                // "Never joined" rests on the selected node list; confirm it
+                // with a look-up that ignores the selector before anything
+                // is terminated (a typo in the selector hides every node).
+                if op.phase == OpPhase::TerminateIntended {
+                    for id in instances {
+                        if let Some(node) = p
+                            .cluster
+                            .node_of_instance(id)
+                            .await
+                            .map_err(|e| err("looking up nodes under any labels", e))?
+                        {
+                            debug!(target: "engine", "{id} has node {node} outside the worker selector");
+                            slice.joined_anywhere.push(id.clone());
+                        }
+                    }
+                }
+            }
+            OpKind::DeleteGhost { .. } => {
                 slice.op_instances = p
                     .cloud
                     .managed_instances()
@@ -504,6 +680,11 @@ struct WorldSlice {
     op_instances: Vec<Instance>,
     node_pods: Vec<Pod>,
     pdbs: Vec<Pdb>,
+    master: Option<Instance>,
+    fleet: Vec<Instance>,
+    joined_anywhere: Vec<String>,
+    instance_gone: Option<bool>,
+    server_version: Option<String>,
 }
 
 impl WorldSlice {
@@ -514,6 +695,11 @@ impl WorldSlice {
             node_pods: &self.node_pods,
             pdbs: &self.pdbs,
             tried,
+            master: self.master.as_ref(),
+            fleet: &self.fleet,
+            joined_anywhere: &self.joined_anywhere,
+            instance_gone: self.instance_gone,
+            server_version: self.server_version.as_deref(),
         }
     }
 }

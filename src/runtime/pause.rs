@@ -23,11 +23,13 @@ pub async fn set_pause(
 ) -> Result<Option<Pause>, String> {
     let ids = Arc::new(IdSource::random());
     let owner = format!("pause:{who}:{}", ids.uuid());
-    let lock = LockClient::new(state.clone(), clock.clone(), rules.clone(), owner, ids);
+    let lock = LockClient::new(state.clone(), clock.clone(), rules.clone(), owner, ids).for_pause();
     let started = clock.mono();
     let held = loop {
         match lock.acquire().await {
             Ok(Acquired::Held(h)) => break h,
+            // Not checked for this client (`for_pause`).
+            Ok(Acquired::ClockSkew(why)) => return Err(why),
             Ok(Acquired::Busy(holder)) => {
                 if clock.mono().since(started) > PATIENCE {
                     let by = holder.map(|l| l.owner).unwrap_or_else(|| "someone".into());

@@ -1,6 +1,7 @@
 //! Config → engine settings: the only place the two vocabularies meet.
 
 use crate::config::Config;
+use crate::engine::settings::{LaunchRules, SanityRules};
 use crate::engine::{DrainRules, LeaseRules, Policy, Settings};
 
 pub fn engine_settings(config: &Config) -> Settings {
@@ -29,7 +30,18 @@ pub fn engine_settings(config: &Config) -> Settings {
             skew_margin: config.lock.skew_margin.get(),
         },
         join_timeout: config.engine.join_timeout.get(),
+        interval: config.engine.interval.get(),
+        launch: LaunchRules {
+            instance_types: config.ec2.instance_types.clone(),
+            subnets: config.ec2.subnets.clone(),
+            k3s_version: config.ec2.k3s_version.clone(),
+        },
         max_staleness: config.prometheus.max_staleness.get(),
+        sanity: SanityRules {
+            max_unready_percent: config.engine.max_unready_percent,
+            worker_selector: config.kubernetes.worker_selector.clone(),
+            ..SanityRules::default()
+        },
         ..Settings::default()
     }
 }

@@ -30,6 +30,7 @@ pub struct SimInstance {
     /// When its kubelet registers a Ready node; `None`: never joins.
     pub join_at: Option<Timestamp>,
     pub private_ip: String,
+    pub subnet: Option<String>,
 }
 
 impl SimInstance {
@@ -74,6 +75,7 @@ impl SimInstance {
             instance_type: self.instance_type.clone(),
             zone: self.zone.clone(),
             private_ip: Some(self.private_ip.clone()),
+            subnet: self.subnet.clone(),
             launched_at: self.launched_at,
             op_id: self.op_id.clone(),
             managed: self.managed,
@@ -166,6 +168,7 @@ impl Fleet {
                 is_master,
                 join_at,
                 private_ip: format!("10.0.{}.{}", self.next_ip / 250, 10 + self.next_ip % 250),
+                subnet: None,
             },
         );
         id
@@ -286,6 +289,7 @@ impl Fleet {
                             is_master: false,
                             join_at: Some(boot(i)),
                             private_ip: i.private_ip.clone().unwrap_or_default(),
+                            subnet: i.subnet.clone(),
                         },
                     );
                 }

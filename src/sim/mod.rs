@@ -19,3 +19,6 @@ pub use clock::SimClock;
 pub use ports::SimPorts;
 pub use scenario::{SCENARIO_NAMES, ScenarioKind};
 pub use world::{SIM_EPOCH, SimSettings, World};
+
+/// The K3s release the simulated server runs (its `/version`).
+pub const K3S_VERSION: &str = "v1.33.1+k3s1";

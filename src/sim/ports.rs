@@ -1,11 +1,11 @@
 //! The simulated world behind every port at once. Each engine gets its own
 //! handle so the simulator can tell who performed a side effect.
 
-use super::world::World;
+use super::world::{SideEffect, World};
 use crate::ports::{
-    AcquireRequest, BreakGlass, Clock, CloudApi, ClusterApi, EvictionOutcome, Instance,
-    LaunchRequest, Lease, LockRecord, MetricsSource, Node, OpRecord, Pdb, Pod, PodRef, PortError,
-    PortResult, Reading, Sample, Signal, StateSnapshot, StateStore, Timestamp,
+    AcquireRequest, BreakGlass, Clock, ClockSample, CloudApi, ClusterApi, EvictionOutcome,
+    Instance, LaunchRequest, Lease, LockRecord, MetricsSource, Node, OpRecord, Pdb, Pod, PodRef,
+    PortError, PortResult, Reading, Sample, Signal, StateSnapshot, StateStore, Timestamp,
 };
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -40,7 +40,16 @@ impl SimPorts {
     /// A mutating call: checked against the lock holder first.
     fn mutate<R>(&self, what: &str, f: impl FnOnce(&mut World) -> R) -> R {
         self.with(|world, engine| {
-            world.check_side_effect(engine, what);
+            world.check_side_effect(engine, what, SideEffect::Forward);
+            f(world)
+        })
+    }
+
+    /// An effect that undoes one (uncordon, untaint): the abort path of an
+    /// expired intent, so the intent's age bound does not apply to it.
+    fn mutate_undo<R>(&self, what: &str, f: impl FnOnce(&mut World) -> R) -> R {
+        self.with(|world, engine| {
+            world.check_side_effect(engine, what, SideEffect::Undo);
             f(world)
         })
     }
@@ -97,12 +106,15 @@ impl ClusterApi for SimPorts {
     }
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
-        let what = format!("{} {node}", if cordoned { "cordon" } else { "uncordon" });
-        self.mutate(&what, |w| w.set_cordoned(node, cordoned))
+        if cordoned {
+            self.mutate(&format!("cordon {node}"), |w| w.set_cordoned(node, true))
+        } else {
+            self.mutate_undo(&format!("uncordon {node}"), |w| w.set_cordoned(node, false))
+        }
     }
 
     async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
-        self.mutate(&format!("untaint {node}"), |w| w.remove_startup_taint(node))
+        self.mutate_undo(&format!("untaint {node}"), |w| w.remove_startup_taint(node))
     }
 
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
@@ -110,8 +122,35 @@ impl ClusterApi for SimPorts {
     }
 
     async fn delete_node(&self, node: &str) -> PortResult<()> {
-        self.mutate(&format!("delete node {node}"), |w| w.delete_node(node));
+        // Deleting the object of a machine that is gone harms no workload:
+        // it finishes a scale-down whose terminate went out, however old
+        // its intent (the intent-age rule is for steps that still decide).
+        let what = format!("delete node {node}");
+        let gone = self.with(|w, _| {
+            w.fleet
+                .instances
+                .get(node)
+                .is_none_or(|i| !i.state.is_live())
+        });
+        if gone {
+            self.mutate_undo(&what, |w| w.delete_node(node));
+        } else {
+            self.mutate(&what, |w| w.delete_node(node));
+        }
         Ok(())
+    }
+
+    async fn server_version(&self) -> PortResult<String> {
+        Ok(super::K3S_VERSION.to_string())
+    }
+
+    async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
+        Ok(self.with(|w, _| {
+            w.nodes()
+                .into_iter()
+                .find(|n| n.instance_id.as_deref() == Some(instance_id))
+                .map(|n| n.name)
+        }))
     }
 }
 
@@ -206,6 +245,17 @@ impl StateStore for SimPorts {
             w.accounting.on_op_write(&old, next);
             Ok(())
         })
+    }
+
+    /// The store's clock is the world's; `Date` has whole seconds.
+    async fn clock_sample(&self, local: &dyn Clock) -> PortResult<Option<ClockSample>> {
+        let sent = local.now();
+        let server = Timestamp(self.clock.now().0.div_euclid(1000) * 1000);
+        Ok(Some(ClockSample {
+            sent,
+            received: local.now(),
+            server,
+        }))
     }
 
     async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {

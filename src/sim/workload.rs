@@ -102,6 +102,7 @@ impl SimPod {
                 None
             },
             terminating: self.deleting_at.is_some(),
+            node_selector: BTreeMap::new(),
         }
     }
 }

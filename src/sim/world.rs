@@ -19,6 +19,16 @@ use crate::ports::{
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// What a mutating call does to the world, for the invariants that tell a
+/// step forward from the undoing of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SideEffect {
+    /// Launch, cordon, evict, terminate, delete a node.
+    Forward,
+    /// Uncordon, untaint: what an aborted or expired intent runs.
+    Undo,
+}
+
 /// Monday 2026-01-05 00:00 UTC: simulations start at midnight so that
 /// `diurnal` shows its night first.
 pub const SIM_EPOCH: Timestamp = Timestamp(1_767_571_200_000);
@@ -47,6 +57,8 @@ pub struct SimSettings {
     pub max_workers: u32,
     pub join_timeout: Duration,
     pub tick: Duration,
+    /// How old an intent may be when it is acted on (`Settings::intent_ttl`).
+    pub intent_ttl: Duration,
     /// The workload's clock runs this many times faster (1 = real).
     pub warp: f64,
     /// Instances come from EC2 (`sync_external`) instead of this model.
@@ -83,6 +95,9 @@ pub struct World {
     pub cpu_seconds: std::collections::BTreeMap<String, (f64, f64)>,
     /// World-level faults injected, by kind (fault-injection runs).
     pub injected: std::collections::BTreeMap<&'static str, u64>,
+    /// EC2's idempotency: every ClientToken seen, with the request it came
+    /// with and what it launched.
+    pub tokens: std::collections::BTreeMap<String, (LaunchRequest, Vec<String>)>,
 }
 
 impl World {
@@ -113,6 +128,7 @@ impl World {
             last_scrape: None,
             cpu_seconds: std::collections::BTreeMap::new(),
             injected: std::collections::BTreeMap::new(),
+            tokens: std::collections::BTreeMap::new(),
             rng: rng.fork(1),
             settings,
         };
@@ -356,7 +372,7 @@ impl World {
 
     /// Invariants 6 and 8: a side effect must come from the current lock
     /// holder, before its lease ran out, and never from a read-only engine.
-    pub fn check_side_effect(&mut self, engine: usize, what: &str) {
+    pub fn check_side_effect(&mut self, engine: usize, what: &str, kind: SideEffect) {
         let now = self.now;
         let Some(track) = self.engines.get_mut(engine) else {
             return;
@@ -381,13 +397,45 @@ impl World {
                 format!("{what} by engine {engine} outside any lease it was granted"),
             );
         }
+        // …and never on an intent decided too long ago: the first effect of
+        // an intent must come within its bound (plus one call's length).
+        if kind == SideEffect::Forward
+            && let Some(op) = self.table.record.in_flight()
+            && op.phase.is_intent()
+        {
+            let age = now.since(op.updated);
+            let bound = self.settings.intent_ttl + crate::engine::lock::EFFECT_CALL_CEILING;
+            if age > bound {
+                self.invariants.breach(
+                    now,
+                    6,
+                    format!(
+                        "{what} by engine {engine} on the intent of {} recorded {}s ago (bound {}s)",
+                        op.id,
+                        age.as_secs(),
+                        bound.as_secs()
+                    ),
+                );
+            }
+        }
     }
 
     pub fn launch(&mut self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
-        // Reconcile by op-id tag first: a retry never launches twice.
-        let existing = self.instances_for_op(&request.op_id);
-        if !existing.is_empty() {
-            return Ok(existing);
+        // EC2's ClientToken, and nothing else: the same token and request
+        // return the first launch's instances (in whatever state they are
+        // now), the same token with other parameters is refused. A launch
+        // is never deduplicated by its tags: that is the engine's job.
+        if let Some((first, ids)) = self.tokens.get(&request.client_token) {
+            if first != request {
+                return Err(PortError::TokenReused(format!(
+                    "IdempotentParameterMismatch: token {} was used with other parameters",
+                    request.client_token
+                )));
+            }
+            return Ok(ids
+                .iter()
+                .filter_map(|id| self.fleet.instances.get(id).map(|i| i.to_domain()))
+                .collect());
         }
         let live = self.fleet.live_managed() as u32;
         if live + request.count > self.settings.max_workers {
@@ -415,14 +463,21 @@ impl World {
                 Some(self.now.plus(self.settings.boot_delay.mul_f64(jitter)))
             };
             let now = self.now;
-            ids.push(self.fleet.add_instance(
+            let id = self.fleet.add_instance(
                 &mut self.rng,
                 now,
                 Some(request.op_id.clone()),
                 join_at,
                 false,
-            ));
+            );
+            if let Some(i) = self.fleet.instances.get_mut(&id) {
+                i.instance_type = request.instance_type.clone();
+                i.subnet = request.subnet.clone();
+            }
+            ids.push(id);
         }
+        self.tokens
+            .insert(request.client_token.clone(), (request.clone(), ids.clone()));
         Ok(ids
             .iter()
             .filter_map(|id| self.fleet.instances.get(id).map(|i| i.to_domain()))
@@ -452,6 +507,27 @@ impl World {
             return Err(PortError::Refused(format!("{bad} is not a managed worker")));
         }
         self.check_terminations(ids);
+        // Invariant 10 (blast radius): a clean-up or a scale-down terminates
+        // one instance per operation, whatever view it was decided on.
+        if ids.len() > 1
+            && self.table.record.in_flight().is_some_and(|op| {
+                matches!(
+                    op.kind,
+                    crate::ports::OpKind::TerminateStrays { .. }
+                        | crate::ports::OpKind::ScaleDown { .. }
+                )
+            })
+        {
+            self.invariants.breach(
+                self.now,
+                10,
+                format!(
+                    "{} instances terminated by one operation: {}",
+                    ids.len(),
+                    ids.join(",")
+                ),
+            );
+        }
         for id in ids {
             if let Some(i) = self.fleet.instances.get_mut(id)
                 && i.state.is_live()

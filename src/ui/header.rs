@@ -46,6 +46,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         top.push(Span::raw(" "));
         top.push(Span::styled(" FROZEN ", t.warn));
     }
+    // The view cannot be true: say so where nobody can miss it.
+    if let Some(why) = app
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.decision.sanity_stop.as_ref())
+    {
+        top.push(Span::raw(" "));
+        top.push(Span::styled(
+            format!(" SANITY STOP: {why}; nothing destructive runs "),
+            t.bad,
+        ));
+    }
     top.push(Span::styled(
         format!(
             " │ {} UTC",

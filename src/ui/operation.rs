@@ -76,7 +76,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 OpKind::Cordon { node, cordon } => {
                     format!("{} {node}", if *cordon { "cordon" } else { "uncordon" })
                 }
-                OpKind::TerminateStrays { instances } => {
+                OpKind::TerminateStrays { instances, .. } => {
                     format!("terminate {}", instances.join(", "))
                 }
                 OpKind::DeleteGhost { node } => format!("delete ghost {node}"),

@@ -75,6 +75,7 @@ pub async fn show(
 pub mod proxy;
 pub mod service_model;
 pub mod stack;
+pub mod strict_ec2;
 
 /// The moto server started by scripts/test.sh (or .ci/run): EC2's peer,
 /// and a second DynamoDB.
@@ -188,6 +189,7 @@ pub async fn facade(
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,
         join_timeout: config.engine.join_timeout.get(),
+        intent_ttl: config.engine.interval.get() * 2 + config.lock.lease.get(),
         tick: config.engine.interval.get(),
         warp: 1.0,
         external_fleet: false,

@@ -207,29 +207,53 @@ async fn forward(
         )
             .into_response();
     }
+    match relay(
+        &up.http,
+        &up.url,
+        method,
+        &uri,
+        &headers,
+        body,
+        "application/octet-stream",
+    )
+    .await
+    {
+        Ok((status, content_type, bytes)) => {
+            (status, [("content-type", content_type)], bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
+}
+
+/// Send one request on to `upstream` as it came (the signature covers the
+/// headers, so they go unchanged but for host and length), and return the
+/// answer's status, content type (or `default_type`) and body.
+pub async fn relay(
+    http: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    default_type: &str,
+) -> Result<(StatusCode, String, Bytes), String> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = up
-        .http
-        .request(method, format!("{}{path}", up.url))
+    let mut request = http
+        .request(method, format!("{upstream}{path}"))
         .body(body.to_vec());
-    for (name, value) in &headers {
+    for (name, value) in headers {
         if name != "host" && name != "content-length" {
             request = request.header(name, value);
         }
     }
-    match request.send().await {
-        Ok(answer) => {
-            let status =
-                StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = answer
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let bytes = answer.bytes().await.unwrap_or_default();
-            (status, [("content-type", content_type)], bytes).into_response()
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    }
+    let answer = request.send().await.map_err(|e| e.to_string())?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default_type)
+        .to_string();
+    let bytes = answer.bytes().await.unwrap_or_default();
+    Ok((status, content_type, bytes))
 }

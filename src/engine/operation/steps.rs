@@ -81,19 +81,27 @@ pub(super) fn verify(
         .filter(|id| !joined.contains(id) && !lost.contains(id))
         .cloned()
         .collect();
+    // The joined nodes still under the verifying taint. Removed when all
+    // joined, and also before a partial scale-up ends Failed: a node that
+    // did join is capacity, and left tainted it would be billed, counted
+    // against max_workers and take no pod, for ever.
+    let tainted: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.startup_taint
+                && n.instance_id
+                    .as_ref()
+                    .is_some_and(|id| joined.contains(&id))
+        })
+        .map(|n| n.name.clone())
+        .collect();
+    let past_deadline = op.deadline.is_some_and(|d| now > d);
+    let ending = joined.len() == ids.len() || waiting.is_empty() || past_deadline;
+    if ending && !tainted.is_empty() {
+        return Next::Act(Effect::Untaint { nodes: tainted });
+    }
     if joined.len() == ids.len() {
-        // Verified: let them take pods, then done.
-        let tainted: Vec<String> = view
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.startup_taint && n.instance_id.as_ref().is_some_and(|id| ids.contains(id))
-            })
-            .map(|n| n.name.clone())
-            .collect();
-        if !tainted.is_empty() {
-            return Next::Act(Effect::Untaint { nodes: tainted });
-        }
         return end(
             record,
             op,
@@ -103,8 +111,25 @@ pub(super) fn verify(
             now,
         );
     }
-    let past_deadline = op.deadline.is_some_and(|d| now > d);
     if past_deadline && !waiting.is_empty() {
+        // Joined, but under labels the worker selector does not match: a
+        // live node, never terminated as "never joined".
+        let (elsewhere, waiting): (Vec<String>, Vec<String>) = waiting
+            .into_iter()
+            .partition(|id| view.joined_anywhere.contains(id));
+        if waiting.is_empty() {
+            return end(
+                record,
+                op,
+                OpPhase::Failed,
+                format!(
+                    "{} joined outside the worker selector (check kubernetes.worker_selector and the node labels); not terminated",
+                    elsewhere.join(", ")
+                ),
+                fence,
+                now,
+            );
+        }
         let why = format!(
             "{} of {} instance(s) never joined within {}: {}; terminated",
             waiting.len(),
@@ -221,4 +246,44 @@ pub(super) fn drain(
             ))
         }
     }
+}
+
+/// Why a drained node must not be terminated now (checked again right
+/// before the terminate, however long after the drain): a pod that is not
+/// ignorable is back on it, or the other Ready workers are too few.
+pub(super) fn not_safe_to_terminate(
+    settings: &Settings,
+    node: &str,
+    view: &OpView<'_>,
+) -> Option<String> {
+    let back: Vec<String> = view
+        .node_pods
+        .iter()
+        .filter(|pod| {
+            !pod.terminating
+                && !matches!(
+                    classify(pod, view.pdbs, &settings.drain),
+                    Disposition::Ignore(_)
+                )
+        })
+        .take(3)
+        .map(|p| p.key())
+        .collect();
+    if !back.is_empty() {
+        return Some(format!(
+            "{node} has pods again since its drain ({}); not terminated",
+            back.join(", ")
+        ));
+    }
+    let ready_others = view
+        .nodes
+        .iter()
+        .filter(|n| n.ready && n.name != node)
+        .count() as u32;
+    (ready_others < settings.policy.min_workers).then(|| {
+        format!(
+            "removing {node} now would leave {ready_others} Ready workers, below min_workers ({})",
+            settings.policy.min_workers
+        )
+    })
 }

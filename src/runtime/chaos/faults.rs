@@ -5,7 +5,7 @@ use crate::sim::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Every kind of fault the harness injects (ISSUE 6's list).
-pub const KINDS: [&str; 23] = [
+pub const KINDS: [&str; 29] = [
     "crash_after_intent",
     "crash_after_launch",
     "crash_mid_drain",
@@ -29,6 +29,20 @@ pub const KINDS: [&str; 23] = [
     "eviction_500",
     "external_terminate",
     "slow_call",
+    // Faults from outside the model (the DynamoDB Local issue): a write the
+    // service refuses as malformed, a transaction conflict, a host
+    // suspended right after renewing its lease, an intent left behind while
+    // every engine was away for longer than its bound.
+    "store_validation_error",
+    "transaction_conflict",
+    "suspended_past_lease",
+    "stale_intent",
+    // A hostile world (the blast-radius issue): the node list comes back
+    // empty (a misspelled selector, another cluster's context, an API
+    // server answering []), or one node is missing from it (its worker
+    // label removed by hand). The instances run on; only the view lies.
+    "selector_typo",
+    "label_removed",
 ];
 
 /// Probabilities per opportunity (a matching call, or a harness step).
@@ -47,6 +61,12 @@ pub struct Rates {
     /// A call that takes 5–30 s (a slow API): time passes mid-operation,
     /// so leases need renewing and deadlines come due.
     pub slow_call: f64,
+    pub rejected: f64,
+    pub conflict: f64,
+    pub suspend: f64,
+    pub stale: f64,
+    pub blind: f64,
+    pub unlabel: f64,
 }
 
 impl Rates {
@@ -65,6 +85,12 @@ impl Rates {
             flap_per_step: r(0.004),
             external_terminate_per_step: r(0.002),
             slow_call: r(0.03),
+            rejected: r(0.03),
+            conflict: r(0.08),
+            suspend: r(0.04),
+            stale: r(0.15),
+            blind: r(0.1),
+            unlabel: r(0.15),
         }
     }
 }

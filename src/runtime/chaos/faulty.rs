@@ -21,6 +21,8 @@ pub struct Shared {
     pub plan: Mutex<FaultPlan>,
     pub trace: Mutex<Vec<String>>,
     pub lease: Duration,
+    /// `Settings::intent_ttl` of the engines.
+    pub intent_ttl: Duration,
 }
 
 impl Shared {
@@ -225,7 +227,15 @@ impl MetricsSource for FaultyPorts {
 impl ClusterApi for FaultyPorts {
     async fn nodes(&self) -> PortResult<Vec<Node>> {
         self.alive()?;
-        self.inner.nodes().await
+        let mut nodes = self.inner.nodes().await?;
+        if self.roll("selector_typo", |r| r.blind) {
+            return Ok(Vec::new());
+        }
+        if !nodes.is_empty() && self.roll("label_removed", |r| r.unlabel) {
+            let victim = self.shared.plan().rng.below(nodes.len() as u64) as usize;
+            nodes.remove(victim);
+        }
+        Ok(nodes)
     }
 
     async fn pods(&self) -> PortResult<Vec<Pod>> {
@@ -285,6 +295,16 @@ impl ClusterApi for FaultyPorts {
         self.note(format!("delete_node {node} -> {r:?}"));
         r
     }
+
+    async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
+        self.alive()?;
+        self.inner.node_of_instance(instance_id).await
+    }
+
+    async fn server_version(&self) -> PortResult<String> {
+        self.alive()?;
+        self.inner.server_version().await
+    }
 }
 
 impl FaultyPorts {
@@ -333,17 +353,18 @@ impl CloudApi for FaultyPorts {
         }
         // EC2's ClientToken: a retried launch returns what the first one
         // launched, whatever the capacity is now.
-        let launched_before = !lock(&self.shared.world)
-            .instances_for_op(&request.op_id)
-            .is_empty();
+        let launched_before = lock(&self.shared.world)
+            .tokens
+            .contains_key(&request.client_token);
         if !launched_before && self.roll("insufficient_capacity", |r| r.capacity) {
             self.note(format!(
-                "launch {} -> injected InsufficientInstanceCapacity",
-                request.op_id
+                "launch {} {} -> injected InsufficientInstanceCapacity",
+                request.op_id, request.instance_type
             ));
-            return Err(PortError::InsufficientCapacity(
-                "every instance type (injected)".into(),
-            ));
+            return Err(PortError::InsufficientCapacity(format!(
+                "InsufficientInstanceCapacity: no {} capacity (injected)",
+                request.instance_type
+            )));
         }
         self.maybe_steal();
         let r = self.inner.launch(request).await;
@@ -424,6 +445,16 @@ impl StateStore for FaultyPorts {
             return Err(e);
         }
         let r = self.inner.renew(lease, now, duration).await;
+        if r.is_ok() && self.roll("suspended_past_lease", |r| r.suspend) {
+            // The lid closes right after the renew went through: the next
+            // destructive call must notice that the lease ran out meanwhile
+            // (the monotonic clock counts the suspended time).
+            self.shared
+                .clock
+                .advance(self.shared.lease + Duration::from_secs(15));
+            lock(&self.shared.world).advance_to(self.shared.clock.now());
+            self.note("suspended past the lease right after a renew".into());
+        }
         if r.is_ok() && self.roll("lost_renew_response", |r| r.lost_response) {
             return Err(PortError::OutcomeUnknown(
                 "renew response lost (injected)".into(),
@@ -447,6 +478,25 @@ impl StateStore for FaultyPorts {
         if let Some(e) = self.burst(false) {
             return Err(e);
         }
+        if self.roll("store_validation_error", |r| r.rejected) {
+            self.note(format!(
+                "write rev {} -> injected ValidationException",
+                next.rev
+            ));
+            return Err(PortError::RequestRejected(
+                "write operation (TransactWriteItems): ValidationException (injected)".into(),
+            ));
+        }
+        if self.roll("transaction_conflict", |r| r.conflict) {
+            self.note(format!(
+                "write rev {} -> injected TransactionConflict",
+                next.rev
+            ));
+            return Err(PortError::Unavailable(
+                "write operation (TransactWriteItems): transaction conflict (injected); nothing was applied"
+                    .into(),
+            ));
+        }
         self.maybe_pause();
         let r = self.inner.write_op(lease, previous, next).await;
         self.note(format!(
@@ -463,6 +513,17 @@ impl StateStore for FaultyPorts {
             self.die("after the intent write");
             return Err(dead_error());
         }
+        if r.is_ok() && intent && self.roll("stale_intent", |r| r.stale) {
+            // The engine dies, and every other one is away (a partition, a
+            // fleet-wide restart) for longer than the intent's bound: the
+            // next engine finds an intent decided on a world long gone.
+            self.die("after the intent write, everyone away");
+            self.shared
+                .clock
+                .advance(self.shared.intent_ttl + Duration::from_secs(60));
+            lock(&self.shared.world).advance_to(self.shared.clock.now());
+            return Err(dead_error());
+        }
         if r.is_ok() && self.roll("lost_write_response", |r| r.lost_response) {
             return Err(PortError::OutcomeUnknown(
                 "transaction response lost (injected)".into(),
@@ -473,5 +534,13 @@ impl StateStore for FaultyPorts {
 
     async fn force_unlock(&self, audit: &BreakGlass) -> PortResult<LockRecord> {
         self.inner.force_unlock(audit).await
+    }
+
+    async fn clock_sample(&self, local: &dyn Clock) -> PortResult<Option<ClockSample>> {
+        self.alive()?;
+        if let Some(e) = self.burst(false) {
+            return Err(e);
+        }
+        self.inner.clock_sample(local).await
     }
 }

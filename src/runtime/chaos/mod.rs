@@ -151,6 +151,7 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
         min_workers: config.policy.min_workers,
         max_workers: config.policy.max_workers,
         join_timeout: config.engine.join_timeout.get(),
+        intent_ttl: config.engine.interval.get() * 2 + config.lock.lease.get(),
         // A launch must end within join_timeout + one tick *of a live
         // engine*: allow for the longest crash-restart plus a lease takeover.
         tick: tick + MAX_RESTART + lease + skew + tick,
@@ -164,6 +165,7 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
         plan: Mutex::new(FaultPlan::new(rng.fork(7))),
         trace: Mutex::new(Vec::new()),
         lease,
+        intent_ttl: settings.intent_ttl(),
     });
     let mut slots: Vec<Slot> = (0..engines)
         .map(|index| {

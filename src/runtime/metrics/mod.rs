@@ -52,6 +52,9 @@ struct Inner {
     /// and the last failure's words.
     consecutive_failures: u32,
     last_failure: Option<String>,
+    /// Ticks held by the sanity stop, and the last one's reason while it lasts.
+    sanity_stops: u64,
+    sanity_stop: Option<String>,
     /// That many in a row make `/healthz` unhealthy (`engine.unhealthy_after`).
     failure_limit: Option<u32>,
 }
@@ -106,7 +109,15 @@ impl EngineMetrics {
         *m.decisions
             .entry(outcome(&report.decision.action).into())
             .or_default() += 1.0;
+        // A blind tick (a backend Unknown) says nothing about the view's
+        // plausibility: the last verdict stands until a tick that saw.
         let obs = &report.observation;
+        if obs.cluster.is_ok() && obs.fleet.is_ok() {
+            m.sanity_stop = report.decision.sanity_stop.clone();
+        }
+        if report.decision.sanity_stop.is_some() {
+            m.sanity_stops += 1;
+        }
         let errors = [
             ("dynamodb", report.state.as_ref().err().cloned()),
             ("ec2", obs.fleet.as_ref().err().cloned()),
@@ -228,6 +239,11 @@ impl EngineMetrics {
         if !m.unreachable.is_empty() {
             return Err(format!("unreachable: {}", m.unreachable.join("; ")));
         }
+        // Degraded, not down: the process is fine and restarting it would
+        // change nothing (a watchdog must not kill it); the body says why.
+        if let Some(why) = &m.sanity_stop {
+            return Ok(format!("degraded: sanity stop: {why}"));
+        }
         let limit = m.failure_limit.unwrap_or(DEFAULT_FAILURE_LIMIT);
         if m.consecutive_failures >= limit {
             return Err(format!(
@@ -276,6 +292,12 @@ impl EngineMetrics {
             "gauge",
             "1 while this engine holds the DynamoDB lock.",
             if m.lock_held { 1.0 } else { 0.0 },
+        );
+        e.scalar(
+            &format!("{p}_sanity_stops_total"),
+            "counter",
+            "Ticks on which the view was implausible and nothing destructive ran (the sanity stop).",
+            m.sanity_stops as f64,
         );
         e.scalar(
             &format!("{p}_lock_acquisitions_total"),

@@ -11,6 +11,7 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
             at: obs.at,
             action,
             reasons: vec![],
+            sanity_stop: None,
         },
         observation: obs,
         state: Ok(StateSnapshot {

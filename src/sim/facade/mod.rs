@@ -59,7 +59,33 @@ impl Facade {
             .route("/metrics", get(metrics))
             .route("/debug/mutations", get(mutations))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/version", get(version))
             .with_state(self)
+    }
+}
+
+/// `GET /version`, as the API server answers it (the same k8s-openapi
+/// type the client decodes): the K3s release new workers are pinned to.
+async fn version() -> Response {
+    use k8s_openapi::apimachinery::pkg::version::Info;
+    let info = Info {
+        build_date: "2026-01-05T00:00:00Z".into(),
+        compiler: "gc".into(),
+        git_commit: "0000000000000000000000000000000000000000".into(),
+        git_tree_state: "clean".into(),
+        git_version: crate::sim::K3S_VERSION.into(),
+        go_version: "go1.24.4".into(),
+        major: "1".into(),
+        minor: "33".into(),
+        platform: "linux/amd64".into(),
+        ..Info::default()
+    };
+    match serde_json::to_value(&info) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            kube_json::status(500, "InternalError", &e.to_string()),
+        ),
     }
 }
 
@@ -118,6 +144,24 @@ async fn patch_node(State(f): State<Facade>, Path(name): Path<String>, body: Byt
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
     };
     f.mutations.fetch_add(1, Ordering::SeqCst);
+    // A patch that names a resourceVersion is conditional on it, as on
+    // the API server (every node here is at version "1").
+    if let Some(rv) = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && rv != "1"
+    {
+        return json(
+            StatusCode::CONFLICT,
+            kube_json::status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                ),
+            ),
+        );
+    }
     let cordon = patch
         .pointer("/spec/unschedulable")
         .and_then(Value::as_bool);

@@ -24,10 +24,16 @@ impl World {
     pub fn inject_drift(&mut self) -> Drift {
         let now = self.now;
         let long_ago = now.minus(self.settings.join_timeout + Duration::from_secs(240));
-        // Never joined: launched well past the join timeout, no node.
-        let never_joined = self
-            .fleet
-            .add_instance(&mut self.rng, long_ago, None, None, false);
+        // Never joined: launched by an earlier operation of ours (its op-id
+        // tag: only those are cleaned up without asking) well past the join
+        // timeout, no node.
+        let never_joined = self.fleet.add_instance(
+            &mut self.rng,
+            long_ago,
+            Some("op-drifted".into()),
+            None,
+            false,
+        );
         // Orphan: launched a minute ago by someone else; it will not join
         // either, so after the join timeout it turns into "never joined".
         let orphan = self.fleet.add_instance(
@@ -37,6 +43,9 @@ impl World {
             None,
             false,
         );
+        // Planted, not launched in this run: invariant 7 (a launch joins or
+        // is terminated in time) is about the engines' launches.
+        self.invariants.late_instances.insert(never_joined.clone());
         for id in [&never_joined, &orphan] {
             if let Some(i) = self.fleet.instances.get_mut(id) {
                 i.state = InstanceState::Running;
@@ -94,6 +103,7 @@ impl World {
                     count: 2,
                     client_token: gone_op.clone(),
                     instance_ids: ids.clone(),
+                    plan: None,
                 },
                 phase: OpPhase::Verifying,
                 origin: Origin::Engine,
@@ -107,6 +117,7 @@ impl World {
                 }],
                 outcome: None,
                 fence,
+                failed_before: 0,
             }),
             ..previous
         };

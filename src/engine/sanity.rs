@@ -1,0 +1,204 @@
+//! The sanity stop: a view of the cluster that cannot be true is not acted
+//! on destructively.
+//!
+//! Every destructive decision (terminate a never-joined instance, delete a
+//! ghost node, scale down) rests on the node list. A misspelled
+//! `worker_selector`, a kubeconfig context for another cluster, a label
+//! removed by hand or an API server answering an empty list all look, to a
+//! naive engine, like "every worker vanished": it would terminate every
+//! running instance as "never joined". The Cluster Autoscaler stops scaling
+//! when more than 45 % of its nodes are unready; we hold every destructive
+//! step on the same kind of evidence and say why. Scale-up for real pending
+//! pods may go on: adding capacity is never what destroys a cluster.
+//!
+//! Pure: the caller passes `now`, the view and the previous tick's count.
+
+use super::observation::ClusterView;
+use super::settings::Settings;
+use crate::ports::{Instance, Timestamp};
+
+/// The settings the sanity stop needs, in engine terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SanityRules {
+    /// Above this share of old-enough running managed instances without a
+    /// Ready node, the view is implausible (the Cluster Autoscaler's
+    /// `max-total-unready-percentage` is 45).
+    pub max_unready_percent: f64,
+    /// …and only when more than this many are without one (the Cluster
+    /// Autoscaler's `ok-total-unready-count`, 3): on a small cluster one
+    /// real stray is 50 % and must not stop the clean-up that removes it.
+    pub ok_unready_count: usize,
+    /// Shown in the reason: the selector the node list was taken with.
+    pub worker_selector: String,
+}
+
+impl Default for SanityRules {
+    fn default() -> Self {
+        SanityRules {
+            max_unready_percent: 45.0,
+            ok_unready_count: 3,
+            worker_selector: "k3s-autoscaler/role=worker".into(),
+        }
+    }
+}
+
+/// Why the view is implausible, or `None` when it may be acted on.
+/// `previous_nodes` is the node count of the previous tick that saw the
+/// cluster (a list that halves in one tick is a broken view far more
+/// often than a real loss).
+pub fn implausible(
+    settings: &Settings,
+    view: &ClusterView,
+    fleet: &[Instance],
+    previous_nodes: Option<usize>,
+    now: Timestamp,
+) -> Option<String> {
+    let rules = &settings.sanity;
+    // Only instances old enough to have joined say anything about the view:
+    // a fresh launch has no node yet on any healthy cluster.
+    let settled: Vec<&Instance> = fleet
+        .iter()
+        .filter(|i| i.managed && i.state.is_live())
+        .filter(|i| now.since(i.launched_at) > settings.join_timeout)
+        .collect();
+    let ready_for = |i: &Instance| view.node_for_instance(&i.id).is_some_and(|n| n.ready);
+    if view.nodes.is_empty() && !settled.is_empty() {
+        return Some(format!(
+            "kubernetes.worker_selector \"{}\" matches no node while {} managed instance(s) run",
+            rules.worker_selector,
+            settled.len()
+        ));
+    }
+    if view.ready_workers() == 0 && !settled.is_empty() {
+        return Some(format!(
+            "no Ready worker while {} managed instance(s) run",
+            settled.len()
+        ));
+    }
+    if let Some(before) = previous_nodes
+        && before >= 2
+        && view.nodes.len() * 2 < before
+    {
+        return Some(format!(
+            "the node list shrank from {before} to {} in one tick",
+            view.nodes.len()
+        ));
+    }
+    if !settled.is_empty() {
+        let unready = settled.iter().filter(|i| !ready_for(i)).count();
+        let percent = 100.0 * unready as f64 / settled.len() as f64;
+        if unready > rules.ok_unready_count && percent > rules.max_unready_percent {
+            return Some(format!(
+                "{unready} of {} running managed instances ({percent:.0} %) have no Ready node (more than engine.max_unready_percent {:.0} %)",
+                settled.len(),
+                rules.max_unready_percent
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{at, instance, node};
+    use std::time::Duration;
+
+    fn settings() -> Settings {
+        Settings {
+            join_timeout: Duration::from_secs(600),
+            ..Settings::default()
+        }
+    }
+
+    fn old_fleet(n: usize, now: Timestamp) -> Vec<Instance> {
+        (0..n)
+            .map(|k| {
+                let mut i = instance(&format!("i-{k}"));
+                i.launched_at = now.minus(Duration::from_secs(3600));
+                i
+            })
+            .collect()
+    }
+
+    fn view_of(ids: &[&str], ready: bool) -> ClusterView {
+        ClusterView {
+            nodes: ids
+                .iter()
+                .map(|id| {
+                    let mut n = node(id, 0);
+                    n.ready = ready;
+                    n
+                })
+                .collect(),
+            ..ClusterView::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_node_list_beside_running_workers_names_the_selector() {
+        let now = at(7200);
+        let why = implausible(
+            &settings(),
+            &ClusterView::default(),
+            &old_fleet(3, now),
+            None,
+            now,
+        )
+        .expect("implausible");
+        assert!(why.contains("k3s-autoscaler/role=worker"), "{why}");
+        assert!(why.contains("3 managed"), "{why}");
+    }
+
+    #[test]
+    fn fresh_launches_without_nodes_are_normal() {
+        let now = at(7200);
+        let mut fleet = old_fleet(2, now);
+        for i in &mut fleet {
+            i.launched_at = now.minus(Duration::from_secs(30));
+        }
+        assert_eq!(
+            implausible(&settings(), &ClusterView::default(), &fleet, None, now),
+            None
+        );
+    }
+
+    #[test]
+    fn no_ready_worker_and_too_many_unready_are_implausible() {
+        let now = at(7200);
+        let fleet = old_fleet(4, now);
+        let none_ready = view_of(&["i-0", "i-1", "i-2", "i-3"], false);
+        assert!(
+            implausible(&settings(), &none_ready, &fleet, None, now)
+                .is_some_and(|w| w.contains("no Ready worker"))
+        );
+        // 4 of 8 (50 %) without a node: above 45 % and above 3.
+        let fleet = old_fleet(8, now);
+        let half = view_of(&["i-0", "i-1", "i-2", "i-3"], true);
+        let why = implausible(&settings(), &half, &fleet, None, now).expect("implausible");
+        assert!(why.contains("4 of 8"), "{why}");
+        // 2 of 8 (25 %): real strays, not a broken view.
+        let two = view_of(&["i-0", "i-1", "i-2", "i-3", "i-4", "i-5"], true);
+        assert_eq!(implausible(&settings(), &two, &fleet, None, now), None);
+        // 2 of 4 (50 %) on a small cluster: two strays are not a broken
+        // view either (the clean-up must be able to remove them).
+        let small = old_fleet(4, now);
+        let half_small = view_of(&["i-0", "i-1"], true);
+        assert_eq!(
+            implausible(&settings(), &half_small, &small, None, now),
+            None
+        );
+    }
+
+    #[test]
+    fn a_node_list_that_halves_in_one_tick_is_implausible() {
+        let now = at(7200);
+        let view = view_of(&["i-0", "i-1"], true);
+        let fleet = old_fleet(2, now);
+        assert!(
+            implausible(&settings(), &view, &fleet, Some(6), now)
+                .is_some_and(|w| w.contains("from 6 to 2"))
+        );
+        assert_eq!(implausible(&settings(), &view, &fleet, Some(4), now), None);
+    }
+}
