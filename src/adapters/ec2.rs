@@ -40,12 +40,27 @@ pub struct Ec2Fleet {
     template: String,
 }
 
+/// A DescribeInstances filter on exact values: EC2 reads `*` and `?` in a
+/// filter value as wildcards, so a cluster named `prod*` would otherwise
+/// match every other cluster's workers. They (and the backslash) are
+/// escaped with a backslash.
 fn filter(name: &str, values: &[&str]) -> Filter {
     let mut f = Filter::builder().name(name);
     for v in values {
-        f = f.values(*v);
+        f = f.values(escape_filter_value(v));
     }
     f.build()
+}
+
+fn escape_filter_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if matches!(c, '*' | '?' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Ec2Fleet {
@@ -170,8 +185,13 @@ impl Ec2Fleet {
 #[async_trait]
 impl CloudApi for Ec2Fleet {
     async fn managed_instances(&self) -> PortResult<Vec<Instance>> {
-        self.describe(self.managed_filters(&["pending", "running"]), &[])
-            .await
+        // The filters select; the exact tag comparison decides (a filter
+        // EC2 matched loosely must not make another cluster's worker ours).
+        let mut found = self
+            .describe(self.managed_filters(&["pending", "running"]), &[])
+            .await?;
+        found.retain(|i| i.managed);
+        Ok(found)
     }
 
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
@@ -342,5 +362,17 @@ impl CloudApi for Ec2Fleet {
         let bytes = base64_decode(encoded)
             .map_err(|e| PortError::Invalid(format!("GetConsoleOutput for {id}: {e}")))?;
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_filter_value;
+
+    #[test]
+    fn filter_values_match_exactly_not_as_wildcards() {
+        assert_eq!(escape_filter_value("staging"), "staging");
+        assert_eq!(escape_filter_value("prod*"), "prod\\*");
+        assert_eq!(escape_filter_value("a?b\\c"), "a\\?b\\\\c");
     }
 }
