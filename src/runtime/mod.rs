@@ -18,6 +18,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
+mod op_reads;
 pub mod pause;
 pub mod settings;
 pub mod shutdown;

@@ -2,7 +2,10 @@
 //! the state table, advanced in small steps up to whatever time the clock
 //! says. Ports call into it; it checks DESIGN §4's invariants as they do.
 
+mod checks;
 mod drift;
+
+pub use checks::SideEffect;
 pub use drift::Drift;
 
 use super::accounting::{Accounting, Summary};
@@ -18,16 +21,6 @@ use crate::ports::{
 };
 use std::collections::VecDeque;
 use std::time::Duration;
-
-/// What a mutating call does to the world, for the invariants that tell a
-/// step forward from the undoing of one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SideEffect {
-    /// Launch, cordon, evict, terminate, delete a node.
-    Forward,
-    /// Uncordon, untaint: what an aborted or expired intent runs.
-    Undo,
-}
 
 /// Monday 2026-01-05 00:00 UTC: simulations start at midnight so that
 /// `diurnal` shows its night first.
@@ -370,56 +363,6 @@ impl World {
 
     // ---- writes (each checks the lock holder: invariants 6 and 8) ----------
 
-    /// Invariants 6 and 8: a side effect must come from the current lock
-    /// holder, before its lease ran out, and never from a read-only engine.
-    pub fn check_side_effect(&mut self, engine: usize, what: &str, kind: SideEffect) {
-        let now = self.now;
-        let Some(track) = self.engines.get_mut(engine) else {
-            return;
-        };
-        track.mutating_calls += 1;
-        let read_only = track.read_only;
-        let lease_until = track.lease_until;
-        if read_only {
-            self.invariants.breach(
-                now,
-                8,
-                format!("read-only engine made a mutating call: {what}"),
-            );
-        }
-        // Invariant 6 is about the holder's own lease: a break-glass that
-        // bumps the fence mid-lease fences its *writes* (invariant 1); its
-        // idempotent effects may finish within the lease it was granted.
-        if lease_until.is_none_or(|until| now > until) {
-            self.invariants.breach(
-                now,
-                6,
-                format!("{what} by engine {engine} outside any lease it was granted"),
-            );
-        }
-        // …and never on an intent decided too long ago: the first effect of
-        // an intent must come within its bound (plus one call's length).
-        if kind == SideEffect::Forward
-            && let Some(op) = self.table.record.in_flight()
-            && op.phase.is_intent()
-        {
-            let age = now.since(op.updated);
-            let bound = self.settings.intent_ttl + crate::engine::lock::EFFECT_CALL_CEILING;
-            if age > bound {
-                self.invariants.breach(
-                    now,
-                    6,
-                    format!(
-                        "{what} by engine {engine} on the intent of {} recorded {}s ago (bound {}s)",
-                        op.id,
-                        age.as_secs(),
-                        bound.as_secs()
-                    ),
-                );
-            }
-        }
-    }
-
     pub fn launch(&mut self, request: &LaunchRequest) -> PortResult<Vec<Instance>> {
         // EC2's ClientToken, and nothing else: the same token and request
         // return the first launch's instances (in whatever state they are
@@ -507,27 +450,7 @@ impl World {
             return Err(PortError::Refused(format!("{bad} is not a managed worker")));
         }
         self.check_terminations(ids);
-        // Invariant 10 (blast radius): a clean-up or a scale-down terminates
-        // one instance per operation, whatever view it was decided on.
-        if ids.len() > 1
-            && self.table.record.in_flight().is_some_and(|op| {
-                matches!(
-                    op.kind,
-                    crate::ports::OpKind::TerminateStrays { .. }
-                        | crate::ports::OpKind::ScaleDown { .. }
-                )
-            })
-        {
-            self.invariants.breach(
-                self.now,
-                10,
-                format!(
-                    "{} instances terminated by one operation: {}",
-                    ids.len(),
-                    ids.join(",")
-                ),
-            );
-        }
+        self.check_blast_radius(ids);
         for id in ids {
             if let Some(i) = self.fleet.instances.get_mut(id)
                 && i.state.is_live()
@@ -537,57 +460,6 @@ impl World {
             }
         }
         Ok(())
-    }
-
-    /// Invariants 4 and 5 at the moment of termination.
-    fn check_terminations(&mut self, ids: &[String]) {
-        let now = self.now;
-        let ready_after = self
-            .fleet
-            .nodes
-            .values()
-            .filter(|n| n.ready && !ids.contains(&n.instance_id))
-            .count() as u32;
-        let removes_ready = ids
-            .iter()
-            .any(|id| self.fleet.nodes.get(id).is_some_and(|n| n.ready));
-        if removes_ready && ready_after < self.settings.min_workers {
-            self.invariants.breach(
-                now,
-                4,
-                format!(
-                    "terminating {} leaves {ready_after} Ready workers, below min {}",
-                    ids.join(","),
-                    self.settings.min_workers
-                ),
-            );
-        }
-        for id in ids {
-            let Some(node) = self.fleet.nodes.get(id) else {
-                continue;
-            };
-            let undrained: Vec<String> = self
-                .workload
-                .pods
-                .values()
-                .filter(|p| p.node.as_deref() == Some(id))
-                .filter(|p| p.owner_kind != "DaemonSet" && p.deleting_at.is_none())
-                .map(|p| format!("{}/{}", p.namespace, p.name))
-                .collect();
-            // A node still carrying the startup taint never had a pod scheduled.
-            let fenced = node.cordoned || node.startup_taint;
-            if node.ready && (!fenced || !undrained.is_empty()) {
-                self.invariants.breach(
-                    now,
-                    5,
-                    format!(
-                        "terminated node {id} (cordoned: {}, pods left: {})",
-                        node.cordoned,
-                        undrained.join(", ")
-                    ),
-                );
-            }
-        }
     }
 
     pub fn set_cordoned(&mut self, node: &str, cordoned: bool) -> PortResult<()> {
@@ -617,67 +489,6 @@ impl World {
 
     pub fn delete_node(&mut self, node: &str) {
         self.fleet.nodes.remove(node);
-    }
-
-    /// Invariant 7: a launched instance is a Ready node or terminated within
-    /// join_timeout + one tick.
-    fn check_join_deadlines(&mut self) {
-        let limit = self.settings.join_timeout + self.settings.tick + Duration::from_secs(1);
-        let now = self.now;
-        let late: Vec<String> = self
-            .fleet
-            .instances
-            .values()
-            .filter(|i| i.op_id.is_some() && i.state.is_live() && now.since(i.launched_at) > limit)
-            .filter(|i| !self.fleet.nodes.contains_key(&i.id))
-            .filter(|i| !self.invariants.late_instances.contains(&i.id))
-            .map(|i| i.id.clone())
-            .collect();
-        for id in late {
-            self.invariants.late_instances.insert(id.clone());
-            self.invariants.breach(
-                now,
-                7,
-                format!(
-                    "instance {id} neither joined nor was terminated within join_timeout + one tick"
-                ),
-            );
-        }
-    }
-
-    /// Invariant 3 over the whole fleet, checked after every tick.
-    pub fn check_fleet(&mut self) {
-        let live = self.fleet.live_managed() as u32;
-        if live > self.settings.max_workers {
-            let now = self.now;
-            self.invariants.breach(
-                now,
-                3,
-                format!(
-                    "{live} managed workers exceed max_workers {}",
-                    self.settings.max_workers
-                ),
-            );
-        }
-        let mut per_op: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
-        for i in self.fleet.instances.values() {
-            if let Some(op) = &i.op_id {
-                *per_op.entry(op.as_str()).or_default() += 1;
-            }
-        }
-        let now = self.now;
-        for (op, launched) in per_op {
-            let allowed = self.invariants.op_counts.get(op).copied().unwrap_or(0);
-            if launched > allowed {
-                self.invariants.breach(
-                    now,
-                    3,
-                    format!("double launch: {launched} instances tagged {op} (count {allowed})"),
-                );
-                // Report each double launch once.
-                self.invariants.op_counts.insert(op.to_string(), launched);
-            }
-        }
     }
 
     pub fn summary(&self) -> Summary {

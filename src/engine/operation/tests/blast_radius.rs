@@ -1,0 +1,165 @@
+//! Operation steps when the world is wider than the model: nodes that
+//! joined under other labels, partial joins, an effect whose record was
+//! lost, the K3s release a launch pins.
+
+use super::scale_down::draining;
+use super::*;
+
+#[test]
+fn a_partial_scale_up_untaints_the_nodes_that_joined_before_it_fails() {
+    let s = settings();
+    let launched = scale_up_launched(&["i-a", "i-b"]);
+    let mut w = World::new();
+    w.instances = vec![instance("i-a"), instance("i-b")];
+    let mut joined = node("i-a", 60);
+    joined.startup_taint = true;
+    w.nodes.push(joined);
+    let verifying = written(next(&s, &launched, &w.view(), 1, at(1)));
+    // Before the deadline the joined node stays tainted: still verifying.
+    assert!(matches!(
+        next(&s, &verifying, &w.view(), 1, at(300)),
+        Next::Wait(_)
+    ));
+    // Past it: the joined node is released first…
+    assert_eq!(
+        acted(next(&s, &verifying, &w.view(), 1, at(601))),
+        Effect::Untaint {
+            nodes: vec!["i-a".into()]
+        }
+    );
+    // …then the one that never joined is terminated and the op fails.
+    w.nodes.last_mut().unwrap().startup_taint = false;
+    let effect = acted(next(&s, &verifying, &w.view(), 1, at(602)));
+    assert!(
+        matches!(&effect, Effect::Terminate { ids, then: AfterTerminate::Fail(_) } if ids == &["i-b"]),
+        "{effect:?}"
+    );
+    // The same when the other instance is lost rather than late.
+    w.nodes.last_mut().unwrap().startup_taint = true;
+    w.instances[1].state = crate::ports::InstanceState::Terminated;
+    assert_eq!(
+        acted(next(&s, &verifying, &w.view(), 1, at(100))),
+        Effect::Untaint {
+            nodes: vec!["i-a".into()]
+        }
+    );
+}
+
+#[test]
+fn a_stray_with_a_node_outside_the_selector_is_never_terminated() {
+    let s = settings();
+    let mut w = World::new();
+    let mut a = instance("i-a");
+    a.op_id = Some("op-old".into());
+    let mut b = instance("i-b");
+    b.op_id = Some("op-old".into());
+    w.instances = vec![a, b];
+    let rec = start(
+        &OpRecord::default(),
+        &Intent::TerminateStrays {
+            instances: vec!["i-a".into(), "i-b".into()],
+        },
+        "op-2",
+        Origin::Engine,
+        vec![],
+        1,
+        at(0),
+    );
+    assert_eq!(op(&rec).phase, OpPhase::TerminateIntended);
+    // Both look like strays in the selected list: one per operation.
+    let effect = acted(next(&s, &rec, &w.view(), 1, at(1)));
+    assert!(
+        matches!(&effect, Effect::Terminate { ids, .. } if ids.len() == 1),
+        "{effect:?}"
+    );
+    // Both have nodes under other labels: nothing is terminated.
+    w.joined_anywhere = vec!["i-a".into(), "i-b".into()];
+    let done = written(next(&s, &rec, &w.view(), 1, at(1)));
+    assert_eq!(op(&done).phase, OpPhase::Done);
+    assert!(
+        op(&done)
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("outside the worker selector")),
+        "{:?}",
+        op(&done).outcome
+    );
+}
+
+#[test]
+fn a_scale_down_whose_terminate_went_out_finishes_instead_of_uncordoning() {
+    let s = settings();
+    let mut w = World::new();
+    let rec = draining(&w);
+    // Drained: TerminateIntended recorded; then the engine died right after
+    // its terminate call, before recording it.
+    w.pods.clear();
+    let intended = written(next(&s, &rec, &w.view(), 3, at(10)));
+    assert_eq!(op(&intended).phase, OpPhase::TerminateIntended);
+    w.instance_gone = Some(true);
+    // Long past the intent's bound, and with too few Ready workers left:
+    // still the node object is deleted, never the node uncordoned.
+    w.nodes.retain(|n| n.name == "w4");
+    assert_eq!(
+        acted(next(&s, &intended, &w.view(), 3, at(10_000))),
+        Effect::DeleteNode { node: "w4".into() }
+    );
+    // While the instance is live, the expired intent is aborted (uncordon).
+    w.instance_gone = Some(false);
+    assert!(matches!(
+        acted(next(&s, &intended, &w.view(), 3, at(10_000))),
+        Effect::Uncordon { abort: Some(_), .. }
+    ));
+}
+
+#[test]
+fn the_k3s_release_is_pinned_in_the_plan() {
+    use super::launch::is_k3s_version;
+    for good in ["v1.33.1+k3s1", "v1.30.14+k3s12"] {
+        assert!(is_k3s_version(good), "{good}");
+    }
+    for bad in [
+        "",
+        "1.33.1+k3s1",
+        "v1.33.1",
+        "v1.33+k3s1",
+        "v1.33.1+k3s",
+        "v1.33.1+k3s1; reboot",
+        "latest",
+    ] {
+        assert!(!is_k3s_version(bad), "{bad}");
+    }
+    // The configured release wins over the server's.
+    let mut s = settings();
+    s.launch.k3s_version = Some("v1.32.5+k3s1".into());
+    let rec = start(
+        &OpRecord::default(),
+        &Intent::ScaleUp { count: 1 },
+        "op-1",
+        Origin::Engine,
+        vec![],
+        1,
+        at(0),
+    );
+    let w = World::new();
+    let planned = written(next(&s, &rec, &w.view(), 1, at(1)));
+    let Effect::Launch(request) = acted(next(&s, &planned, &w.view(), 1, at(1))) else {
+        panic!("a launch");
+    };
+    assert_eq!(request.k3s_version, "v1.32.5+k3s1");
+    // A server that is not K3s (or reports nothing usable) and no pin: the
+    // scale-up fails with the reason, nothing is launched.
+    s.launch.k3s_version = None;
+    let mut view = w.view();
+    view.server_version = Some("v1.33.1-eks-1234");
+    let failed = written(next(&s, &rec, &view, 1, at(1)));
+    assert_eq!(op(&failed).phase, OpPhase::Failed);
+    assert!(
+        op(&failed)
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("set ec2.k3s_version")),
+        "{:?}",
+        op(&failed).outcome
+    );
+}
