@@ -6,7 +6,8 @@
 //! A failing seed is printed with the one command that replays it exactly.
 
 use clap::Parser;
-use k3s_autoscaler::runtime::chaos::{SeedOutcome, faults::KINDS, run_seed};
+use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
+use k3s_autoscaler::runtime::chaos::{SeedOutcome, faults::KINDS, run_seed_with};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,19 @@ struct Args {
     /// Print every seed's call trace (for replaying one).
     #[arg(long)]
     trace: bool,
+    /// Plant a negative control in engine 0 (forged-fence, second-operation,
+    /// cordons-two-nodes, double-launch, ignores-min-workers, skips-drain,
+    /// ignores-lease, ignores-join-timeout, read-only-mutates,
+    /// never-releases, terminates-two): its invariant must fire.
+    #[arg(long, value_parser = parse_sabotage)]
+    sabotage: Option<Sabotage>,
+}
+
+fn parse_sabotage(name: &str) -> Result<Sabotage, String> {
+    Sabotage::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Sabotage::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown sabotage {name:?}; one of: {}", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -44,7 +58,7 @@ fn main() -> ExitCode {
     let workers: Vec<_> = (0..args.threads.max(1))
         .map(|_| {
             let (next, results) = (next.clone(), results.clone());
-            let (engines, trace) = (args.engines, args.trace);
+            let (engines, trace, sabotage) = (args.engines, args.trace, args.sabotage);
             std::thread::spawn(move || {
                 loop {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -54,7 +68,7 @@ fn main() -> ExitCode {
                     if seed >= end {
                         return;
                     }
-                    let mut outcome = run_seed(seed, engines);
+                    let mut outcome = run_seed_with(seed, engines, sabotage);
                     if trace {
                         for line in &outcome.trace {
                             println!("seed {seed}: {line}");

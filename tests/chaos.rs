@@ -1,10 +1,12 @@
 //! Seeded fault injection (ISSUE 6) in CI: a batch of at least 500 seeds,
 //! every kind of fault injected, zero invariant violations; the same seed
-//! replays the same run; and the checker does catch a broken engine.
+//! replays the same run; and the checker does catch a broken engine: one
+//! planted breakage per invariant, each reported as exactly that invariant.
 
 use k3s_autoscaler::ports::LaunchRequest;
 use k3s_autoscaler::runtime::chaos::faults::KINDS;
-use k3s_autoscaler::runtime::chaos::run_seed;
+use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
+use k3s_autoscaler::runtime::chaos::{run_seed, run_seed_with};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -118,4 +120,62 @@ async fn the_checker_catches_a_rogue_engine() {
         .collect();
     assert!(broken.contains(&6), "{:?}", world.invariants.violations);
     assert!(broken.contains(&3), "{:?}", world.invariants.violations);
+}
+
+/// Negative controls in the real chaos runner (issue 20): for every
+/// invariant, an engine broken in exactly that way (runtime/chaos/sabotage.rs)
+/// beside a healthy one, under the full fault plan. The run must report the
+/// breakage, and as that invariant only: a checker that cannot fire, or one
+/// that fires on the wrong rule, fails here.
+#[test]
+fn each_planted_breakage_trips_exactly_its_invariant() {
+    const TRIES: u64 = 8;
+    let mut failures = Vec::new();
+    for sabotage in Sabotage::ALL {
+        let want = sabotage.invariant();
+        let tripped = (1..=TRIES)
+            .map(|seed| run_seed_with(seed, Some(2), Some(sabotage)))
+            .find(|o| !o.violations.is_empty());
+        match tripped {
+            None => failures.push(format!(
+                "{}: no violation in {TRIES} seeds (invariant {want} cannot fire?)",
+                sabotage.name()
+            )),
+            Some(o) => {
+                let other: Vec<String> = o
+                    .violations
+                    .iter()
+                    .filter(|v| v.invariant != want)
+                    .map(|v| v.to_string())
+                    .collect();
+                if !other.is_empty() {
+                    failures.push(format!(
+                        "{} (seed {}): wanted only invariant {want}, also got {other:?}\n  replay: {}",
+                        sabotage.name(),
+                        o.seed,
+                        o.replay_command()
+                    ));
+                }
+                println!(
+                    "{} seed {}: {} x{}",
+                    sabotage.name(),
+                    o.seed,
+                    o.violations[0],
+                    o.violations.len()
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The same seeds without the breakage are clean: what fired above is the
+/// planted fault, not the seed.
+#[test]
+fn the_control_seeds_are_clean_without_the_breakage() {
+    for seed in 1..=2 {
+        let o = run_seed(seed, Some(2));
+        assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);
+        assert!(o.scale_ups > 0, "seed {seed} never scaled up");
+    }
 }

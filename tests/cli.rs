@@ -182,11 +182,14 @@ fn auto_read_only_logs_what_it_would_do_and_changes_nothing() {
     assert!(stdout.contains("decision: would scale-up"), "{stdout}");
     let last = stdout.lines().last().unwrap();
     assert!(last.contains("0 scale-ups, 0 scale-downs"), "{last}");
-    assert!(!stdout.contains("lock acquired"));
+    // A read-only engine that so much as tried to take the lock would be an
+    // invariant-8 violation in this count.
+    assert!(last.ends_with(", 0 invariant violations"), "{last}");
 }
 
 #[test]
 fn sigterm_stops_cleanly_with_exit_0() {
+    use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(["--demo", "--auto", "--speed", "60"])
         .env("RUST_LOG", "info")
@@ -194,16 +197,40 @@ fn sigterm_stops_cleanly_with_exit_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait for the started line (logged after the signal handler is
+    // installed), not for a fixed time a loaded machine may not honour.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("no started line within 120 s");
+        let started = line.contains("simulated cluster") && line.contains("started");
+        lines.push(line);
+        if started {
+            break;
+        }
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let sent = Instant::now();
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         assert!(
             sent.elapsed() < Duration::from_secs(10),
@@ -211,13 +238,19 @@ fn sigterm_stops_cleanly_with_exit_0() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("SIGTERM"), "{stdout}");
+    let took = sent.elapsed();
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
     assert!(
-        stdout.lines().last().unwrap().starts_with("summary:"),
-        "{stdout}"
+        took < Duration::from_secs(10),
+        "SIGTERM to exit took {took:?}"
     );
+    let stdout = lines.join("\n");
+    assert!(stdout.contains("SIGTERM"), "{stdout}");
+    assert!(lines.last().unwrap().starts_with("summary:"), "{stdout}");
 }
 
 #[test]

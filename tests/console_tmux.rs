@@ -32,6 +32,46 @@ impl Tmux {
         self.cmd(&["send-keys", "-t", self.session, keys]);
     }
 
+    /// The terminal is back as the shell had it, checked positively: tmux
+    /// says the pane left the alternate screen and shows its cursor, and
+    /// `stty -a`, run by the pane's shell after the console exited, shows
+    /// canonical mode and echo (raw mode is off).
+    fn assert_restored(&self, stty_file: &std::path::Path) {
+        let flags = String::from_utf8_lossy(
+            &self
+                .cmd(&[
+                    "display",
+                    "-p",
+                    "-t",
+                    self.session,
+                    "#{alternate_on} #{cursor_flag}",
+                ])
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        assert_eq!(flags, "0 1", "alternate screen on / cursor hidden: {flags}");
+        let start = Instant::now();
+        let stty = loop {
+            let text = std::fs::read_to_string(stty_file).unwrap_or_default();
+            if text.contains("icanon") {
+                break text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no stty -a output"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let words: Vec<&str> = stty.split_whitespace().collect();
+        for flag in ["icanon", "echo", "isig"] {
+            assert!(
+                words.contains(&flag),
+                "{flag} not restored (raw mode left on):\n{stty}"
+            );
+        }
+    }
+
     fn wait_for(&self, needle: &str, timeout: Duration) -> String {
         let start = Instant::now();
         loop {
@@ -66,9 +106,12 @@ fn console_confirms_a_scale_up_and_quits_cleanly() {
         socket: format!("k3sa-test-{}", std::process::id()),
         session: "console",
     };
+    let stty_file = dir.join("stty");
+    let _ = std::fs::remove_file(&stty_file);
     let shell = format!(
-        "{BIN} --demo --speed 20 --seed 3; echo $? > {}; sleep 30",
-        status_file.display()
+        "{BIN} --demo --speed 20 --seed 3; echo $? > {}; stty -a > {}; sleep 30",
+        status_file.display(),
+        stty_file.display()
     );
     let out = tmux.cmd(&[
         "new-session",
@@ -112,12 +155,7 @@ fn console_confirms_a_scale_up_and_quits_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status, "0", "exit status after q");
-    // The terminal is back: the console's frame is gone from the screen.
-    let after = tmux.screen();
-    assert!(
-        !after.contains("Workers 5/5"),
-        "alternate screen not left:\n{after}"
-    );
+    tmux.assert_restored(&stty_file);
 }
 
 #[test]
@@ -132,9 +170,12 @@ fn sigterm_quits_the_console_like_q() {
     };
     // tmux 3.3 does not always report a dead pane's status: the shell
     // around the binary writes it to a file instead.
+    let stty_file = dir.join("stty");
+    let _ = std::fs::remove_file(&stty_file);
     let shell = format!(
-        "{BIN} --demo --read-only; echo $? > {}; sleep 30",
-        status_file.display()
+        "{BIN} --demo --read-only; echo $? > {}; stty -a > {}; sleep 30",
+        status_file.display(),
+        stty_file.display()
     );
     let out = tmux.cmd(&[
         "new-session",
@@ -196,8 +237,5 @@ fn sigterm_quits_the_console_like_q() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status, "0", "exit status after SIGTERM");
-    assert!(
-        !tmux.screen().contains("READ-ONLY"),
-        "terminal not restored"
-    );
+    tmux.assert_restored(&stty_file);
 }

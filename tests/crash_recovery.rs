@@ -57,6 +57,26 @@ async fn assert_scale_up_converged(stack: &Stack, op_id: &str) {
     assert_no_leak(stack);
 }
 
+/// A scale-down ended Done: exactly its node's instance is gone, and every
+/// live worker is a Ready node.
+async fn assert_scale_down_converged(stack: &Stack, op_id: &str, workers_before: usize) {
+    let op = current_op(stack);
+    assert_eq!(op["id"], op_id, "{op}");
+    assert_eq!(op["phase"], "Done", "{op}");
+    let node = op["detail"]["node"].as_str().unwrap().to_string();
+    let workers = stack.status()["workers"].as_array().unwrap().clone();
+    assert_eq!(
+        workers.len(),
+        workers_before - 1,
+        "exactly one worker removed: {workers:?}"
+    );
+    assert!(
+        !workers.iter().any(|w| w["id"] == node.as_str()),
+        "{node} is still live"
+    );
+    assert_no_leak(stack);
+}
+
 fn assert_no_leak(stack: &Stack) {
     let status = stack.status();
     let nodes = status["nodes"].as_array().unwrap();
@@ -103,19 +123,7 @@ async fn crash_at(failpoint: &str, busy: bool) {
     if busy {
         assert_scale_up_converged(&stack, &op_id).await;
     } else {
-        let op = current_op(&stack);
-        let node = op["detail"]["node"].as_str().unwrap().to_string();
-        let workers = stack.status()["workers"].as_array().unwrap().clone();
-        assert_eq!(
-            workers.len(),
-            workers_before - 1,
-            "exactly one worker removed: {workers:?}"
-        );
-        assert!(
-            !workers.iter().any(|w| w["id"] == node.as_str()),
-            "{node} is still live"
-        );
-        assert_no_leak(&stack);
+        assert_scale_down_converged(&stack, &op_id, workers_before).await;
     }
     println!(
         "{failpoint}: {} converged after kill -9 ({:?})",
@@ -148,9 +156,21 @@ async fn kill_9_after_terminate_before_recording() {
 /// starts, the lock is released, exit 0 within 10 s; a restart finishes.
 async fn sigterm_at(point: &str, busy: bool) {
     let stack = stack(busy);
+    let workers_before = stack.status()["workers"].as_array().unwrap().len();
     let mut engine = stack.engine("first", &[("K3SA_SIGTERM_AT", point)]);
-    let status = engine.exit_within(Duration::from_secs(150));
+    // From the moment the signal goes out (the failpoint says so), not from
+    // spawn: the 10 s is the shutdown's own budget.
+    let sent = engine.stderr_line(
+        &format!("failpoint {point}: sending SIGTERM"),
+        Duration::from_secs(150),
+    );
+    let status = engine.exit_within(Duration::from_secs(30));
+    let took = sent.elapsed();
     assert!(status.success(), "exit status {status:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM at {point}: exit took {took:?}"
+    );
     let after = stack.status();
     assert_eq!(
         after["lock"]["held"], false,
@@ -195,15 +215,27 @@ async fn sigterm_at(point: &str, busy: bool) {
         println!("SIGTERM at {point}: {op_id} recorded Aborted; {fresh} scaled up after restart");
         return;
     }
+    // The phase the stop left the operation in is the one the point names:
+    // a shutdown finishes the call it is in, records it, and stops there.
+    let expected: &[&str] = match point {
+        "after-launch" => &["Launched", "Verifying"],
+        "mid-drain" => &["Draining"],
+        "after-terminate" => &["TerminateIntended"],
+        other => panic!("SIGTERM at {other}: the operation was left in {op}"),
+    };
+    let phase = op["phase"].as_str().unwrap_or_default();
+    assert!(
+        expected.contains(&phase),
+        "SIGTERM at {point}: left in {phase}, expected one of {expected:?}: {op}"
+    );
     let seen = wait_done(&second, &op_id);
     assert_eq!(seen.phase_of(&op_id), Some("Done"), "{seen:#?}");
     if busy {
         assert_scale_up_converged(&stack, &op_id).await;
+    } else {
+        assert_scale_down_converged(&stack, &op_id, workers_before).await;
     }
-    println!(
-        "SIGTERM at {point}: left {} in {}, finished after restart",
-        op_id, op["phase"]
-    );
+    println!("SIGTERM at {point}: left {op_id} in {phase} after {took:?}, finished after restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

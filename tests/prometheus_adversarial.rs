@@ -205,3 +205,84 @@ async fn credentials_come_from_the_environment_variable_named_in_the_config() {
         .unwrap();
     assert!(err.contains("K3SA_TEST_UNSET_TOKEN_VARIABLE"), "{err}");
 }
+
+/// The other half: a variable that is set is sent, as the header its kind
+/// says (a server that answers only the right `Authorization` header), and
+/// a wrong one is Unknown with the server's 401, never a reading.
+#[tokio::test]
+async fn a_set_credential_variable_is_sent_as_the_authorization_header() {
+    const TOKEN: &str = "k3sa-test-token-5f1c";
+    // SAFETY: set once, before any thread of this test reads it; no other
+    // test in this binary reads or writes these variables.
+    unsafe {
+        std::env::set_var("K3SA_TEST_PROM_TOKEN", TOKEN);
+        std::env::set_var("K3SA_TEST_PROM_WRONG", "not-the-token");
+        std::env::set_var("K3SA_TEST_PROM_PASSWORD", "pw-77");
+    }
+    let app = Router::new().route(
+        "/api/v1/query",
+        get(|headers: axum::http::HeaderMap| async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            // base64("ops:pw-77")
+            if auth == format!("Bearer {TOKEN}") || auth == "Basic b3BzOnB3LTc3" {
+                (StatusCode::OK, vector("42", now_secs()))
+            } else {
+                (StatusCode::UNAUTHORIZED, "Unauthorized".to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let with = |config: PrometheusConfig| {
+        PrometheusMetrics::new(
+            &PrometheusConfig {
+                url: url.clone(),
+                timeout: ConfigDuration(Duration::from_secs(5)),
+                max_staleness: ConfigDuration::secs(120),
+                ..config
+            },
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap()
+    };
+    let bearer = with(PrometheusConfig {
+        bearer_token_env: Some("K3SA_TEST_PROM_TOKEN".into()),
+        ..PrometheusConfig::default()
+    });
+    match bearer.instant(Signal::WorkerCpu).await {
+        Reading::Known { value, .. } => assert_eq!(value, 42.0),
+        other => panic!("the token was not sent: {other:?}"),
+    }
+    let basic = with(PrometheusConfig {
+        basic_auth_user: Some("ops".into()),
+        basic_auth_password_env: Some("K3SA_TEST_PROM_PASSWORD".into()),
+        ..PrometheusConfig::default()
+    });
+    assert!(matches!(
+        basic.instant(Signal::WorkerCpu).await,
+        Reading::Known { .. }
+    ));
+    let wrong = with(PrometheusConfig {
+        bearer_token_env: Some("K3SA_TEST_PROM_WRONG".into()),
+        ..PrometheusConfig::default()
+    });
+    match wrong.instant(Signal::WorkerCpu).await {
+        Reading::Unknown { reason } => {
+            assert!(reason.contains("401"), "{reason}");
+            assert!(!reason.contains("not-the-token"), "{reason}");
+        }
+        other => panic!("a refused credential gave {other:?}"),
+    }
+    let none = with(PrometheusConfig::default());
+    assert!(matches!(
+        none.instant(Signal::WorkerCpu).await,
+        Reading::Unknown { .. }
+    ));
+}

@@ -376,8 +376,8 @@ pub fn next(
             if view.instance_gone == Some(true) {
                 return Next::Act(Effect::DeleteNode { node: node.clone() });
             }
-            if let Some(uncordoned) = uncordoned_node(view, node) {
-                return uncordoned;
+            if let Some(unconfirmed) = cordon_confirmed(view, node) {
+                return unconfirmed;
             }
             if let Some(why) = steps::not_safe_to_terminate(settings, node, view) {
                 return Next::Act(Effect::Uncordon {
@@ -571,7 +571,7 @@ pub fn abandon(record: &OpRecord, why: &str, fence: u64, now: Timestamp) -> Opti
     ))
 }
 
-use steps::{drain, launched, uncordoned_node, verify};
+use steps::{cordon_confirmed, drain, launched, verify};
 
 /// An operator closes a scale-up whose instances are all gone (the
 /// reconciliation finding): Failed, with the reason, fenced like any write.

@@ -14,6 +14,10 @@ pub fn hit(name: &str) {
     // K3SA_SIGTERM_AT=<name>: deliver SIGTERM to ourselves right here, to
     // test graceful shutdown in that exact phase.
     if std::env::var("K3SA_SIGTERM_AT").is_ok_and(|v| v == name) {
+        use std::io::Write;
+        // The test measures SIGTERM -> exit from this line.
+        let _ = writeln!(std::io::stderr(), "failpoint {name}: sending SIGTERM");
+        let _ = std::io::stderr().flush();
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &std::process::id().to_string()])
             .status();

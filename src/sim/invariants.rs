@@ -32,6 +32,9 @@ pub struct Invariants {
     pub late_instances: std::collections::BTreeSet<String>,
     /// Count of every scale-up ever recorded, by op id (invariant 3).
     pub op_counts: std::collections::BTreeMap<String, u32>,
+    /// Nodes an engine cordoned for a scale-down and has not uncordoned
+    /// (invariant 2: one node at a time). An operator's cordon is not one.
+    pub drain_cordons: std::collections::BTreeSet<String>,
 }
 
 impl Invariants {

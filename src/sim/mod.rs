@@ -22,3 +22,5 @@ pub use world::{SIM_EPOCH, SimSettings, World};
 
 /// The K3s release the simulated server runs (its `/version`).
 pub const K3S_VERSION: &str = "v1.33.1+k3s1";
+#[cfg(test)]
+mod checker_tests;

@@ -107,7 +107,10 @@ impl ClusterApi for SimPorts {
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
         if cordoned {
-            self.mutate(&format!("cordon {node}"), |w| w.set_cordoned(node, true))
+            self.mutate(&format!("cordon {node}"), |w| {
+                w.check_one_node_at_a_time(node);
+                w.set_cordoned(node, true)
+            })
         } else {
             self.mutate_undo(&format!("uncordon {node}"), |w| w.set_cordoned(node, false))
         }
@@ -205,6 +208,7 @@ impl StateStore for SimPorts {
                 if let Some(track) = w.engines.get_mut(engine) {
                     track.owner = Some(lock.owner.clone());
                     track.lease_until = Some(lock.until);
+                    track.granted = Some((lock.lease_id.clone(), lock.fence));
                 }
             }
             Ok(granted)
@@ -237,7 +241,8 @@ impl StateStore for SimPorts {
         previous: &OpRecord,
         next: &OpRecord,
     ) -> PortResult<()> {
-        self.with(|w, _| {
+        self.with(|w, engine| {
+            w.check_lease_sent(engine, lease);
             let old = w.table.record.clone();
             w.table.write_op(lease, previous, next)?;
             let now = w.now;

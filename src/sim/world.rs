@@ -68,6 +68,10 @@ pub struct EngineTrack {
     pub lease_until: Option<Timestamp>,
     pub read_only: bool,
     pub mutating_calls: u64,
+    /// (lease id, fence) of its latest successful acquisition: the only
+    /// lease its operation writes may carry (invariant 1, checked on what
+    /// it *sends*, whatever the table then does with it).
+    pub granted: Option<(String, u64)>,
 }
 
 pub struct World {
@@ -469,6 +473,9 @@ impl World {
             .get_mut(node)
             .ok_or_else(|| PortError::NotFound(format!("node {node}")))?;
         n.cordoned = cordoned;
+        if !cordoned {
+            self.invariants.drain_cordons.remove(node);
+        }
         Ok(())
     }
 

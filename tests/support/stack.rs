@@ -297,6 +297,23 @@ impl Engine {
         self.exit_within(Duration::from_secs(10))
     }
 
+    /// Wait up to `limit` for `needle` on the engine's stderr; the moment
+    /// it was seen.
+    pub fn stderr_line(&self, needle: &str, limit: Duration) -> Instant {
+        let start = Instant::now();
+        loop {
+            let err = std::fs::read_to_string(&self.err).unwrap_or_default();
+            if err.contains(needle) {
+                return Instant::now();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} on stderr within {limit:?}: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
         loop {

@@ -19,6 +19,21 @@ pub(super) fn uncordoned_node(view: &OpView<'_>, node: &str) -> Option<Next> {
     })
 }
 
+/// Before a scale-down's terminate: its node must be *seen* cordoned. A
+/// node missing from the list (its worker label removed, a list that came
+/// back short) is not evidence that it is still cordoned: an earlier
+/// attempt may have uncordoned it and died before recording the abort, and
+/// pods may be landing on it. Wait for it to be seen; the intent's expiry
+/// (`Settings::intent_ttl`) ends the wait with an uncordon.
+pub(super) fn cordon_confirmed(view: &OpView<'_>, node: &str) -> Option<Next> {
+    if !view.nodes.iter().any(|n| n.name == node) {
+        return Some(Next::Wait(format!(
+            "{node} is not in the node list: its cordon cannot be confirmed, not terminated"
+        )));
+    }
+    uncordoned_node(view, node)
+}
+
 /// Record the instances of a scale-up and start its join clock.
 pub(super) fn launched(
     settings: &Settings,

@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod faulty;
+pub mod sabotage;
 pub mod skew;
 
 use super::executor::Executor;
@@ -22,6 +23,7 @@ use crate::sim::rng::Rng;
 use crate::sim::{SIM_EPOCH, ScenarioKind, SimClock, SimPorts, SimSettings, World};
 use faults::FaultPlan;
 use faulty::{FaultyPorts, Shared};
+use sabotage::{Sabotage, SabotagedPorts};
 use skew::SkewedClock;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ const MAX_RESTART: Duration = Duration::from_secs(180);
 pub struct SeedOutcome {
     pub seed: u64,
     pub engines: usize,
+    /// The negative control planted in engine 0, if any.
+    pub sabotage: Option<Sabotage>,
     pub violations: Vec<Violation>,
     pub faults: BTreeMap<&'static str, u64>,
     pub trace: Vec<String>,
@@ -52,15 +56,31 @@ pub struct SeedOutcome {
 impl SeedOutcome {
     /// The one command that replays this seed exactly.
     pub fn replay_command(&self) -> String {
+        let sabotage = self
+            .sabotage
+            .map(|s| format!(" --sabotage {}", s.name()))
+            .unwrap_or_default();
         format!(
-            "cargo run --release --example chaos -- --seeds 1 --start-seed {} --engines {} --trace",
+            "cargo run --release --example chaos -- --seeds 1 --start-seed {} --engines {}{sabotage} --trace",
             self.seed, self.engines
         )
     }
 }
 
+/// What kind of engine a slot runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// An engine with an executor (automatic, supervised once quiet).
+    ReadWrite,
+    /// `--read-only`: no executor; invariant 8 watches it.
+    ReadOnly,
+    /// Engine 0 of a negative-control run.
+    Broken(Sabotage),
+}
+
 struct Slot {
     index: usize,
+    role: Role,
     incarnation: u32,
     ports: Arc<FaultyPorts>,
     engine: Engine,
@@ -69,6 +89,7 @@ struct Slot {
     skew_ms: i64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn(
     shared: &Arc<Shared>,
     config: &Config,
@@ -77,20 +98,45 @@ fn spawn(
     incarnation: u32,
     skew_ms: i64,
     quiet: bool,
+    role: Role,
 ) -> (Arc<FaultyPorts>, Engine) {
     let base: Arc<dyn Clock> = shared.clock.clone();
     let name = format!("e{index}.{incarnation}");
-    let inner = SimPorts::new(shared.world.clone(), base.clone(), false);
+    let read_only = match role {
+        Role::ReadOnly => true,
+        Role::Broken(s) => s.read_only(),
+        Role::ReadWrite => false,
+    };
+    let inner = SimPorts::new(shared.world.clone(), base.clone(), read_only);
     let faulty = Arc::new(FaultyPorts::new(inner, shared.clone(), name.clone()));
     let clock: Arc<dyn Clock> = Arc::new(SkewedClock { base, skew_ms });
-    let ports = Ports {
-        metrics: faulty.clone(),
-        cluster: faulty.clone(),
-        cloud: faulty.clone(),
-        state: faulty.clone(),
-        clock: clock.clone(),
+    let ports = match role {
+        Role::Broken(kind) => {
+            let broken = Arc::new(SabotagedPorts::new(faulty.clone(), shared.clone(), kind));
+            Ports {
+                metrics: broken.clone(),
+                cluster: broken.clone(),
+                cloud: broken.clone(),
+                state: broken,
+                clock: clock.clone(),
+            }
+        }
+        _ => Ports {
+            metrics: faulty.clone(),
+            cluster: faulty.clone(),
+            cloud: faulty.clone(),
+            state: faulty.clone(),
+            clock: clock.clone(),
+        },
     };
-    let settings = engine_settings(config);
+    let mut config = config.clone();
+    if let Role::Broken(kind) = role {
+        kind.engine_config(&mut config);
+    }
+    let settings = engine_settings(&config);
+    if role == Role::ReadOnly {
+        return (faulty, Engine::new(ports, settings, None, Mode::ReadOnly));
+    }
     let ids = Arc::new(IdSource::seeded(
         seed ^ ((index as u64) << 32) ^ u64::from(incarnation) << 48,
     ));
@@ -109,6 +155,12 @@ fn spawn(
 
 /// Run one seed. `engines`: how many (1–4); drawn from the seed when None.
 pub fn run_seed(seed: u64, engines: Option<usize>) -> SeedOutcome {
+    run_seed_with(seed, engines, None)
+}
+
+/// Run one seed with engine 0 broken as `sabotage` says (a negative
+/// control: the run must report exactly that invariant).
+pub fn run_seed_with(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> SeedOutcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -127,12 +179,15 @@ pub fn run_seed(seed: u64, engines: Option<usize>) -> SeedOutcome {
             return out;
         }
     };
-    runtime.block_on(run(seed, engines))
+    runtime.block_on(run(seed, engines, sabotage))
 }
 
-async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
+async fn run(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> SeedOutcome {
     let mut rng = Rng::new(seed);
     let engines = engines.unwrap_or(1 + rng.below(4) as usize).clamp(1, 4);
+    // One seed in three also runs a `--read-only` engine beside them, so
+    // that invariant 8 watches a real read-only engine under every fault.
+    let read_only_engine = rng.below(3) == 0;
     let config = Config::default();
     let settings = engine_settings(&config);
     let tick = config.engine.interval.get();
@@ -158,6 +213,10 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
         warp: 1.0,
         external_fleet: false,
     };
+    let mut world_settings = world_settings;
+    if let Some(kind) = sabotage {
+        kind.world(&mut world_settings);
+    }
     let clock = Arc::new(SimClock::manual(SIM_EPOCH));
     let shared = Arc::new(Shared {
         world: Arc::new(Mutex::new(World::new(world_settings))),
@@ -167,13 +226,31 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
         lease,
         intent_ttl: settings.intent_ttl(),
     });
-    let mut slots: Vec<Slot> = (0..engines)
+    if let Some(kind) = sabotage {
+        kind.rates(&mut shared.plan().rates);
+    }
+    let mut slots: Vec<Slot> = (0..engines + usize::from(read_only_engine))
         .map(|index| {
+            let role = match (index, sabotage) {
+                (0, Some(kind)) => Role::Broken(kind),
+                (i, _) if i == engines => Role::ReadOnly,
+                _ => Role::ReadWrite,
+            };
             // Clock skew within the configured margin, either way.
             let skew_ms = rng.range(-0.9, 0.9) * skew.as_millis() as f64;
-            let (ports, engine) = spawn(&shared, &config, seed, index, 0, skew_ms as i64, false);
+            let (ports, engine) = spawn(
+                &shared,
+                &config,
+                seed,
+                index,
+                0,
+                skew_ms as i64,
+                false,
+                role,
+            );
             Slot {
                 index,
+                role,
                 incarnation: 0,
                 ports,
                 engine,
@@ -199,7 +276,7 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
         }
         if !quiet && now >= SIM_EPOCH.plus(QUIESCE_AT) {
             quiet = true;
-            for s in &mut slots {
+            for s in slots.iter_mut().filter(|s| s.role != Role::ReadOnly) {
                 s.engine.set_mode(Mode::Supervised);
             }
         }
@@ -222,6 +299,7 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
                         slot.incarnation,
                         slot.skew_ms,
                         quiet,
+                        slot.role,
                     );
                     slot.ports = ports;
                     slot.engine = engine;
@@ -258,16 +336,19 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
             ),
         );
     }
+    // Free means what `acquire` means by it: released, or expired by more
+    // than the skew margin. A lease still being renewed an hour after the
+    // faults stopped is a lock that never comes free.
     if let Some(l) = world.table.lock.clone()
         && l.in_progress
-        && l.until > now.plus(lease + skew)
+        && l.until >= now.minus(skew)
     {
         world.invariants.breach(
             now,
             9,
             format!(
-                "lock held by {} until {} after the faults stopped",
-                l.owner, l.until
+                "lock still held by {} (fence {}, until {}) an hour after the faults stopped",
+                l.owner, l.fence, l.until
             ),
         );
     }
@@ -279,6 +360,7 @@ async fn run(seed: u64, engines: Option<usize>) -> SeedOutcome {
     SeedOutcome {
         seed,
         engines,
+        sabotage,
         violations: world.invariants.violations.clone(),
         faults,
         trace,

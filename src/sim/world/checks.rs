@@ -1,6 +1,6 @@
 //! The invariants the world checks on every call: who may change it
-//! (6, 8), what a termination may remove (4, 5, 10), that launches join or
-//! go (7), and the fleet's bounds (3).
+//! (1, 6, 8), one node at a time (2), what a termination may remove (4, 5,
+//! 10), that launches join or go (7), and the fleet's bounds (3).
 
 use super::World;
 use std::time::Duration;
@@ -63,6 +63,72 @@ impl World {
                     ),
                 );
             }
+        }
+    }
+
+    /// Invariant 1 on what an engine *sends*: an operation write must carry
+    /// the lease this engine was last granted. The table would refuse a
+    /// forged or stale fence anyway, so a check on accepted writes alone
+    /// could only ever catch a bug in the table, never one in an engine.
+    pub fn check_lease_sent(&mut self, engine: usize, lease: &crate::ports::Lease) {
+        let now = self.now;
+        let Some(track) = self.engines.get(engine) else {
+            return;
+        };
+        let sent = (lease.lease_id.as_str(), lease.fence);
+        let text = match &track.granted {
+            Some((id, fence)) if (id.as_str(), *fence) == sent => return,
+            Some((id, fence)) => format!(
+                "engine {engine} sent an operation write with lease {} fence {}; it was last granted lease {id} fence {fence}",
+                lease.lease_id, lease.fence
+            ),
+            None => format!(
+                "engine {engine} sent an operation write with lease {} fence {} but was never granted a lease",
+                lease.lease_id, lease.fence
+            ),
+        };
+        self.invariants.breach(now, 1, text);
+    }
+
+    /// Invariant 2's second half: a scale-down drains one node at a time,
+    /// so no node is cordoned for one while a node cordoned for another
+    /// is still cordoned and running. (An operator's cordon, an operation
+    /// of its own, is neither.)
+    pub fn check_one_node_at_a_time(&mut self, node: &str) {
+        let draining = self
+            .table
+            .record
+            .in_flight()
+            .is_some_and(|op| matches!(op.kind, crate::ports::OpKind::ScaleDown { .. }));
+        if !draining {
+            return;
+        }
+        let others: Vec<String> = self
+            .invariants
+            .drain_cordons
+            .iter()
+            .filter(|name| name.as_str() != node)
+            .filter(|name| self.fleet.nodes.get(*name).is_some_and(|n| n.cordoned))
+            .filter(|name| {
+                self.fleet
+                    .nodes
+                    .get(*name)
+                    .and_then(|n| self.fleet.instances.get(&n.instance_id))
+                    .is_some_and(|i| i.state.is_live())
+            })
+            .cloned()
+            .collect();
+        self.invariants.drain_cordons.insert(node.to_string());
+        if !others.is_empty() {
+            let now = self.now;
+            self.invariants.breach(
+                now,
+                2,
+                format!(
+                    "cordon of {node} for a scale-down while {} is still cordoned for one",
+                    others.join(", ")
+                ),
+            );
         }
     }
 

@@ -210,3 +210,38 @@ fn a_node_uncordoned_mid_drain_ends_the_scale_down() {
         Next::Act(Effect::Uncordon { abort: Some(_), .. })
     ));
 }
+
+/// Found by invariant 5 in chaos (seed 580): an attempt uncordoned the node
+/// and died before recording the abort; the next engine's node list missed
+/// the node (its label removed). A node that is not seen is not known to be
+/// cordoned: no terminate until it is seen cordoned, and the intent's
+/// expiry ends the wait with an uncordon.
+#[test]
+fn a_node_missing_from_the_list_is_not_terminated_on_trust() {
+    let s = settings();
+    let mut w = World::new();
+    w.pods = vec![pod("ds", Some("w4"), 100, Some("DaemonSet"))];
+    let mut rec = draining(&w);
+    if let Some(op) = rec.op.as_mut() {
+        op.phase = OpPhase::TerminateIntended;
+        op.updated = at(10);
+    }
+    let hidden = w.nodes.remove(3);
+    match next(&s, &rec, &w.view(), 3, at(11)) {
+        Next::Wait(why) => assert!(why.contains("not in the node list"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Seen again, cordoned: the terminate goes ahead.
+    w.nodes.insert(3, hidden);
+    assert!(matches!(
+        acted(next(&s, &rec, &w.view(), 3, at(12))),
+        Effect::Terminate { .. }
+    ));
+    // Never seen again: the intent expires into an uncordon, not a terminate.
+    w.nodes.remove(3);
+    let late = at(10 + s.intent_ttl().as_secs() as i64 + 1);
+    assert!(matches!(
+        next(&s, &rec, &w.view(), 3, late),
+        Next::Act(Effect::Uncordon { abort: Some(_), .. })
+    ));
+}
