@@ -99,21 +99,10 @@ pub fn node(n: &core::Node) -> Result<Node, String> {
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
-    let allocatable = status.and_then(|s| s.allocatable.as_ref());
-    let quantity = |key: &str, parse: fn(&str) -> Option<u64>| {
-        allocatable
-            .and_then(|a| a.get(key))
-            .map(|q| {
-                parse(&q.0).ok_or_else(|| {
-                    format!(
-                        "node {name}: allocatable {key} \"{}\" is not a quantity",
-                        q.0
-                    )
-                })
-            })
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
+    let allocatable = resources(
+        status.and_then(|s| s.allocatable.as_ref()),
+        &format!("node {name}: allocatable"),
+    )?;
     let spec = n.spec.as_ref();
     Ok(Node {
         instance_id: instance_id(spec.and_then(|s| s.provider_id.as_deref()), &name),
@@ -122,7 +111,7 @@ pub fn node(n: &core::Node) -> Result<Node, String> {
         startup_taint: spec
             .and_then(|s| s.taints.as_ref())
             .is_some_and(|ts| ts.iter().any(|t| t.key == TAINT_VERIFYING)),
-        allocatable: Resources::new(quantity("cpu", cpu_millis)?, quantity("memory", bytes)?),
+        allocatable,
         labels: n.metadata.labels.clone().unwrap_or_default(),
         annotations: n.metadata.annotations.clone().unwrap_or_default(),
         created: time(&n.metadata.creation_timestamp).unwrap_or_default(),
@@ -168,33 +157,7 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut requests = Resources::default();
-    for container in spec.map(|s| s.containers.as_slice()).unwrap_or(&[]) {
-        let Some(req) = container
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-        else {
-            continue;
-        };
-        let get = |key: &str, parse: fn(&str) -> Option<u64>| {
-            req.get(key)
-                .map(|q| {
-                    parse(&q.0).ok_or_else(|| {
-                        format!(
-                            "pod {namespace}/{name}: request {key} \"{}\" is not a quantity",
-                            q.0
-                        )
-                    })
-                })
-                .transpose()
-                .map(Option::unwrap_or_default)
-        };
-        requests = requests.plus(Resources::new(
-            get("cpu", cpu_millis)?,
-            get("memory", bytes)?,
-        ));
-    }
+    let requests = effective_requests(spec, &namespace, &name)?;
     let unschedulable_since = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| {
@@ -225,6 +188,71 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
         namespace,
         name,
     })
+}
+
+type QuantityList =
+    std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>;
+
+/// The CPU and memory of a resource list (absent: zero); `what` names the
+/// list in the error for a value that is not a quantity.
+fn resources(list: Option<&QuantityList>, what: &str) -> Result<Resources, String> {
+    let get = |key: &str, parse: fn(&str) -> Option<u64>| {
+        list.and_then(|l| l.get(key))
+            .map(|q| {
+                parse(&q.0).ok_or_else(|| format!("{what} {key} \"{}\" is not a quantity", q.0))
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    Ok(Resources::new(
+        get("cpu", cpu_millis)?,
+        get("memory", bytes)?,
+    ))
+}
+
+/// What the scheduler reserves for a pod (`resourcehelper.PodRequests`):
+/// the sum of its containers and of its sidecars (init containers with
+/// `restartPolicy: Always`), or the largest init container plus the
+/// sidecars started before it, whichever is larger, per resource; plus the
+/// runtime class's `overhead`. Summing the containers alone under-counts
+/// both pending demand and a node's load.
+fn effective_requests(
+    spec: Option<&core::PodSpec>,
+    namespace: &str,
+    name: &str,
+) -> Result<Resources, String> {
+    let Some(spec) = spec else {
+        return Ok(Resources::default());
+    };
+    let list = |what: &str, list: Option<&QuantityList>| {
+        resources(list, &format!("pod {namespace}/{name}: {what}"))
+    };
+    let requests_of = |c: &core::Container| {
+        list(
+            "request",
+            c.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        )
+    };
+    let mut total = Resources::default();
+    for c in &spec.containers {
+        total = total.plus(requests_of(c)?);
+    }
+    let mut sidecars = Resources::default();
+    let mut init_peak = Resources::default();
+    for c in spec.init_containers.as_deref().unwrap_or_default() {
+        let own = requests_of(c)?;
+        let during = if c.restart_policy.as_deref() == Some("Always") {
+            total = total.plus(own);
+            sidecars = sidecars.plus(own);
+            sidecars
+        } else {
+            own.plus(sidecars)
+        };
+        init_peak = init_peak.max_each(during);
+    }
+    Ok(total
+        .max_each(init_peak)
+        .plus(list("overhead", spec.overhead.as_ref())?))
 }
 
 pub fn selector(s: &meta::LabelSelector) -> Result<LabelSelector, String> {
@@ -266,13 +294,12 @@ pub fn pdb(p: &PodDisruptionBudget) -> Result<Pdb, String> {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into()),
-        selector: p
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .map(selector)
-            .transpose()?
-            .unwrap_or_default(),
+        // policy/v1: a null selector selects no pod (and so protects
+        // none); an empty one, `{}`, selects every pod in the namespace.
+        selector: match p.spec.as_ref().and_then(|s| s.selector.as_ref()) {
+            Some(s) => selector(s)?,
+            None => LabelSelector::nothing(),
+        },
         disruptions_allowed: p.status.as_ref().map_or(0, |s| s.disruptions_allowed),
         name,
     })
@@ -358,6 +385,87 @@ mod tests {
         assert_eq!(d.volumes, vec![VolumeKind::EmptyDir]);
         assert_eq!(d.unschedulable_since, Some(Timestamp(1_767_571_210_000)));
         assert!(d.is_unschedulable());
+    }
+
+    /// The scheduler's arithmetic: max(containers + sidecars, largest init
+    /// container + the sidecars before it) + overhead, per resource.
+    #[test]
+    fn effective_requests_count_init_containers_sidecars_and_overhead() {
+        let with = |spec: serde_json::Value| {
+            let p: core::Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "namespace": "d", "uid": "u"},
+                "spec": spec,
+                "status": {"phase": "Pending"}
+            }))
+            .unwrap();
+            pod(&p).unwrap().requests
+        };
+        let req =
+            |cpu: &str, mem: &str| serde_json::json!({"requests": {"cpu": cpu, "memory": mem}});
+        // A big init container dominates the CPU, the containers the memory.
+        assert_eq!(
+            with(serde_json::json!({
+                "initContainers": [{"name": "migrate", "resources": req("2", "100Mi")}],
+                "containers": [{"name": "a", "resources": req("500m", "1Gi")},
+                               {"name": "b", "resources": req("250m", "1Gi")}]
+            })),
+            Resources::new(2000, 2 << 30)
+        );
+        // A sidecar runs beside the containers and beside later inits.
+        assert_eq!(
+            with(serde_json::json!({
+                "initContainers": [{"name": "proxy", "restartPolicy": "Always", "resources": req("100m", "64Mi")},
+                                   {"name": "setup", "resources": req("1", "64Mi")}],
+                "containers": [{"name": "a", "resources": req("500m", "256Mi")}]
+            })),
+            Resources::new(1100, 320 << 20)
+        );
+        // The runtime class's overhead comes on top.
+        assert_eq!(
+            with(serde_json::json!({
+                "overhead": {"cpu": "250m", "memory": "120Mi"},
+                "containers": [{"name": "a", "resources": req("500m", "256Mi")}]
+            })),
+            Resources::new(750, 376 << 20)
+        );
+        let bad: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "d"},
+            "spec": {"overhead": {"cpu": "lots"}, "containers": []}
+        }))
+        .unwrap();
+        assert!(pod(&bad).unwrap_err().contains("overhead cpu"));
+    }
+
+    /// policy/v1: a null selector protects no pod, `{}` every pod.
+    #[test]
+    fn a_pdb_with_a_null_selector_matches_no_pod() {
+        let pdb_of = |spec: serde_json::Value| {
+            let p: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "b", "namespace": "kube-system"},
+                "spec": spec,
+                "status": {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
+            }))
+            .unwrap();
+            pdb(&p).unwrap()
+        };
+        let labels: std::collections::BTreeMap<String, String> =
+            [("k8s-app".to_string(), "kube-dns".to_string())].into();
+        assert!(!pdb_of(serde_json::json!({})).selector.matches(&labels));
+        assert!(
+            !pdb_of(serde_json::json!({}))
+                .selector
+                .matches(&Default::default())
+        );
+        assert!(
+            pdb_of(serde_json::json!({"selector": {}}))
+                .selector
+                .matches(&labels)
+        );
+        assert!(
+            pdb_of(serde_json::json!({"selector": {"matchLabels": {"k8s-app": "kube-dns"}}}))
+                .selector
+                .matches(&labels)
+        );
     }
 
     #[test]

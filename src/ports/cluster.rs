@@ -28,6 +28,14 @@ impl Resources {
         }
     }
 
+    /// Each resource's larger value (the scheduler's `max` of two lists).
+    pub fn max_each(self, other: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.max(other.cpu_millis),
+            memory_bytes: self.memory_bytes.max(other.memory_bytes),
+        }
+    }
+
     pub fn plus(self, other: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
@@ -196,8 +204,23 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
+    /// What a *null* selector is in Kubernetes (`labels.Nothing()`): it
+    /// selects no object. Written as a requirement no label satisfies
+    /// (`In` an empty set), so that `matches` needs no special case.
+    pub fn nothing() -> LabelSelector {
+        LabelSelector {
+            match_labels: BTreeMap::new(),
+            match_expressions: vec![SelectorRequirement {
+                key: "k3s-autoscaler/null-selector".into(),
+                op: SelectorOp::In,
+                values: Vec::new(),
+            }],
+        }
+    }
+
     /// Kubernetes semantics: every term must hold. A PDB with an empty
-    /// selector matches every pod in its namespace (policy/v1 behaviour).
+    /// selector matches every pod in its namespace (policy/v1 behaviour);
+    /// one with a null selector matches none ([`LabelSelector::nothing`]).
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels
             .iter()
