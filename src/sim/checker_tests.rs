@@ -23,12 +23,12 @@ fn world() -> World {
     World::new(sim_settings(&Config::default(), &options))
 }
 
+fn invariants_fired(inv: &Invariants) -> Vec<u8> {
+    inv.violations.iter().map(|v| v.invariant).collect()
+}
+
 fn fired(w: &World) -> Vec<u8> {
-    w.invariants
-        .violations
-        .iter()
-        .map(|v| v.invariant)
-        .collect()
+    invariants_fired(&w.invariants)
 }
 
 fn op(id: &str, kind: OpKind, phase: OpPhase, at: Timestamp) -> Operation {
@@ -142,13 +142,7 @@ fn a_second_operation_over_one_in_flight_is_invariant_2() {
         )),
     );
     inv.on_op_write(SIM_EPOCH, 0, &same, &other);
-    assert_eq!(
-        inv.violations
-            .iter()
-            .map(|v| v.invariant)
-            .collect::<Vec<_>>(),
-        [2]
-    );
+    assert_eq!(invariants_fired(&inv), [2]);
     // After it ends, a new one may start.
     let mut done = same.clone();
     if let Some(o) = done.op.as_mut() {
@@ -182,13 +176,7 @@ fn more_instances_recorded_than_launched_is_invariant_3() {
             Some(op("a", scale_up("a", 2, 3), OpPhase::Verifying, SIM_EPOCH)),
         ),
     );
-    assert_eq!(
-        inv.violations
-            .iter()
-            .map(|v| v.invariant)
-            .collect::<Vec<_>>(),
-        [3]
-    );
+    assert_eq!(invariants_fired(&inv), [3]);
 }
 
 #[test]
