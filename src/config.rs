@@ -3,6 +3,7 @@
 //! file and the key (and the line where the text has one) and maps to exit 2.
 
 mod duration;
+pub mod ec2_limits;
 mod locate;
 
 pub use duration::{ConfigDuration, parse_duration};
@@ -362,7 +363,12 @@ impl Config {
             error(line, key, message)
         })?;
         config.validate().map_err(|(key, message)| {
-            let line = locate::line_of_key(text, &key);
+            // A key inside a table written inline (`tags = { … }`) has no
+            // line of its own: point at its parent's.
+            let line = locate::line_of_key(text, &key).or_else(|| {
+                key.rsplit_once('.')
+                    .and_then(|(parent, _)| locate::line_of_key(text, parent))
+            });
             error(line, Some(key), message)
         })?;
         Ok(config)
@@ -508,7 +514,7 @@ impl Config {
         {
             return bad("ec2.master_tag", "must be \"key=value\"".into());
         }
-        Ok(())
+        ec2_limits::check_tags(&self.ec2, &self.cluster.name)
     }
 }
 

@@ -6,7 +6,7 @@
 use k3s_autoscaler::ports::LaunchRequest;
 use k3s_autoscaler::runtime::chaos::faults::KINDS;
 use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
-use k3s_autoscaler::runtime::chaos::{run_seed, run_seed_with};
+use k3s_autoscaler::runtime::chaos::{run_control_seed, run_seed, run_seed_with};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -22,6 +22,7 @@ fn six_hundred_seeds_every_fault_kind_zero_violations() {
                 loop {
                     let seed = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if seed > SEEDS {
+                        // This worker's share is done (not a skipped check).
                         return;
                     }
                     let mut outcome = run_seed(seed, None);
@@ -125,8 +126,11 @@ async fn the_checker_catches_a_rogue_engine() {
 /// Negative controls in the real chaos runner (issue 20): for every
 /// invariant, an engine broken in exactly that way (runtime/chaos/sabotage.rs)
 /// beside a healthy one, under the full fault plan. The run must report the
-/// breakage, and as that invariant only: a checker that cannot fire, or one
-/// that fires on the wrong rule, fails here.
+/// breakage, as that invariant only and with the breakage's own words; and
+/// the same seed with the same world, fault rates and settings but engine 0
+/// healthy must be clean, so that what fired is the breakage and not the
+/// conditions set up for it. A checker that cannot fire, or one that fires
+/// on the wrong rule or for the wrong cause, fails here.
 #[test]
 fn each_planted_breakage_trips_exactly_its_invariant() {
     const TRIES: u64 = 8;
@@ -136,41 +140,61 @@ fn each_planted_breakage_trips_exactly_its_invariant() {
         let tripped = (1..=TRIES)
             .map(|seed| run_seed_with(seed, Some(2), Some(sabotage)))
             .find(|o| !o.violations.is_empty());
-        match tripped {
-            None => failures.push(format!(
+        let Some(o) = tripped else {
+            failures.push(format!(
                 "{}: no violation in {TRIES} seeds (invariant {want} cannot fire?)",
                 sabotage.name()
-            )),
-            Some(o) => {
-                let other: Vec<String> = o
-                    .violations
-                    .iter()
-                    .filter(|v| v.invariant != want)
-                    .map(|v| v.to_string())
-                    .collect();
-                if !other.is_empty() {
-                    failures.push(format!(
-                        "{} (seed {}): wanted only invariant {want}, also got {other:?}\n  replay: {}",
-                        sabotage.name(),
-                        o.seed,
-                        o.replay_command()
-                    ));
-                }
-                println!(
-                    "{} seed {}: {} x{}",
-                    sabotage.name(),
-                    o.seed,
-                    o.violations[0],
-                    o.violations.len()
-                );
-            }
+            ));
+            continue;
+        };
+        println!(
+            "{} seed {}: {} x{}",
+            sabotage.name(),
+            o.seed,
+            o.violations[0],
+            o.violations.len()
+        );
+        let other: Vec<String> = o
+            .violations
+            .iter()
+            .filter(|v| v.invariant != want)
+            .map(|v| v.to_string())
+            .collect();
+        if !other.is_empty() {
+            failures.push(format!(
+                "{} (seed {}): wanted only invariant {want}, also got {other:?}\n  replay: {}",
+                sabotage.name(),
+                o.seed,
+                o.replay_command()
+            ));
+        }
+        if !o
+            .violations
+            .iter()
+            .any(|v| v.text.contains(sabotage.expected_text()))
+        {
+            failures.push(format!(
+                "{} (seed {}): no violation says {:?}: {:?}",
+                sabotage.name(),
+                o.seed,
+                sabotage.expected_text(),
+                o.violations
+            ));
+        }
+        let control = run_control_seed(o.seed, Some(2), sabotage);
+        if !control.violations.is_empty() {
+            failures.push(format!(
+                "{} (seed {}): the control run with engine 0 healthy is not clean: {:?}",
+                sabotage.name(),
+                o.seed,
+                control.violations
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The same seeds without the breakage are clean: what fired above is the
-/// planted fault, not the seed.
+/// The same seeds under the plain settings are clean and scale.
 #[test]
 fn the_control_seeds_are_clean_without_the_breakage() {
     for seed in 1..=2 {

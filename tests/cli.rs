@@ -32,6 +32,8 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_kind_of_bad_config_exits_2_naming_file_and_key() {
+    // 300 characters: longer than EC2 allows a tag value.
+    let long_tag = format!("[ec2]\ntags = {{ team = \"{}\" }}\n", "x".repeat(300));
     let cases: &[(&str, &str, &[&str])] = &[
         (
             "syntax.toml",
@@ -72,6 +74,27 @@ fn every_kind_of_bad_config_exits_2_naming_file_and_key() {
             "negative.toml",
             "[policy]\nidle_for = \"-10m\"\n",
             &["negative.toml", "line 2", "policy.idle_for", "negative"],
+        ),
+        // What EC2 refuses at launch is refused at load (issue 19).
+        (
+            "awstag.toml",
+            "[ec2.tags]\nteam = \"shop\"\n\"aws:owner\" = \"me\"\n",
+            &["awstag.toml", "line 3", "ec2.tags.aws:owner", "\"aws:\""],
+        ),
+        (
+            "longtag.toml",
+            &long_tag,
+            &["longtag.toml", "line 2", "ec2.tags.team", "at most 256"],
+        ),
+        (
+            "owntag.toml",
+            "[ec2.tags]\n\"k3s-autoscaler/cluster\" = \"other\"\n",
+            &[
+                "owntag.toml",
+                "line 2",
+                "ec2.tags.k3s-autoscaler/cluster",
+                "set by k3s-autoscaler",
+            ],
         ),
     ];
     for (name, text, expected) in cases {
@@ -313,4 +336,23 @@ fn version_and_completions_print_without_a_config() {
     }
     let out = run(&["completions", "powershell-7"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// EC2 refuses user data over 16 KB; found at start-up (before any call to
+/// a backend), it is an error of the config, naming the key: exit 2.
+#[test]
+fn user_data_over_16_kb_exits_2_naming_the_key() {
+    let big = format!("#!/bin/sh\n{}", "# padding line\n".repeat(1200));
+    assert!(big.len() > 16 * 1024);
+    let template = config_file("big-user-data.sh.tmpl", &big);
+    let path = config_file(
+        "bigud.toml",
+        &format!("[ec2]\nuser_data_template = \"{}\"\n", template.display()),
+    );
+    let out = run(&["--auto", "--once", "-c", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ec2.user_data_template"), "{err}");
+    assert!(err.contains("at most 16384"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing runs: {err}");
 }

@@ -22,6 +22,8 @@ trait Fixture: Send + Sync {
     /// The K3s server's id.
     async fn master_id(&self) -> String;
     async fn is_live(&self, id: &str) -> bool;
+    /// Let a launched instance boot far enough to have console output.
+    async fn let_boot(&self);
 }
 
 fn launch_request(op: &str, count: u32) -> LaunchRequest {
@@ -133,6 +135,56 @@ mod cases {
         assert!(matches!(missing, PortError::NotFound(_)), "{missing}");
     }
 
+    /// What a destructive step asks before it treats an instance as gone:
+    /// by id, in any state, whatever its tags; an id the cloud does not
+    /// know is `None`, not an error.
+    pub async fn an_instance_is_found_by_id_in_any_state(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let mine = cloud.launch(&launch_request("op-6", 1)).await.unwrap();
+        let id = mine[0].id.clone();
+        let found = cloud.instance(&id).await.unwrap().expect("launched");
+        assert!(found.managed && found.state.is_live(), "{found:?}");
+        let unmanaged = f.add_unmanaged().await;
+        let other = cloud.instance(&unmanaged).await.unwrap().expect("exists");
+        assert!(!other.managed, "{other:?}");
+        cloud.terminate(std::slice::from_ref(&id)).await.unwrap();
+        let gone = cloud.instance(&id).await.unwrap().expect("still described");
+        assert!(
+            matches!(
+                gone.state,
+                InstanceState::ShuttingDown | InstanceState::Terminated
+            ),
+            "{gone:?}"
+        );
+        assert_eq!(cloud.instance("i-0000000000000dead").await.unwrap(), None);
+    }
+
+    /// GetConsoleOutput: once the instance has booted, the answer is the
+    /// boot log as text (decoded from EC2's base64: moto answers a fixed
+    /// "Linux version 2.6.16-xenU" log, the simulator its own), and an
+    /// unknown instance is an error, not text.
+    pub async fn the_console_output_of_an_instance_is_decoded_text(f: Box<dyn Fixture>) {
+        let cloud = f.cloud();
+        let launched = cloud
+            .launch(&launch_request("op-console", 1))
+            .await
+            .unwrap();
+        f.let_boot().await;
+        let text = cloud
+            .console_output(&launched[0].id)
+            .await
+            .unwrap()
+            .expect("console output once booted");
+        assert!(text.contains("Linux version"), "not a boot log: {text:.80}");
+        assert!(
+            !text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='),
+            "still base64: {text:.80}"
+        );
+        assert!(cloud.console_output("i-0000000000000dead").await.is_err());
+    }
+
     pub async fn the_master_is_found_by_its_tag(f: Box<dyn Fixture>) {
         let master = f.cloud().master().await.unwrap().expect("a master");
         assert_eq!(master.id, f.master_id().await);
@@ -160,6 +212,10 @@ impl Fixture for SimFixture {
     }
     async fn master_id(&self) -> String {
         self.demo.ports.cloud.master().await.unwrap().unwrap().id
+    }
+    async fn let_boot(&self) {
+        // EC2 publishes console output late; the simulator after 30 s.
+        self.demo.clock.advance(std::time::Duration::from_secs(60));
     }
     async fn is_live(&self, id: &str) -> bool {
         let world = k3s_autoscaler::sim::ports::lock(&self.demo.world);
@@ -258,6 +314,9 @@ impl Fixture for MotoFixture {
     async fn master_id(&self) -> String {
         self.master.clone()
     }
+    async fn let_boot(&self) {
+        // moto has console output for an instance at once.
+    }
     async fn is_live(&self, id: &str) -> bool {
         let out = self
             .ec2
@@ -306,8 +365,13 @@ conformance!(
     terminate_refuses_anything_unmanaged_before_any_change,
     the_master_is_found_by_its_tag,
     a_token_reused_with_other_parameters_is_refused,
+    an_instance_is_found_by_id_in_any_state,
+    the_console_output_of_an_instance_is_decoded_text,
 );
 
+/// On moto only, and rightly: this reads back what the EC2 adapter put in
+/// RunInstances (tags, metadata options, user data), a translation the
+/// simulator has no counterpart of (its launch takes the domain request).
 #[tokio::test]
 async fn a_launch_carries_the_tags_imdsv2_and_user_data_without_a_secret() {
     let f = MotoFixture::new().await;
@@ -384,36 +448,4 @@ fn decode_base64(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
-}
-
-/// GetConsoleOutput on moto: the base64 answer decodes to text (moto
-/// answers a fixed boot log), and an unknown instance is an error, not text.
-#[tokio::test]
-async fn the_console_output_of_an_instance_is_decoded_text() {
-    let f = MotoFixture::new().await;
-    let launched = f
-        .fleet
-        .launch(&launch_request("op-console", 1))
-        .await
-        .unwrap();
-    let text = f
-        .fleet
-        .console_output(&launched[0].id)
-        .await
-        .unwrap()
-        .expect("moto has console output for a running instance");
-    assert!(!text.trim().is_empty());
-    // moto's fixed boot log (moto/ec2/responses/general.py), decoded: the
-    // adapter's base64 decoding, not just any non-empty answer.
-    assert!(
-        text.starts_with("Linux version 2.6.16-xenU"),
-        "not moto's boot log: {text:.80}"
-    );
-    assert!(
-        !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='),
-        "still base64: {text:.80}"
-    );
-    assert!(f.fleet.console_output("i-0000000000000dead").await.is_err());
 }

@@ -7,7 +7,8 @@ mod support;
 use k3s_autoscaler::adapters::kube::KubeCluster;
 use k3s_autoscaler::config::KubernetesConfig;
 use k3s_autoscaler::ports::*;
-use k3s_autoscaler::sim::ScenarioKind;
+use k3s_autoscaler::sim::ports::SimPorts;
+use k3s_autoscaler::sim::{ScenarioKind, SimClock, World};
 use std::sync::Arc;
 
 type Cluster = Arc<dyn ClusterApi>;
@@ -142,12 +143,22 @@ mod cases {
 
     pub async fn deleting_a_node_object_is_idempotent(c: Cluster) {
         c.delete_node("no-such-node").await.unwrap();
-        let name = c.nodes().await.unwrap()[0].name.clone();
+        let before = c.nodes().await.unwrap();
+        let name = before[0].name.clone();
+        let instance = before[0].instance_id.clone().expect("an instance id");
         c.delete_node(&name).await.unwrap();
-        // Deleting it again is fine too. (Whether it stays gone is the
-        // kubelet's business: a live instance re-registers its node, on
-        // the façade as on a real cluster.)
+        let after = c.nodes().await.unwrap();
+        assert!(
+            after.iter().all(|n| n.name != name),
+            "{name} is still listed"
+        );
+        assert_eq!(after.len(), before.len() - 1);
+        assert_eq!(c.node_of_instance(&instance).await.unwrap(), None);
+        // Deleting it again is fine too, and changes nothing more. (The
+        // clock stands still: a live instance's kubelet would re-register
+        // its node later, on the façade as on a real cluster.)
         c.delete_node(&name).await.unwrap();
+        assert_eq!(c.nodes().await.unwrap().len(), before.len() - 1);
     }
 
     /// The look-up that confirms "never joined" ignores the selector and
@@ -182,44 +193,18 @@ mod cases {
     }
 }
 
-/// A world of four workers; `busy` makes pods pending.
-async fn sim(busy: bool) -> Cluster {
-    let (_, demo) = support::demo(
-        if busy {
-            ScenarioKind::FlashSale
-        } else {
-            ScenarioKind::Steady
-        },
-        5,
-        false,
-    );
+/// One world for both sides (issue 20: symmetric fixtures): four Ready
+/// workers on a manual clock, so nothing moves between a case's calls on
+/// either side; `busy` pushes demand past what four workers hold.
+fn world(busy: bool) -> (Arc<std::sync::Mutex<World>>, Arc<SimClock>) {
+    let start = SystemClock::new().now();
+    let scenario = if busy {
+        ScenarioKind::Idle
+    } else {
+        ScenarioKind::Steady
+    };
+    let world = support::facade_world(scenario, 4, start);
     if busy {
-        // Ten simulated minutes: the flash sale has pods pending.
-        demo.clock.advance(std::time::Duration::from_secs(600));
-    }
-    let mut w = k3s_autoscaler::sim::ports::lock(&demo.world);
-    // Four workers, like the façade's world.
-    let extra: Vec<String> = w.fleet.nodes.keys().skip(4).cloned().collect();
-    for id in extra {
-        w.fleet.nodes.remove(&id);
-        w.fleet.instances.remove(&id);
-    }
-    drop(w);
-    demo.ports.cluster.clone()
-}
-
-async fn kube(busy: bool) -> Cluster {
-    let (url, world) = support::facade(
-        if busy {
-            ScenarioKind::Idle
-        } else {
-            ScenarioKind::Steady
-        },
-        4,
-    )
-    .await;
-    if busy {
-        // Push demand past what four workers hold.
         let mut w = k3s_autoscaler::sim::ports::lock(&world);
         for c in w
             .workload
@@ -230,12 +215,25 @@ async fn kube(busy: bool) -> Cluster {
             c.replicas = k3s_autoscaler::sim::workload::Replicas::Fixed(40);
         }
     }
+    let clock = Arc::new(SimClock::manual(start));
+    // Let the pods start: ten simulated seconds, at once.
+    clock.advance(std::time::Duration::from_secs(10));
+    k3s_autoscaler::sim::ports::lock(&world).advance_to(clock.now());
+    (world, clock)
+}
+
+async fn sim(busy: bool) -> Cluster {
+    let (world, clock) = world(busy);
+    Arc::new(SimPorts::new(world, clock, false))
+}
+
+async fn kube(busy: bool) -> Cluster {
+    let (world, clock) = world(busy);
+    let url = support::serve_facade(world, clock).await;
     let config = KubernetesConfig {
         kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
         ..KubernetesConfig::default()
     };
-    // Let the pods start (five simulated seconds of real time).
-    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
     Arc::new(KubeCluster::connect(&config).await.unwrap())
 }
 

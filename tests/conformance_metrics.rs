@@ -70,15 +70,29 @@ mod cases {
     }
 }
 
+/// Ready workers as the world has them: each side's expectation comes from
+/// its world, not from a number written beside it.
+fn ready_workers(world: &std::sync::Mutex<k3s_autoscaler::sim::World>) -> usize {
+    let w = k3s_autoscaler::sim::ports::lock(world);
+    let ready = w.fleet.nodes.values().filter(|n| n.ready).count();
+    assert!(ready >= 2, "the world must have workers to count: {ready}");
+    ready
+}
+
+/// Both sides serve the same world (four workers, steady): the simulator's
+/// metrics port on a manual clock, and Prometheus scraping the façade.
 async fn sim() -> Subject {
-    let (_, demo) = support::demo(ScenarioKind::Steady, 3, false);
-    demo.clock.advance(Duration::from_secs(120));
-    let workers = demo.ports.cluster.nodes().await.unwrap().len();
+    let start = SystemClock::new().now();
+    let world = support::facade_world(ScenarioKind::Steady, 4, start);
+    let clock = Arc::new(k3s_autoscaler::sim::SimClock::manual(start));
+    clock.advance(Duration::from_secs(120));
+    let ports = k3s_autoscaler::sim::ports::SimPorts::new(world.clone(), clock.clone(), false);
+    let workers = ready_workers(&world);
     Subject {
-        metrics: demo.ports.metrics.clone(),
-        clock: demo.ports.clock.clone(),
+        metrics: Arc::new(ports),
+        clock,
         workers,
-        _keep: Box::new(demo.world),
+        _keep: Box::new(world),
     }
 }
 
@@ -94,10 +108,11 @@ async fn prometheus() -> Subject {
     prom.wait_for(&config.cpu_query, Duration::from_secs(30))
         .await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let workers = ready_workers(&world);
     Subject {
         metrics: Arc::new(PrometheusMetrics::new(&config, clock.clone()).unwrap()),
         clock,
-        workers: 4,
+        workers,
         _keep: Box::new((prom, world)),
     }
 }

@@ -37,20 +37,32 @@ impl Tmux {
     /// `stty -a`, run by the pane's shell after the console exited, shows
     /// canonical mode and echo (raw mode is off).
     fn assert_restored(&self, stty_file: &std::path::Path) {
-        let flags = String::from_utf8_lossy(
-            &self
-                .cmd(&[
-                    "display",
-                    "-p",
-                    "-t",
-                    self.session,
-                    "#{alternate_on} #{cursor_flag}",
-                ])
-                .stdout,
-        )
-        .trim()
-        .to_string();
-        assert_eq!(flags, "0 1", "alternate screen on / cursor hidden: {flags}");
+        // tmux applies the pane's output asynchronously: poll (bounded)
+        // rather than read once right after the process exited.
+        let start = Instant::now();
+        loop {
+            let flags = String::from_utf8_lossy(
+                &self
+                    .cmd(&[
+                        "display",
+                        "-p",
+                        "-t",
+                        self.session,
+                        "#{alternate_on} #{cursor_flag}",
+                    ])
+                    .stdout,
+            )
+            .trim()
+            .to_string();
+            if flags == "0 1" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "alternate screen on / cursor hidden: {flags}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let start = Instant::now();
         let stty = loop {
             let text = std::fs::read_to_string(stty_file).unwrap_or_default();

@@ -213,6 +213,8 @@ async fn sigterm_at(point: &str, busy: bool) {
             .expect("a completed scale-up");
         assert_scale_up_converged(&stack, fresh).await;
         println!("SIGTERM at {point}: {op_id} recorded Aborted; {fresh} scaled up after restart");
+        // This point's checks are all above (aborted, then a fresh
+        // scale-up converged); the phase checks below are for the others.
         return;
     }
     // The phase the stop left the operation in is the one the point names:

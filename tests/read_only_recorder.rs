@@ -92,6 +92,9 @@ impl CloudApi for Recorder {
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
         self.inner.cloud.instances_for_op(op_id).await
     }
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
+        self.inner.cloud.instance(id).await
+    }
     async fn master(&self) -> PortResult<Option<Instance>> {
         self.inner.cloud.master().await
     }

@@ -112,16 +112,24 @@ async fn canary_secrets_never_leak() {
         "50",
         &shell,
     ]);
+    // Wait for the event that matters, not a fixed time: the header's
+    // "data … old" appears once the first observation (and with it the
+    // engine's first log lines) has reached the console. Bounded, so a
+    // console that never loads fails here with what it showed.
     let mut screen = String::new();
-    for _ in 0..100 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
         screen =
             String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "c"]).stdout).to_string();
-        if screen.contains("Workers") {
+        if screen.contains("Workers") && screen.contains(" old") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        screen.contains(" old"),
+        "no observation reached the console: {screen}"
+    );
     screen += &String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-S", "-", "-t", "c"]).stdout);
     tmux(&["kill-server"]);
     assert!(screen.contains("Workers"), "{screen}");

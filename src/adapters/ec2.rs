@@ -165,16 +165,19 @@ impl Ec2Fleet {
 
     fn tags(&self, op_id: &str) -> TagSpecification {
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        let mut all: BTreeMap<&str, &str> = self
-            .config
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        // A Name of the operator's wins over ours; the three tags that
+        // mark a worker as ours cannot be set in the config (refused at
+        // load: config/ec2_limits.rs), and are inserted last regardless.
+        let mut all: BTreeMap<&str, &str> = BTreeMap::from([("Name", "k3s-worker")]);
+        all.extend(
+            self.config
+                .tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         all.insert(TAG_CLUSTER, &self.cluster);
         all.insert(TAG_ROLE, ROLE_WORKER);
         all.insert(TAG_OP_ID, op_id);
-        all.insert("Name", "k3s-worker");
         for (k, v) in all {
             spec = spec.tags(Tag::builder().key(k).value(v).build());
         }
@@ -211,6 +214,16 @@ impl CloudApi for Ec2Fleet {
             ),
         ];
         self.describe(filters, &[]).await
+    }
+
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
+        // By id and with no filter: EC2 answers for any state, and a
+        // NotFound for an id is "unknown to EC2", not a failure.
+        match self.describe(vec![], &[id.to_string()]).await {
+            Ok(found) => Ok(found.into_iter().find(|i| i.id == id)),
+            Err(PortError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn master(&self) -> PortResult<Option<Instance>> {
@@ -257,6 +270,9 @@ impl CloudApi for Ec2Fleet {
                 },
             },
         )?;
+        // Checked at start-up too (runtime/backends.rs); this is the
+        // backstop for values longer than the start-up check assumed.
+        crate::config::ec2_limits::check_user_data(&user_data).map_err(PortError::Invalid)?;
         let count = i32::try_from(request.count)
             .map_err(|_| PortError::Invalid("launch count too large".into()))?;
         let mut run = self

@@ -75,7 +75,8 @@ fn zero_and_negative_durations_are_refused() {
     assert_eq!(err.line, Some(3));
     assert!(err.message.contains("negative"), "{err}");
     // cpu_up_for is the one duration that may be zero: "immediately".
-    assert!(parse("[policy]\ncpu_up_for = \"0s\"\n").is_ok());
+    let zero = parse("[policy]\ncpu_up_for = \"0s\"\n").expect("0s is legal here");
+    assert_eq!(zero.policy.cpu_up_for.get(), std::time::Duration::ZERO);
 }
 
 #[test]
@@ -90,4 +91,59 @@ fn missing_file_is_an_error_not_a_panic() {
     let err = Config::load(Path::new("/nonexistent/k3s.toml")).unwrap_err();
     assert!(err.message.contains("cannot read"), "{err}");
     assert!(err.to_string().contains("/nonexistent/k3s.toml"));
+}
+
+#[test]
+fn tags_ec2_would_refuse_are_refused_at_load_with_the_limit() {
+    use super::ec2_limits::{TAG_KEY_MAX_CHARS, TAG_VALUE_MAX_CHARS};
+    let with = |tags: &str| parse(&format!("[ec2.tags]\n{tags}\n"));
+    // At the limits, in characters (not bytes): accepted.
+    let at = format!(
+        "\"{}\" = \"{}\"",
+        "é".repeat(TAG_KEY_MAX_CHARS),
+        "ü".repeat(TAG_VALUE_MAX_CHARS)
+    );
+    with(&at).expect("at the limits");
+    // The operator's Name is theirs to set.
+    assert_eq!(
+        with("Name = \"shop-worker\"").unwrap().ec2.tags["Name"],
+        "shop-worker"
+    );
+    for (tags, why) in [
+        (format!("\"{}\" = \"v\"", "k".repeat(128)), "at most 127"),
+        (format!("team = \"{}\"", "v".repeat(257)), "at most 256"),
+        ("\"AWS:owner\" = \"me\"".to_string(), "\"aws:\""),
+        ("owner = \"aws:me\"".to_string(), "\"aws:\""),
+        (
+            "\"k3s-autoscaler/role\" = \"worker\"".to_string(),
+            "set by k3s-autoscaler",
+        ),
+    ] {
+        let err = with(&tags).unwrap_err();
+        assert!(err.message.contains(why), "{tags}: {err}");
+        assert!(
+            err.key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("ec2.tags.")),
+            "{tags}: {err}"
+        );
+        assert_eq!(err.line, Some(2), "{tags}: {err}");
+    }
+    // 47 of the operator's and our 3 plus Name make 51 > 50.
+    let many: Vec<String> = (0..47).map(|i| format!("t{i} = \"v\"")).collect();
+    let err = with(&many.join("\n")).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("ec2.tags"), "{err}");
+    assert!(err.message.contains("50"), "{err}");
+    with(&many[..46].join("\n")).expect("46 fit");
+    // The cluster name is a tag value on every worker.
+    let err = parse(&format!("[cluster]\nname = \"{}\"\n", "c".repeat(257))).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("cluster.name"), "{err}");
+}
+
+#[test]
+fn user_data_over_16_kb_is_refused() {
+    use super::ec2_limits::{USER_DATA_MAX_BYTES, check_user_data};
+    check_user_data(&"x".repeat(USER_DATA_MAX_BYTES)).expect("at the limit");
+    let err = check_user_data(&"x".repeat(USER_DATA_MAX_BYTES + 1)).unwrap_err();
+    assert!(err.contains("16384"), "{err}");
 }

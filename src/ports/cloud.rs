@@ -84,6 +84,13 @@ pub trait CloudApi: Send + Sync {
     /// Every instance tagged with this op id, in any state (terminated too:
     /// a launch is never repeated for an op whose instances died).
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>>;
+    /// One instance by id, in any state and whatever its tags; `None` when
+    /// the cloud does not know the id (EC2 forgets a terminated instance
+    /// after about an hour). A destructive step that rests on "this
+    /// instance is gone" asks this, not the tag-filtered list: a worker
+    /// whose tags were edited, or a short page, is absent from that list
+    /// and still running.
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>>;
     /// The K3s server, found by its configured tag.
     async fn master(&self) -> PortResult<Option<Instance>>;
     /// Launch `count` workers as the request says, in one call. The same

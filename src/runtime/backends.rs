@@ -48,6 +48,33 @@ pub fn user_data_template(ec2: &Ec2Config, config_path: Option<&Path>) -> Result
     }
 }
 
+/// The template rendered with the longest values a launch plausibly puts
+/// in it must fit EC2's 16 KB: a template that only fails at the first
+/// launch is found at start-up instead (exit 2, naming the key).
+fn check_user_data_size(template: &str, config: &Config, region: &str) -> Result<(), String> {
+    use crate::adapters::user_data::{UserDataValues, render};
+    let rendered = render(
+        template,
+        &UserDataValues {
+            cluster: &config.cluster.name,
+            region,
+            // The longest IPv6 text form, an op id and a K3s release with room.
+            master_address: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            token_parameter: &config.ec2.join_token_parameter,
+            op_id: "op-0000000000000000000000000000000000000000",
+            k3s_version: "v1.333.333-rc333+k3s333",
+            k3s_skip_download: "false",
+        },
+    )
+    .map_err(|e| format!("ec2.user_data_template: {e}"))?;
+    crate::config::ec2_limits::check_user_data(&rendered).map_err(|e| {
+        format!(
+            "ec2.user_data_template ({}): {e}",
+            config.ec2.user_data_template
+        )
+    })
+}
+
 impl Backends {
     pub async fn connect(config: &Config, config_path: Option<&Path>) -> Result<Backends, String> {
         let sdk = sdk_config(&config.aws).await;
@@ -56,6 +83,7 @@ impl Backends {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "(no region)".into());
         let template = user_data_template(&config.ec2, config_path)?;
+        check_user_data_size(&template, config, &region)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let credentials = check_credentials(&sdk).await;
         Ok(Backends {

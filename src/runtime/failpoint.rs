@@ -9,6 +9,11 @@ pub const AFTER_LAUNCH: &str = "after-launch";
 pub const MID_DRAIN: &str = "mid-drain";
 pub const AFTER_TERMINATE: &str = "after-terminate";
 
+/// Set by `Shutdown::request`: what `K3SA_SIGTERM_AT` waits for.
+#[cfg(feature = "failpoints")]
+pub static SHUTDOWN_REQUESTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     // K3SA_SIGTERM_AT=<name>: deliver SIGTERM to ourselves right here, to
@@ -21,8 +26,16 @@ pub fn hit(name: &str) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &std::process::id().to_string()])
             .status();
-        // Let the signal task set the shutdown flag before the next step.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Hold this step until the signal task has set the shutdown flag
+        // (it runs on the runtime's other worker), so the test sees the
+        // phase of this exact point however loaded the machine is. A
+        // fixed sleep here was a race on a busy two-core machine.
+        let waited = std::time::Instant::now();
+        while !SHUTDOWN_REQUESTED.load(std::sync::atomic::Ordering::SeqCst)
+            && waited.elapsed() < std::time::Duration::from_secs(30)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
     if std::env::var("K3SA_FAILPOINT").is_ok_and(|v| v == name) {
         use std::io::Write;

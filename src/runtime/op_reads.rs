@@ -7,7 +7,9 @@
 use super::executor::fail;
 use crate::engine::operation::OpView;
 use crate::engine::{ExecFailure, Settings};
-use crate::ports::{Instance, Node, OpKind, OpPhase, Operation, Pdb, Pod, PortError, Ports};
+use crate::ports::{
+    Instance, InstanceState, Node, OpKind, OpPhase, Operation, Pdb, Pod, PortError, Ports,
+};
 use std::collections::BTreeSet;
 use tracing::debug;
 
@@ -109,16 +111,24 @@ pub(super) async fn view_for(
                 .map_err(|e| err("listing pods", e))?;
             slice.pdbs = p.cluster.pdbs().await.map_err(|e| err("listing PDBs", e))?;
             // Resuming at TerminateIntended: did the terminate go out
-            // already? (Then the node must not be uncordoned.)
+            // already? (Then the node must not be uncordoned.) Asked by
+            // id: absence from the tag-filtered list is no proof, and
+            // "gone" leads to deleting the node object and past the
+            // intent's expiry.
             if op.phase == OpPhase::TerminateIntended
                 && let Some(id) = instance_id
             {
-                let live = p
+                let found = p
                     .cloud
-                    .managed_instances()
+                    .instance(id)
                     .await
-                    .map_err(|e| err("describing the managed workers", e))?;
-                slice.instance_gone = Some(!live.iter().any(|i| &i.id == id));
+                    .map_err(|e| err("describing the node's instance", e))?;
+                slice.instance_gone = Some(found.is_none_or(|i| {
+                    matches!(
+                        i.state,
+                        InstanceState::ShuttingDown | InstanceState::Terminated
+                    )
+                }));
             }
         }
         OpKind::Cordon { .. } => {}

@@ -18,6 +18,8 @@ impl Shutdown {
 
     pub fn request(&self) {
         self.flag.store(true, Ordering::SeqCst);
+        #[cfg(feature = "failpoints")]
+        super::failpoint::SHUTDOWN_REQUESTED.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 

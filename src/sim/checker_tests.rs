@@ -258,11 +258,11 @@ fn a_second_drain_cordon_is_invariant_2_but_an_operators_is_not() {
     let mut w = world();
     let names = workers(&w);
     let (x, y) = (names[0].clone(), names[1].clone());
-    let drain = |node: &str| {
+    let drain_for = |id: &str, node: &str| {
         record(
             1,
             Some(op(
-                "d",
+                id,
                 OpKind::ScaleDown {
                     node: node.into(),
                     instance_id: Some(node.into()),
@@ -272,6 +272,7 @@ fn a_second_drain_cordon_is_invariant_2_but_an_operators_is_not() {
             )),
         )
     };
+    let drain = |node: &str| drain_for("d", node);
     // An operator's cordon of x, then a scale-down of y: fine.
     w.table.record = record(
         1,
@@ -295,10 +296,21 @@ fn a_second_drain_cordon_is_invariant_2_but_an_operators_is_not() {
         "{:?}",
         w.invariants.violations
     );
-    // Another scale-down cordons x while y is still cordoned for one.
+    // The same scale-down cordons x while y is still cordoned for it.
     w.table.record = drain(&x);
     w.check_one_node_at_a_time(&x);
     assert_eq!(fired(&w), [2]);
+    // A later operation's cordon beside a node that an abandoned one left
+    // cordoned is not a second drain of either.
+    w.invariants.violations.clear();
+    w.table.record = drain_for("e", &names[2]);
+    w.check_one_node_at_a_time(&names[2]);
+    assert!(
+        w.invariants.violations.is_empty(),
+        "{:?}",
+        w.invariants.violations
+    );
+    w.set_cordoned(&names[2], false).expect("node");
     // Once both are uncordoned, the next drain is legal.
     w.set_cordoned(&x, false).expect("node");
     w.set_cordoned(&y, false).expect("node");

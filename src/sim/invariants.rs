@@ -32,9 +32,12 @@ pub struct Invariants {
     pub late_instances: std::collections::BTreeSet<String>,
     /// Count of every scale-up ever recorded, by op id (invariant 3).
     pub op_counts: std::collections::BTreeMap<String, u32>,
-    /// Nodes an engine cordoned for a scale-down and has not uncordoned
-    /// (invariant 2: one node at a time). An operator's cordon is not one.
-    pub drain_cordons: std::collections::BTreeSet<String>,
+    /// Nodes an engine cordoned for a scale-down and has not uncordoned,
+    /// each with the operation it was cordoned for (invariant 2: one node
+    /// at a time *within an operation*). An operator's cordon is not one,
+    /// and neither is a node an abandoned operation left cordoned: the
+    /// next operation's cordon is not a second drain of the first.
+    pub drain_cordons: std::collections::BTreeMap<String, String>,
 }
 
 impl Invariants {

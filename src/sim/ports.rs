@@ -167,6 +167,10 @@ impl CloudApi for SimPorts {
         Ok(self.with(|w, _| w.instances_for_op(op_id)))
     }
 
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
+        Ok(self.with(|w, _| w.fleet.instances.get(id).map(|i| i.to_domain())))
+    }
+
     async fn master(&self) -> PortResult<Option<Instance>> {
         Ok(self.with(|w, _| w.master()))
     }

@@ -171,10 +171,21 @@ pub async fn facade(
     std::sync::Arc<std::sync::Mutex<k3s_autoscaler::sim::World>>,
 ) {
     use k3s_autoscaler::ports::{Clock, SystemClock};
-    use k3s_autoscaler::sim::facade::Facade;
-    use k3s_autoscaler::sim::{SimClock, SimSettings, World};
-    use std::sync::{Arc, Mutex};
+    use k3s_autoscaler::sim::SimClock;
     let start = SystemClock::new().now();
+    let world = facade_world(scenario, workers, start);
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SimClock::scaled(start, 1.0));
+    let url = serve_facade(world.clone(), clock).await;
+    (url, world)
+}
+
+/// The world the façade tests serve: `workers` Ready workers from `start`.
+pub fn facade_world(
+    scenario: ScenarioKind,
+    workers: u32,
+    start: k3s_autoscaler::ports::Timestamp,
+) -> std::sync::Arc<std::sync::Mutex<k3s_autoscaler::sim::World>> {
+    use k3s_autoscaler::sim::{SimSettings, World};
     let config = Config::default();
     let settings = SimSettings {
         cluster: "conformance".into(),
@@ -194,15 +205,21 @@ pub async fn facade(
         warp: 1.0,
         external_fleet: false,
     };
-    let world = Arc::new(Mutex::new(World::new(settings)));
-    let clock: Arc<dyn Clock> = Arc::new(SimClock::scaled(start, 1.0));
-    let router = Facade::new(world.clone(), clock).router();
+    std::sync::Arc::new(std::sync::Mutex::new(World::new(settings)))
+}
+
+/// Serve `world` as the Kubernetes façade on a loopback port, on `clock`.
+pub async fn serve_facade(
+    world: std::sync::Arc<std::sync::Mutex<k3s_autoscaler::sim::World>>,
+    clock: std::sync::Arc<dyn k3s_autoscaler::ports::Clock>,
+) -> String {
+    let router = k3s_autoscaler::sim::facade::Facade::new(world, clock).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (url, world)
+    url
 }
 
 /// A kubeconfig file for a plain-HTTP API server on loopback.

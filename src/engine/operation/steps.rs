@@ -190,6 +190,23 @@ pub(super) fn drain(
     fence: u64,
     now: Timestamp,
 ) -> Next {
+    // Evict only from a node seen cordoned: one missing from the list may
+    // have been uncordoned by an attempt that died, and pods evicted from
+    // it can land on it again. The drain's deadline ends the wait.
+    if !view.nodes.iter().any(|n| n.name == node) {
+        if op.deadline.is_some_and(|d| now > d) {
+            return Next::Act(Effect::Uncordon {
+                node: node.to_string(),
+                abort: Some(format!(
+                    "drain timed out after {}: {node} was not in the node list",
+                    format_duration(settings.drain.timeout)
+                )),
+            });
+        }
+        return Next::Wait(format!(
+            "{node} is not in the node list: its cordon cannot be confirmed, not draining"
+        ));
+    }
     if let Some(uncordoned) = uncordoned_node(view, node) {
         return uncordoned;
     }

@@ -340,6 +340,14 @@ impl CloudApi for FaultyPorts {
         Ok(self.hide_recent(self.inner.instances_for_op(op_id).await?))
     }
 
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
+        self.alive()?;
+        if let Some(e) = self.burst(true) {
+            return Err(e);
+        }
+        self.inner.instance(id).await
+    }
+
     async fn master(&self) -> PortResult<Option<Instance>> {
         self.alive()?;
         self.inner.master().await

@@ -161,6 +161,23 @@ pub fn run_seed(seed: u64, engines: Option<usize>) -> SeedOutcome {
 /// Run one seed with engine 0 broken as `sabotage` says (a negative
 /// control: the run must report exactly that invariant).
 pub fn run_seed_with(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> SeedOutcome {
+    run_seed_planted(seed, engines, sabotage.map(|s| (s, true)))
+}
+
+/// The control of a negative control: the same seed, world, fault rates
+/// and shared settings as `run_seed_with(seed, engines, Some(sabotage))`,
+/// with engine 0 healthy (a plain read-only engine for `ReadOnlyMutates`).
+/// It must be clean, so that what the sabotaged run reports is the
+/// breakage and not the conditions set up for it.
+pub fn run_control_seed(seed: u64, engines: Option<usize>, sabotage: Sabotage) -> SeedOutcome {
+    run_seed_planted(seed, engines, Some((sabotage, false)))
+}
+
+fn run_seed_planted(
+    seed: u64,
+    engines: Option<usize>,
+    plant: Option<(Sabotage, bool)>,
+) -> SeedOutcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -179,16 +196,22 @@ pub fn run_seed_with(seed: u64, engines: Option<usize>, sabotage: Option<Sabotag
             return out;
         }
     };
-    runtime.block_on(run(seed, engines, sabotage))
+    runtime.block_on(run(seed, engines, plant))
 }
 
-async fn run(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> SeedOutcome {
+async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>) -> SeedOutcome {
     let mut rng = Rng::new(seed);
     let engines = engines.unwrap_or(1 + rng.below(4) as usize).clamp(1, 4);
     // One seed in three also runs a `--read-only` engine beside them, so
     // that invariant 8 watches a real read-only engine under every fault.
     let read_only_engine = rng.below(3) == 0;
-    let config = Config::default();
+    let sabotage = plant.map(|(kind, _)| kind);
+    let broken = plant.filter(|(_, broken)| *broken).map(|(kind, _)| kind);
+    let mut config = Config::default();
+    if let Some(kind) = sabotage {
+        kind.shared_config(&mut config);
+    }
+    let config = config;
     let settings = engine_settings(&config);
     let tick = config.engine.interval.get();
     let lease = settings.lease.lease;
@@ -231,8 +254,9 @@ async fn run(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> S
     }
     let mut slots: Vec<Slot> = (0..engines + usize::from(read_only_engine))
         .map(|index| {
-            let role = match (index, sabotage) {
-                (0, Some(kind)) => Role::Broken(kind),
+            let role = match (index, plant) {
+                (0, Some((kind, true))) => Role::Broken(kind),
+                (0, Some((kind, false))) if kind.read_only() => Role::ReadOnly,
                 (i, _) if i == engines => Role::ReadOnly,
                 _ => Role::ReadWrite,
             };
@@ -360,7 +384,7 @@ async fn run(seed: u64, engines: Option<usize>, sabotage: Option<Sabotage>) -> S
     SeedOutcome {
         seed,
         engines,
-        sabotage,
+        sabotage: broken,
         violations: world.invariants.violations.clone(),
         faults,
         trace,

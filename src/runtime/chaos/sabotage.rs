@@ -28,7 +28,8 @@ pub enum Sabotage {
     CordonsTwoNodes,
     /// Every launch is sent twice, under two client tokens.
     DoubleLaunch,
-    /// The engine's floor is four below the `min_workers` the world checks.
+    /// The engine's floor is four below the `min_workers` every other
+    /// engine and the world hold to.
     IgnoresMinWorkers,
     /// The drain sees no pods on its node and terminates it full.
     SkipsDrain,
@@ -98,20 +99,51 @@ impl Sabotage {
         Sabotage::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// The settings the broken engine runs with.
+    /// The settings every engine of the run, and the world, start from:
+    /// the control run (the same seed with no engine broken) uses them
+    /// too, so what differs between the two runs is the breakage alone.
+    pub fn shared_config(self, config: &mut Config) {
+        if self == Sabotage::IgnoresMinWorkers {
+            config.policy.min_workers += 4;
+        }
+    }
+
+    /// What the broken engine changes on top of the shared settings.
     pub fn engine_config(self, config: &mut Config) {
-        if self == Sabotage::IgnoresJoinTimeout {
-            let t = config.engine.join_timeout.get();
-            config.engine.join_timeout = ConfigDuration(t * 3);
+        match self {
+            Sabotage::IgnoresJoinTimeout => {
+                let t = config.engine.join_timeout.get();
+                config.engine.join_timeout = ConfigDuration(t * 3);
+            }
+            Sabotage::IgnoresMinWorkers => {
+                config.policy.min_workers = config.policy.min_workers.saturating_sub(4);
+            }
+            _ => {}
         }
     }
 
     /// A world that gives the breakage something to act on.
     pub fn world(self, settings: &mut SimSettings) {
+        if self == Sabotage::IgnoresJoinTimeout {
+            settings.never_join_probability = 0.4;
+        }
+    }
+
+    /// A phrase the breakage's violation must contain: the invariant's
+    /// number alone could be the right rule fired by the wrong cause.
+    pub fn expected_text(self) -> &'static str {
         match self {
-            Sabotage::IgnoresJoinTimeout => settings.never_join_probability = 0.4,
-            Sabotage::IgnoresMinWorkers => settings.min_workers += 4,
-            _ => {}
+            Sabotage::ForgedFence => "sent an operation write with lease",
+            Sabotage::SecondOperation => "started while",
+            Sabotage::CordonsTwoNodes => "still cordoned for one",
+            Sabotage::DoubleLaunch => "double launch",
+            Sabotage::IgnoresMinWorkers => "below min",
+            Sabotage::SkipsDrain => "pods left",
+            Sabotage::HangsPastLease => "outside any lease",
+            Sabotage::IgnoresJoinTimeout => "neither joined nor was terminated",
+            Sabotage::ReadOnlyMutates => "read-only engine",
+            Sabotage::NeverReleases => "lock still held",
+            Sabotage::TerminatesTwo => "terminated by one operation",
         }
     }
 
@@ -276,6 +308,10 @@ impl CloudApi for SabotagedPorts {
 
     async fn instances_for_op(&self, op_id: &str) -> PortResult<Vec<Instance>> {
         self.inner.instances_for_op(op_id).await
+    }
+
+    async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
+        self.inner.instance(id).await
     }
 
     async fn master(&self) -> PortResult<Option<Instance>> {

@@ -95,19 +95,21 @@ impl World {
     /// is still cordoned and running. (An operator's cordon, an operation
     /// of its own, is neither.)
     pub fn check_one_node_at_a_time(&mut self, node: &str) {
-        let draining = self
+        let Some(op_id) = self
             .table
             .record
             .in_flight()
-            .is_some_and(|op| matches!(op.kind, crate::ports::OpKind::ScaleDown { .. }));
-        if !draining {
+            .filter(|op| matches!(op.kind, crate::ports::OpKind::ScaleDown { .. }))
+            .map(|op| op.id.clone())
+        else {
             return;
-        }
+        };
         let others: Vec<String> = self
             .invariants
             .drain_cordons
             .iter()
-            .filter(|name| name.as_str() != node)
+            .filter(|(name, op)| name.as_str() != node && **op == op_id)
+            .map(|(name, _)| name)
             .filter(|name| self.fleet.nodes.get(*name).is_some_and(|n| n.cordoned))
             .filter(|name| {
                 self.fleet
@@ -118,7 +120,9 @@ impl World {
             })
             .cloned()
             .collect();
-        self.invariants.drain_cordons.insert(node.to_string());
+        self.invariants
+            .drain_cordons
+            .insert(node.to_string(), op_id);
         if !others.is_empty() {
             let now = self.now;
             self.invariants.breach(

@@ -245,3 +245,30 @@ fn a_node_missing_from_the_list_is_not_terminated_on_trust() {
         Next::Act(Effect::Uncordon { abort: Some(_), .. })
     ));
 }
+
+/// The drain itself rests on the cordon too (review of issue 20): a node
+/// missing from the list gets no evictions (its pods could land on it
+/// again), and the drain's deadline ends the wait with an uncordon.
+#[test]
+fn a_drain_waits_for_its_node_to_be_seen_cordoned() {
+    let s = settings();
+    let mut w = World::new();
+    w.pods = vec![pod("web-a", Some("w4"), 300, Some("ReplicaSet"))];
+    let rec = draining(&w);
+    let hidden = w.nodes.remove(3);
+    match next(&s, &rec, &w.view(), 3, at(10)) {
+        Next::Wait(why) => assert!(why.contains("not in the node list"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let effect = acted(next(&s, &rec, &w.view(), 3, at(302)));
+    assert!(
+        matches!(&effect, Effect::Uncordon { abort: Some(why), .. } if why.contains("timed out")),
+        "{effect:?}"
+    );
+    // Seen again, cordoned: the drain evicts.
+    w.nodes.insert(3, hidden);
+    assert!(matches!(
+        acted(next(&s, &rec, &w.view(), 3, at(11))),
+        Effect::Evict(_)
+    ));
+}

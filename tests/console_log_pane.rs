@@ -1,0 +1,44 @@
+//! The console's Log pane with the logging the console installs (tui-logger
+//! behind tracing): the engine's own lines reach it. The other console
+//! snapshots install no logger, so without this test the pane is never
+//! drawn with anything in it. A binary of its own because the logger is
+//! process-global: another test's lines would interleave with these.
+
+mod support;
+
+use k3s_autoscaler::ui::{ViewOptions, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+#[tokio::test]
+async fn the_log_pane_shows_the_engines_lines() {
+    k3s_autoscaler::runtime::logging::init_console();
+    let app = support::seeded_app(false, 40).await;
+    // What the console's draw loop does before each frame.
+    tui_logger::move_events();
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal
+        .draw(|f| {
+            view(
+                f,
+                &app,
+                ViewOptions {
+                    log_timestamps: false,
+                },
+            )
+        })
+        .unwrap();
+    let screen = terminal.backend().to_string();
+    let pane: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("╭ Log"))
+        .take_while(|l| !l.contains("╰"))
+        .collect();
+    assert!(pane.len() > 2, "no Log pane: {screen}");
+    assert!(
+        pane.iter().any(|l| l.contains("decision")),
+        "the engine's decisions are not in the Log pane:\n{}",
+        pane.join("\n")
+    );
+    insta::assert_snapshot!("log_pane", pane.join("\n"));
+}
