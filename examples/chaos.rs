@@ -7,7 +7,7 @@
 
 use clap::Parser;
 use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
-use k3s_autoscaler::runtime::chaos::{SeedOutcome, faults::KINDS, run_seed_with};
+use k3s_autoscaler::runtime::chaos::{SeedOutcome, faults::KINDS, run_control_seed, run_seed_with};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,10 +35,14 @@ struct Args {
     trace: bool,
     /// Plant a negative control in engine 0 (forged-fence, second-operation,
     /// cordons-two-nodes, double-launch, ignores-min-workers, skips-drain,
-    /// ignores-lease, ignores-join-timeout, read-only-mutates,
+    /// hangs-past-lease, ignores-join-timeout, read-only-mutates,
     /// never-releases, terminates-two): its invariant must fire.
     #[arg(long, value_parser = parse_sabotage)]
     sabotage: Option<Sabotage>,
+    /// With --sabotage: its control instead (the same world, fault rates
+    /// and settings, engine 0 healthy), which must be clean.
+    #[arg(long, requires = "sabotage")]
+    control: bool,
 }
 
 fn parse_sabotage(name: &str) -> Result<Sabotage, String> {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         .map(|_| {
             let (next, results) = (next.clone(), results.clone());
             let (engines, trace, sabotage) = (args.engines, args.trace, args.sabotage);
+            let control = args.control;
             std::thread::spawn(move || {
                 loop {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -68,7 +73,10 @@ fn main() -> ExitCode {
                     if seed >= end {
                         return;
                     }
-                    let mut outcome = run_seed_with(seed, engines, sabotage);
+                    let mut outcome = match sabotage {
+                        Some(kind) if control => run_control_seed(seed, engines, kind),
+                        _ => run_seed_with(seed, engines, sabotage),
+                    };
                     if trace {
                         for line in &outcome.trace {
                             println!("seed {seed}: {line}");

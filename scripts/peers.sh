@@ -89,9 +89,13 @@ PY
   done
 }
 
-# start_moto PORT LOG: moto's server on 127.0.0.1; sets moto_pid.
+# start_moto PORT LOG: moto's server on 127.0.0.1, with the validation EC2
+# does and moto leaves off by default (instance types, AMIs, key pairs:
+# a made-up id is refused, as on EC2); sets moto_pid.
 start_moto() {
-  "$K3SA_VENV/bin/moto_server" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+  MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true MOTO_ENABLE_AMI_VALIDATION=true \
+    MOTO_ENABLE_KEYPAIR_VALIDATION=true \
+    "$K3SA_VENV/bin/moto_server" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
   moto_pid=$!
   if ! wait_http "http://127.0.0.1:$1/moto-api/" 30; then
     cat "$2" >&2

@@ -15,7 +15,7 @@ fn config_file(cluster: &str, table: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("k3s.toml");
     let text = format!(
-        "[cluster]\nname = \"{cluster}\"\n\n[aws]\nregion = \"us-east-1\"\n\n[dynamodb]\ntable = \"{table}\"\n\n[ec2]\nami = \"ami-12345678\"\n"
+        "[cluster]\nname = \"{cluster}\"\n\n[aws]\nregion = \"us-east-1\"\n\n[dynamodb]\ntable = \"{table}\"\n\n[ec2]\nami = \"ami-1e749f67\"\n"
     );
     std::fs::File::create(&path)
         .unwrap()

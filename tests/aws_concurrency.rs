@@ -281,7 +281,7 @@ async fn eight_engines_twenty_rounds_zero_double_launches() {
 async fn run_master(ec2: &aws_sdk_ec2::Client, cluster: &str) {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     ec2.run_instances()
-        .image_id("ami-12345678")
+        .image_id(support::MOTO_AMI)
         .min_count(1)
         .max_count(1)
         .tag_specifications(

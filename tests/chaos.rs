@@ -184,10 +184,19 @@ fn each_planted_breakage_trips_exactly_its_invariant() {
         let control = run_control_seed(o.seed, Some(2), sabotage);
         if !control.violations.is_empty() {
             failures.push(format!(
-                "{} (seed {}): the control run with engine 0 healthy is not clean: {:?}",
+                "{} (seed {}): the control run with engine 0 healthy is not clean: {:?}\n  replay: {}",
                 sabotage.name(),
                 o.seed,
-                control.violations
+                control.violations,
+                control.replay_command()
+            ));
+        }
+        // A control in which nothing happens is clean for nothing.
+        if control.scale_ups == 0 {
+            failures.push(format!(
+                "{} (seed {}): the control run never scaled up",
+                sabotage.name(),
+                o.seed
             ));
         }
     }

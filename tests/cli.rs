@@ -353,6 +353,7 @@ fn user_data_over_16_kb_exits_2_naming_the_key() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("ec2.user_data_template"), "{err}");
+    assert!(err.contains("bigud.toml"), "names the config file: {err}");
     assert!(err.contains("at most 16384"), "{err}");
     assert!(out.stdout.is_empty(), "nothing runs: {err}");
 }

@@ -282,7 +282,7 @@ async fn run(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> String {
     }
     let out = ec2
         .run_instances()
-        .image_id("ami-12345678")
+        .image_id(support::MOTO_AMI)
         .min_count(1)
         .max_count(1)
         .tag_specifications(spec.build())
@@ -448,4 +448,202 @@ fn decode_base64(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// DescribeInstances answered in pages (five reservations each, EC2's
+/// smallest): every managed worker is listed, across pages, and a listing
+/// that stopped at the first page would miss some.
+#[tokio::test]
+async fn managed_workers_are_listed_across_pages() {
+    let f = MotoFixture::new().await;
+    f.strict.page_size(5);
+    let mut launched = BTreeSet::new();
+    for n in 0..8 {
+        let one = f
+            .fleet
+            .launch(&launch_request(&format!("op-page-{n}"), 1))
+            .await
+            .unwrap();
+        launched.extend(ids(&one));
+    }
+    let listed = ids(&f.fleet.managed_instances().await.unwrap());
+    assert_eq!(listed, launched, "8 reservations in pages of 5");
+    let by_op = f.fleet.instances_for_op("op-page-7").await.unwrap();
+    assert_eq!(by_op.len(), 1);
+}
+
+/// On moto with EC2's own validation on (scripts/peers.sh): a launch with
+/// everything an operator sets (a subnet, security groups, an instance
+/// profile, a key pair, extra tags and their own Name) carries each of
+/// them; and what EC2 refuses (a subnet, group, key pair or AMI that does
+/// not exist) is refused, as a failure of the launch, never as "no
+/// capacity" (which would walk the instance-type list for nothing).
+#[tokio::test]
+async fn a_launch_with_every_placement_setting_carries_each_and_refuses_unknown_ones() {
+    let f = MotoFixture::new().await;
+    let vpc = f
+        .ec2
+        .create_vpc()
+        .cidr_block("10.77.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_string();
+    let subnet = f
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.77.1.0/24")
+        .availability_zone("us-east-1b")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .unwrap()
+        .to_string();
+    let group = f
+        .ec2
+        .create_security_group()
+        .group_name(support::unique("k3s-workers"))
+        .description("k3s workers")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    let group_id = group.group_id().unwrap().to_string();
+    let key = support::unique("k3s-key");
+    f.ec2.create_key_pair().key_name(&key).send().await.unwrap();
+    let profile = support::unique("k3s-worker");
+    create_instance_profile(&profile).await;
+
+    let sdk = support::sdk_at(&f.strict.url).await;
+    let fleet = |edit: &dyn Fn(&mut k3s_autoscaler::config::Ec2Config)| {
+        let mut config = support::moto_config(&f.cluster, "unused");
+        config.ec2.master_tag = format!("k3s-autoscaler/master={}", f.cluster);
+        config.ec2.subnets = vec![subnet_id.clone()];
+        config.ec2.security_groups = vec![group_id.clone()];
+        config.ec2.instance_profile = Some(profile.clone());
+        config.ec2.key_name = Some(key.clone());
+        config.ec2.tags = [("team", "shop"), ("Name", "shop-worker")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        edit(&mut config.ec2);
+        Ec2Fleet::new(&sdk, &f.cluster, &config.ec2, DEFAULT_TEMPLATE.into())
+    };
+    let mut request = launch_request("op-placed", 1);
+    request.subnet = Some(subnet_id.clone());
+    let launched = fleet(&|_| {}).launch(&request).await.unwrap();
+    let out = f
+        .ec2
+        .describe_instances()
+        .instance_ids(&launched[0].id)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.subnet_id(), Some(subnet_id.as_str()));
+    assert_eq!(i.vpc_id(), Some(vpc_id.as_str()));
+    assert_eq!(
+        i.placement().and_then(|p| p.availability_zone()),
+        Some("us-east-1b")
+    );
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(groups, [group_id.as_str()]);
+    assert_eq!(i.key_name(), Some(key.as_str()));
+    assert!(
+        i.iam_instance_profile()
+            .and_then(|p| p.arn())
+            .is_some_and(|arn| arn.ends_with(&format!("/{profile}"))),
+        "{:?}",
+        i.iam_instance_profile()
+    );
+    let tags: std::collections::BTreeMap<&str, &str> = i
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags.get("team"), Some(&"shop"));
+    assert_eq!(
+        tags.get("Name"),
+        Some(&"shop-worker"),
+        "the operator's Name wins"
+    );
+    assert_eq!(
+        tags.get("k3s-autoscaler/cluster"),
+        Some(&f.cluster.as_str())
+    );
+
+    // What does not exist is refused, and not as capacity.
+    let cases: [(
+        &str,
+        &dyn Fn(&mut k3s_autoscaler::config::Ec2Config),
+        Option<&str>,
+    ); 5] = [
+        ("subnet", &|_| {}, Some("subnet-00000000deadbeef0")),
+        (
+            "security group",
+            &|c| c.security_groups = vec!["sg-00000000deadbeef0".into()],
+            None,
+        ),
+        (
+            "key pair",
+            &|c| c.key_name = Some("no-such-key".into()),
+            None,
+        ),
+        ("AMI", &|c| c.ami = Some("ami-00000000".into()), None),
+        (
+            "instance profile",
+            &|c| c.instance_profile = Some("no-such-profile".into()),
+            None,
+        ),
+    ];
+    for (n, (what, edit, subnet)) in cases.into_iter().enumerate() {
+        let mut request = launch_request(&format!("op-refused-{n}"), 1);
+        request.subnet = Some(subnet.unwrap_or(&subnet_id).to_string());
+        let err = fleet(edit).launch(&request).await.unwrap_err();
+        assert!(
+            !matches!(err, PortError::InsufficientCapacity(_)),
+            "an unknown {what} is not a capacity problem: {err}"
+        );
+        assert!(
+            f.fleet
+                .instances_for_op(&format!("op-refused-{n}"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "an unknown {what} launched something"
+        );
+    }
+}
+
+/// IAM's CreateInstanceProfile on moto's server (the project has no IAM
+/// client: its only IAM need is this test's fixture). moto routes by the
+/// signature's service name and does not check the signature itself.
+async fn create_instance_profile(name: &str) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/", support::moto_url()))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName={name}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "CreateInstanceProfile: {status} {body}"
+    );
 }

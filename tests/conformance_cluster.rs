@@ -188,7 +188,14 @@ mod cases {
         );
         for p in pending {
             assert!(p.node_name.is_none());
-            assert!(p.unschedulable_since.is_some_and(|t| t.0 > 0), "{p:?}");
+            // A time of this run's world (it started at the wall clock's
+            // now, on a clock that has moved ten seconds since).
+            let now = SystemClock::new().now();
+            assert!(
+                p.unschedulable_since
+                    .is_some_and(|t| t.0 > 0 && now.since(t) < std::time::Duration::from_secs(60)),
+                "{p:?}"
+            );
         }
     }
 }

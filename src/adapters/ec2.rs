@@ -128,7 +128,12 @@ impl Ec2Fleet {
                 .client
                 .describe_instances()
                 .set_filters(Some(filters.clone()));
-            if !ids.is_empty() {
+            if ids.is_empty() {
+                // Pages of EC2's largest size: a call that asks for no
+                // page size may be answered slowly or not at all on a
+                // big account (and MaxResults is refused beside ids).
+                request = request.max_results(1000);
+            } else {
                 request = request.set_instance_ids(Some(ids.to_vec()));
             }
             if let Some(t) = &token {
@@ -218,12 +223,38 @@ impl CloudApi for Ec2Fleet {
 
     async fn instance(&self, id: &str) -> PortResult<Option<Instance>> {
         // By id and with no filter: EC2 answers for any state, and a
-        // NotFound for an id is "unknown to EC2", not a failure.
-        match self.describe(vec![], &[id.to_string()]).await {
-            Ok(found) => Ok(found.into_iter().find(|i| i.id == id)),
-            Err(PortError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        // NotFound for an id is "unknown to EC2", not a failure. An
+        // instance EC2 describes in a form this adapter cannot read is an
+        // error, never `None`: the caller would take it for gone.
+        let page = match self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                return match port_error("DescribeInstances", e, false) {
+                    PortError::NotFound(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let Some(raw) = page
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(id))
+        else {
+            return Ok(None);
+        };
+        self.to_domain(raw).map(Some).ok_or_else(|| {
+            PortError::Invalid(format!(
+                "DescribeInstances answered for {id} in a form not understood (state {:?})",
+                raw.state().and_then(|s| s.name())
+            ))
+        })
     }
 
     async fn master(&self) -> PortResult<Option<Instance>> {

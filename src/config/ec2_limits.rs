@@ -60,15 +60,12 @@ pub fn check_tags(ec2: &Ec2Config, cluster: &str) -> Result<(), (String, String)
                 ),
             );
         }
-        for (what, text) in [("key", k), ("value", v)] {
-            if text.to_ascii_lowercase().starts_with("aws:") {
-                return bad(
-                    key.clone(),
-                    format!(
-                        "a tag {what} may not start with \"aws:\" (reserved by AWS; EC2 refuses it)"
-                    ),
-                );
-            }
+        // Keys only: the EC2 API reference reserves the prefix for keys.
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return bad(
+                key,
+                "a tag key may not start with \"aws:\" (reserved by AWS; EC2 refuses it)".into(),
+            );
         }
         if OWN_TAGS.contains(&k.as_str()) {
             return bad(

@@ -113,7 +113,6 @@ fn tags_ec2_would_refuse_are_refused_at_load_with_the_limit() {
         (format!("\"{}\" = \"v\"", "k".repeat(128)), "at most 127"),
         (format!("team = \"{}\"", "v".repeat(257)), "at most 256"),
         ("\"AWS:owner\" = \"me\"".to_string(), "\"aws:\""),
-        ("owner = \"aws:me\"".to_string(), "\"aws:\""),
         (
             "\"k3s-autoscaler/role\" = \"worker\"".to_string(),
             "set by k3s-autoscaler",

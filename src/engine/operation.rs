@@ -558,9 +558,16 @@ fn expired_intent(
 /// The process stops between an intent it recorded and the effect it was
 /// about to perform: the intent is closed Aborted with the reason, instead
 /// of left for the next engine to execute on an old decision. `None` when
-/// nothing is in flight.
+/// nothing is in flight, and for a scale-down about to terminate: its node
+/// is cordoned and drained, and closing the operation would leave it so
+/// for good (no later operation picks a node cordoned outside one). It
+/// stays in flight instead: the next holder re-checks everything before
+/// the terminate, and the intent's expiry uncordons it.
 pub fn abandon(record: &OpRecord, why: &str, fence: u64, now: Timestamp) -> Option<Next> {
     let op = record.in_flight()?;
+    if matches!(op.kind, OpKind::ScaleDown { .. }) && op.phase == OpPhase::TerminateIntended {
+        return None;
+    }
     Some(end(
         record,
         op,

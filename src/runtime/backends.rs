@@ -51,7 +51,12 @@ pub fn user_data_template(ec2: &Ec2Config, config_path: Option<&Path>) -> Result
 /// The template rendered with the longest values a launch plausibly puts
 /// in it must fit EC2's 16 KB: a template that only fails at the first
 /// launch is found at start-up instead (exit 2, naming the key).
-fn check_user_data_size(template: &str, config: &Config, region: &str) -> Result<(), String> {
+fn check_user_data_size(
+    template: &str,
+    config: &Config,
+    config_path: Option<&Path>,
+    region: &str,
+) -> Result<(), String> {
     use crate::adapters::user_data::{UserDataValues, render};
     let rendered = render(
         template,
@@ -68,8 +73,11 @@ fn check_user_data_size(template: &str, config: &Config, region: &str) -> Result
     )
     .map_err(|e| format!("ec2.user_data_template: {e}"))?;
     crate::config::ec2_limits::check_user_data(&rendered).map_err(|e| {
+        let file = config_path
+            .map(|p| format!("{}: ", p.display()))
+            .unwrap_or_default();
         format!(
-            "ec2.user_data_template ({}): {e}",
+            "{file}ec2.user_data_template ({}): {e}",
             config.ec2.user_data_template
         )
     })
@@ -83,7 +91,7 @@ impl Backends {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "(no region)".into());
         let template = user_data_template(&config.ec2, config_path)?;
-        check_user_data_size(&template, config, &region)?;
+        check_user_data_size(&template, config, config_path, &region)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let credentials = check_credentials(&sdk).await;
         Ok(Backends {

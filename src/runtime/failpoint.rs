@@ -31,9 +31,16 @@ pub fn hit(name: &str) {
         // phase of this exact point however loaded the machine is. A
         // fixed sleep here was a race on a busy two-core machine.
         let waited = std::time::Instant::now();
-        while !SHUTDOWN_REQUESTED.load(std::sync::atomic::Ordering::SeqCst)
-            && waited.elapsed() < std::time::Duration::from_secs(30)
-        {
+        while !SHUTDOWN_REQUESTED.load(std::sync::atomic::Ordering::SeqCst) {
+            if waited.elapsed() > std::time::Duration::from_secs(30) {
+                // Going on would look like a wrong phase to the test; say
+                // what went wrong instead, and stop here.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "failpoint {name}: SIGTERM sent, but no shutdown was requested within 30 s; aborting"
+                );
+                std::process::abort();
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }

@@ -300,10 +300,28 @@ fn a_second_drain_cordon_is_invariant_2_but_an_operators_is_not() {
     w.table.record = drain(&x);
     w.check_one_node_at_a_time(&x);
     assert_eq!(fired(&w), [2]);
-    // A later operation's cordon beside a node that an abandoned one left
-    // cordoned is not a second drain of either.
+    // A later operation's cordon while an earlier one's node is still
+    // cordoned: two nodes out of service, whichever operation did it.
     w.invariants.violations.clear();
+    w.set_cordoned(&x, false).expect("node");
     w.table.record = drain_for("e", &names[2]);
+    w.check_one_node_at_a_time(&names[2]);
+    assert_eq!(fired(&w), [2]);
+    w.set_cordoned(&names[2], false).expect("node");
+    // Unless that operation ended saying the uncordon was refused for good
+    // and the node left cordoned: reported, the operator's to fix.
+    w.invariants.violations.clear();
+    let before = drain_for("d", &y);
+    let mut ended = before.clone();
+    ended.rev += 1;
+    if let Some(o) = ended.op.as_mut() {
+        o.phase = OpPhase::Aborted;
+        o.outcome = Some(format!(
+            "drain timed out; uncordon refused (403): {y} left cordoned"
+        ));
+    }
+    w.invariants.on_op_write(w.now, 1, &before, &ended);
+    w.table.record = drain_for("f", &names[2]);
     w.check_one_node_at_a_time(&names[2]);
     assert!(
         w.invariants.violations.is_empty(),

@@ -34,9 +34,11 @@ pub struct Invariants {
     pub op_counts: std::collections::BTreeMap<String, u32>,
     /// Nodes an engine cordoned for a scale-down and has not uncordoned,
     /// each with the operation it was cordoned for (invariant 2: one node
-    /// at a time *within an operation*). An operator's cordon is not one,
-    /// and neither is a node an abandoned operation left cordoned: the
-    /// next operation's cordon is not a second drain of the first.
+    /// at a time, across operations: a scale-down that ends with its node
+    /// still cordoned leaves a second node out of service once the next
+    /// one starts). An operator's cordon is not one; nor is a node whose
+    /// operation ended saying it was left cordoned because the API server
+    /// refused the uncordon for good (reported, and the operator's to fix).
     pub drain_cordons: std::collections::BTreeMap<String, String>,
 }
 
@@ -94,6 +96,16 @@ impl Invariants {
                 1,
                 format!("record revision went from {} to {}", old.rev, new.rev),
             );
+        }
+        if let Some(op) = new.op.as_ref()
+            && let OpKind::ScaleDown { node, .. } = &op.kind
+            && op.phase.is_terminal()
+            && op
+                .outcome
+                .as_deref()
+                .is_some_and(|o| o.contains("left cordoned"))
+        {
+            self.drain_cordons.remove(node);
         }
         if let Some(op) = new.op.as_ref()
             && let OpKind::ScaleUp { count, .. } = op.kind

@@ -66,7 +66,7 @@ url, cluster, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1",
                    aws_access_key_id="testing", aws_secret_access_key="testing")
 def run(count, tags):
-    ec2.run_instances(ImageId="ami-12345678", MinCount=count, MaxCount=count, InstanceType="t3.large",
+    ec2.run_instances(ImageId="ami-1e749f67", MinCount=count, MaxCount=count, InstanceType="t3.large",
                       TagSpecifications=[{"ResourceType": "instance",
                                           "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
 run(1, {"k3s-autoscaler/role": "master", "Name": "k3s-server"})
@@ -136,7 +136,7 @@ region = "us-east-1"
 table = "k3s-autoscaler-$cluster"
 
 [ec2]
-ami = "ami-12345678"
+ami = "ami-1e749f67"
 instance_types = ["t3.large"]
 
 [prometheus]

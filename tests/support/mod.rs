@@ -137,6 +137,11 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// An AMI moto knows (it ships Ubuntu 14.04's, among others): moto runs
+/// with AMI validation on (scripts/peers.sh), so a made-up id is refused
+/// with `InvalidAMIID.NotFound`, as EC2 refuses it.
+pub const MOTO_AMI: &str = "ami-1e749f67";
+
 /// A config pointing every AWS call at moto.
 pub fn moto_config(cluster: &str, table: &str) -> Config {
     let mut config = Config::default();
@@ -144,7 +149,7 @@ pub fn moto_config(cluster: &str, table: &str) -> Config {
     config.dynamodb.table = table.to_string();
     config.aws.region = Some("us-east-1".into());
     config.aws.endpoint_url = Some(moto_url());
-    config.ec2.ami = Some("ami-12345678".into());
+    config.ec2.ami = Some(MOTO_AMI.into());
     config.ec2.subnets = Vec::new();
     config
 }

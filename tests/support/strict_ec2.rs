@@ -44,6 +44,10 @@ struct Behaviour {
     invisible_for: std::time::Duration,
     /// Instance id → when its launch was answered.
     launched_at: BTreeMap<String, std::time::Instant>,
+    /// Serve filter-only DescribeInstances in pages of this many
+    /// reservations (EC2's smallest `MaxResults` is 5), whatever the
+    /// caller asked for: more than one page without thousands of launches.
+    page_size: Option<usize>,
     violations: Vec<String>,
 }
 
@@ -93,6 +97,11 @@ impl StrictEc2 {
     /// The next `n` RunInstances that launch lose their answer.
     pub fn lose_next_answers(&self, n: usize) {
         self.behaviour.lock().unwrap().lose_answers = n;
+    }
+
+    /// Filter-only DescribeInstances answers in pages of `n` reservations.
+    pub fn page_size(&self, n: usize) {
+        self.behaviour.lock().unwrap().page_size = Some(n);
     }
 
     /// New instances stay out of DescribeInstances for `d` after launch.
@@ -264,6 +273,41 @@ async fn describe(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    // EC2's rules for MaxResults (DescribeInstances reference): 5 to 1000,
+    // and never together with instance ids.
+    let by_id = form.keys().any(|k| k.starts_with("InstanceId."));
+    if let Some(max) = form.get("MaxResults") {
+        if by_id {
+            return ec2_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterCombination",
+                "The parameter instancesSet cannot be used with the parameter maxResults",
+            );
+        }
+        if !max.parse::<u32>().is_ok_and(|n| (5..=1000).contains(&n)) {
+            return ec2_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValue",
+                &format!(
+                    "Value ( {max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000"
+                ),
+            );
+        }
+    }
+    let page_size = s.behaviour.lock().unwrap().page_size;
+    let body = match page_size {
+        Some(n) if !by_id => {
+            let text = String::from_utf8_lossy(&body);
+            let mut fields: Vec<String> = text
+                .split('&')
+                .filter(|f| !f.starts_with("MaxResults="))
+                .map(String::from)
+                .collect();
+            fields.push(format!("MaxResults={n}"));
+            Bytes::from(fields.join("&"))
+        }
+        _ => body,
+    };
     let hidden: Vec<String> = {
         let b = s.behaviour.lock().unwrap();
         b.launched_at

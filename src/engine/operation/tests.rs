@@ -374,6 +374,14 @@ fn intents_expire_instead_of_running_hours_later() {
             .unwrap()
             .contains("stopped before acting")
     );
+    // …but not a scale-down about to terminate: closed, it would leave its
+    // node cordoned for good. It stays for the next holder (which checks
+    // again, or uncordons when the intent expires).
+    let mut terminating = drain.clone();
+    if let Some(o) = terminating.op.as_mut() {
+        o.phase = OpPhase::TerminateIntended;
+    }
+    assert!(abandon(&terminating, "the engine is shutting down", 1, at(5)).is_none());
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub struct SeedOutcome {
     pub engines: usize,
     /// The negative control planted in engine 0, if any.
     pub sabotage: Option<Sabotage>,
+    /// The control of that negative control: its conditions, engine 0
+    /// healthy (`run_control_seed`).
+    pub control: bool,
     pub violations: Vec<Violation>,
     pub faults: BTreeMap<&'static str, u64>,
     pub trace: Vec<String>,
@@ -58,7 +61,10 @@ impl SeedOutcome {
     pub fn replay_command(&self) -> String {
         let sabotage = self
             .sabotage
-            .map(|s| format!(" --sabotage {}", s.name()))
+            .map(|s| {
+                let control = if self.control { " --control" } else { "" };
+                format!(" --sabotage {}{control}", s.name())
+            })
             .unwrap_or_default();
         format!(
             "cargo run --release --example chaos -- --seeds 1 --start-seed {} --engines {}{sabotage} --trace",
@@ -206,7 +212,6 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
     // that invariant 8 watches a real read-only engine under every fault.
     let read_only_engine = rng.below(3) == 0;
     let sabotage = plant.map(|(kind, _)| kind);
-    let broken = plant.filter(|(_, broken)| *broken).map(|(kind, _)| kind);
     let mut config = Config::default();
     if let Some(kind) = sabotage {
         kind.shared_config(&mut config);
@@ -384,7 +389,8 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
     SeedOutcome {
         seed,
         engines,
-        sabotage: broken,
+        sabotage,
+        control: plant.is_some_and(|(_, broken)| !broken),
         violations: world.invariants.violations.clone(),
         faults,
         trace,

@@ -138,7 +138,7 @@ impl Sabotage {
             Sabotage::CordonsTwoNodes => "still cordoned for one",
             Sabotage::DoubleLaunch => "double launch",
             Sabotage::IgnoresMinWorkers => "below min",
-            Sabotage::SkipsDrain => "pods left",
+            Sabotage::SkipsDrain => "pod(s) left on it",
             Sabotage::HangsPastLease => "outside any lease",
             Sabotage::IgnoresJoinTimeout => "neither joined nor was terminated",
             Sabotage::ReadOnlyMutates => "read-only engine",

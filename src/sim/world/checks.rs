@@ -108,7 +108,7 @@ impl World {
             .invariants
             .drain_cordons
             .iter()
-            .filter(|(name, op)| name.as_str() != node && **op == op_id)
+            .filter(|(name, _)| name.as_str() != node)
             .map(|(name, _)| name)
             .filter(|name| self.fleet.nodes.get(*name).is_some_and(|n| n.cordoned))
             .filter(|name| {
@@ -173,15 +173,22 @@ impl World {
                 .collect();
             // A node still carrying the startup taint never had a pod scheduled.
             let fenced = node.cordoned || node.startup_taint;
-            if node.ready && (!fenced || !undrained.is_empty()) {
+            if node.ready && !undrained.is_empty() {
                 self.invariants.breach(
                     now,
                     5,
                     format!(
-                        "terminated node {id} (cordoned: {}, pods left: {})",
-                        node.cordoned,
-                        undrained.join(", ")
+                        "terminated node {id} with {} pod(s) left on it: {} (cordoned: {})",
+                        undrained.len(),
+                        undrained.join(", "),
+                        node.cordoned
                     ),
+                );
+            } else if node.ready && !fenced {
+                self.invariants.breach(
+                    now,
+                    5,
+                    format!("terminated node {id}, Ready and neither cordoned nor tainted"),
                 );
             }
         }
