@@ -336,3 +336,95 @@ async fn the_facade_shows_the_simulator_exactly() {
         );
     }
 }
+
+/// Taints as the API server keeps them (issue 19): every façade node also
+/// carries its owner's taint, `spec.taints` is an atomic list (a patch that
+/// names it replaces it whole), a node's resourceVersion moves on every
+/// change, and patch types other than merge and strategic-merge are 415.
+/// Removing our startup taint through the adapter keeps the owner's.
+#[tokio::test]
+async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api_server() {
+    use k3s_autoscaler::sim::facade::node_objects::SEEDED_TAINT_KEY;
+    use k3s_autoscaler::sim::ports::lock;
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let name = lock(&world).nodes()[0].name.clone();
+    lock(&world)
+        .fleet
+        .nodes
+        .get_mut(&name)
+        .expect("node")
+        .startup_taint = true;
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    let kube = KubeCluster::connect(&config).await.unwrap();
+    let http = reqwest::Client::new();
+    let node_url = format!("{url}/api/v1/nodes/{name}");
+    let get = || async {
+        let v: serde_json::Value = http
+            .get(&node_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let taint_keys = |v: &serde_json::Value| -> Vec<String> {
+        v["spec"]["taints"]
+            .as_array()
+            .expect("a taint list")
+            .iter()
+            .map(|t| t["key"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let before = get().await;
+    assert_eq!(
+        taint_keys(&before),
+        [SEEDED_TAINT_KEY, "k3s-autoscaler/verifying"]
+    );
+    kube.remove_startup_taint(&name).await.unwrap();
+    let after = get().await;
+    assert_eq!(taint_keys(&after), [SEEDED_TAINT_KEY], "the owner's taint stays");
+    assert!(!lock(&world).fleet.nodes[&name].startup_taint);
+    let rv = |v: &serde_json::Value| v["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    assert_ne!(rv(&before), rv(&after), "a change moves the version");
+    // A patch on the version read before that change is stale.
+    let stale = http
+        .patch(&node_url)
+        .header("content-type", "application/merge-patch+json")
+        .body(
+            serde_json::json!({"metadata": {"resourceVersion": rv(&before)}, "spec": {"unschedulable": true}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 409);
+    assert!(!lock(&world).fleet.nodes[&name].cordoned);
+    // Patch types the façade does not apply are refused, not guessed at.
+    for media in ["application/json-patch+json", "application/json", "text/plain"] {
+        let refused = http
+            .patch(&node_url)
+            .header("content-type", media)
+            .body(r#"{"spec": {"unschedulable": true}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 415, "{media}");
+    }
+    assert!(!lock(&world).fleet.nodes[&name].cordoned);
+    // The list is atomic: a patch naming it replaces it, so an adapter that
+    // sent only what it wanted gone would drop the owner's taint.
+    let replaced = http
+        .patch(&node_url)
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body(r#"{"spec": {"taints": []}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status().as_u16(), 200);
+    assert_eq!(taint_keys(&get().await), Vec::<String>::new());
+}

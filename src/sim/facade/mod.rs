@@ -5,6 +5,7 @@
 
 pub mod exposition;
 pub mod kube_json;
+pub mod node_objects;
 
 use super::World;
 use super::ports::lock;
@@ -28,6 +29,8 @@ pub struct Facade {
     clock: Arc<dyn Clock>,
     /// Requests that change something: read-only runs must leave it at 0.
     mutations: Arc<AtomicU64>,
+    /// Node versions and the taints that are not ours.
+    node_objects: Arc<node_objects::NodeObjects>,
 }
 
 impl Facade {
@@ -36,6 +39,7 @@ impl Facade {
             world,
             clock,
             mutations: Arc::new(AtomicU64::new(0)),
+            node_objects: Arc::new(node_objects::NodeObjects::default()),
         }
     }
 
@@ -125,7 +129,7 @@ async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, Str
         w.nodes()
             .iter()
             .filter(|n| wanted.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
-            .map(kube_json::node)
+            .map(|n| f.node_objects.render(n))
             .collect()
     });
     json(StatusCode::OK, kube_json::list("NodeList", "v1", items))
@@ -133,57 +137,47 @@ async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, Str
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
     match f.with(|w| w.nodes().into_iter().find(|n| n.name == name)) {
-        Some(n) => json(StatusCode::OK, kube_json::node(&n)),
+        Some(n) => json(StatusCode::OK, f.node_objects.render(&n)),
         None => not_found(&format!("nodes \"{name}\"")),
     }
 }
 
-async fn patch_node(State(f): State<Facade>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn patch_node(
+    State(f): State<Facade>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
     };
-    f.mutations.fetch_add(1, Ordering::SeqCst);
-    // A patch that names a resourceVersion is conditional on it, as on
-    // the API server (every node here is at version "1").
-    if let Some(rv) = patch
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        && rv != "1"
-    {
-        return json(
-            StatusCode::CONFLICT,
-            kube_json::status(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-                ),
-            ),
-        );
+    if !f.with(|w| w.fleet.nodes.contains_key(&name)) {
+        return not_found(&format!("nodes \"{name}\""));
     }
-    let cordon = patch
-        .pointer("/spec/unschedulable")
-        .and_then(Value::as_bool);
-    let keeps_taint = patch
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .map(|ts| {
-            ts.iter().any(|t| {
-                t.get("key").and_then(Value::as_str) == Some(crate::ports::cluster::TAINT_VERIFYING)
-            })
-        });
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let change = match f.node_objects.patch(&name, content_type, &patch) {
+        Ok(change) => change,
+        Err((code, reason, message)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return json(status, kube_json::status(code, reason, &message));
+        }
+    };
+    f.mutations.fetch_add(1, Ordering::SeqCst);
     let node = f.with(|w| {
-        if let Some(c) = cordon {
+        if let Some(c) = change.cordon {
             w.set_cordoned(&name, c).ok()?;
         }
-        if keeps_taint == Some(false) {
+        if change.keeps_startup_taint == Some(false) {
             w.remove_startup_taint(&name).ok()?;
         }
         w.nodes().into_iter().find(|n| n.name == name)
     });
     match node {
-        Some(n) => json(StatusCode::OK, kube_json::node(&n)),
+        Some(n) => json(StatusCode::OK, f.node_objects.render(&n)),
         None => not_found(&format!("nodes \"{name}\"")),
     }
 }
@@ -195,6 +189,7 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
         w.delete_node(&name);
         found
     });
+    f.node_objects.forget(&name);
     if existed {
         json(
             StatusCode::OK,

@@ -1,0 +1,143 @@
+//! What the API server keeps on a Node object beyond the simulator's model,
+//! so that a patch is judged as kube-apiserver judges it (issue 19):
+//!
+//! * a `resourceVersion` per node, bumped by every change made through the
+//!   façade; a patch naming an older one is `409 Conflict`;
+//! * taints that are not ours: every node carries one its owner put there
+//!   (`SEEDED_TAINT`), which a patch of ours must not drop. `spec.taints`
+//!   has no merge key, so the list is atomic in a merge *and* in a
+//!   strategic-merge patch: a patch that names it replaces it whole;
+//! * patches dispatched on `Content-Type`: merge and strategic-merge are
+//!   applied, anything else is `415 Unsupported Media Type`.
+
+use super::kube_json;
+use crate::ports::Node;
+use crate::ports::cluster::TAINT_VERIFYING;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The taint every node starts with besides ours: an operator's marking
+/// (PreferNoSchedule, so the simulated scheduler may ignore it).
+pub const SEEDED_TAINT_KEY: &str = "example.com/dedicated";
+
+/// The patch types this façade applies (what the adapter and kubectl send).
+pub const PATCH_TYPES: [&str; 2] = [
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+];
+
+#[derive(Default)]
+pub struct NodeObjects {
+    objects: Mutex<BTreeMap<String, NodeObject>>,
+}
+
+struct NodeObject {
+    version: u64,
+    /// Every taint but ours, as the API server stores them.
+    foreign_taints: Vec<Value>,
+}
+
+impl NodeObject {
+    fn seeded() -> Self {
+        NodeObject {
+            version: 1,
+            foreign_taints: vec![
+                json!({"key": SEEDED_TAINT_KEY, "value": "shop", "effect": "PreferNoSchedule"}),
+            ],
+        }
+    }
+}
+
+/// What a patch asks of a node, once it has passed the checks.
+pub struct NodePatch {
+    pub cordon: Option<bool>,
+    /// Whether the patch's taint list keeps ours (`None`: no taint list).
+    pub keeps_startup_taint: Option<bool>,
+}
+
+impl NodeObjects {
+    fn with<R>(&self, name: &str, f: impl FnOnce(&mut NodeObject) -> R) -> R {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        f(objects
+            .entry(name.to_string())
+            .or_insert_with(NodeObject::seeded))
+    }
+
+    /// The node as the API server would show it.
+    pub fn render(&self, node: &Node) -> Value {
+        let mut value = kube_json::node(node);
+        let (version, mut taints) =
+            self.with(&node.name, |o| (o.version, o.foreign_taints.clone()));
+        if node.startup_taint {
+            taints.push(json!({"key": TAINT_VERIFYING, "value": "true", "effect": "NoSchedule"}));
+        }
+        value["metadata"]["resourceVersion"] = json!(version.to_string());
+        value["spec"]["taints"] = json!(taints);
+        value
+    }
+
+    /// Check a patch of `name` against its content type and version and
+    /// record what it changes on the object; the caller applies the rest
+    /// to the world. `Err((status, reason, message))` as the API server
+    /// answers.
+    pub fn patch(
+        &self,
+        name: &str,
+        content_type: &str,
+        patch: &Value,
+    ) -> Result<NodePatch, (u16, &'static str, String)> {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if !PATCH_TYPES.contains(&media) {
+            return Err((
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: {}",
+                    PATCH_TYPES.join(", ")
+                ),
+            ));
+        }
+        self.with(name, |object| {
+            if let Some(rv) = patch
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                && rv != object.version.to_string()
+            {
+                return Err((
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                ));
+            }
+            let taints = match patch.pointer("/spec/taints") {
+                Some(Value::Array(list)) => Some(list.clone()),
+                Some(Value::Null) => Some(Vec::new()),
+                _ => None,
+            };
+            let keeps_startup_taint = taints.as_ref().map(|list| {
+                list.iter()
+                    .any(|t| t.get("key").and_then(Value::as_str) == Some(TAINT_VERIFYING))
+            });
+            if let Some(list) = taints {
+                object.foreign_taints = list
+                    .into_iter()
+                    .filter(|t| t.get("key").and_then(Value::as_str) != Some(TAINT_VERIFYING))
+                    .collect();
+            }
+            object.version += 1;
+            Ok(NodePatch {
+                cordon: patch.pointer("/spec/unschedulable").and_then(Value::as_bool),
+                keeps_startup_taint,
+            })
+        })
+    }
+
+    /// A node object deleted: a node that registers again is a new object.
+    pub fn forget(&self, name: &str) {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        objects.remove(name);
+    }
+}
