@@ -514,6 +514,19 @@ impl Config {
         {
             return bad("ec2.master_tag", "must be \"key=value\"".into());
         }
+        if self.kubernetes.worker_selector.trim().is_empty() {
+            return bad(
+                "kubernetes.worker_selector",
+                "must not be empty: an empty selector picks every node, the K3s server's too"
+                    .into(),
+            );
+        }
+        if let Err(why) = crate::ports::label_selector::parse(&self.kubernetes.worker_selector) {
+            return bad(
+                "kubernetes.worker_selector",
+                format!("the API server would refuse it: {why}"),
+            );
+        }
         ec2_limits::check_tags(&self.ec2, &self.cluster.name)
     }
 }

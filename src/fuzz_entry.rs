@@ -39,6 +39,6 @@ pub fn kube_objects(data: &[u8]) {
         let _ = kube_convert::cpu_millis(text);
         let _ = kube_convert::bytes(text);
         let _ = kube_convert::instance_id(Some(text), text);
-        let _ = crate::ports::cluster::parse_equality_selector(text);
+        let _ = crate::ports::label_selector::parse(text);
     }
 }

@@ -387,9 +387,18 @@ async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api
     );
     kube.remove_startup_taint(&name).await.unwrap();
     let after = get().await;
-    assert_eq!(taint_keys(&after), [SEEDED_TAINT_KEY], "the owner's taint stays");
+    assert_eq!(
+        taint_keys(&after),
+        [SEEDED_TAINT_KEY],
+        "the owner's taint stays"
+    );
     assert!(!lock(&world).fleet.nodes[&name].startup_taint);
-    let rv = |v: &serde_json::Value| v["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = |v: &serde_json::Value| {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_ne!(rv(&before), rv(&after), "a change moves the version");
     // A patch on the version read before that change is stale.
     let stale = http
@@ -405,7 +414,11 @@ async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api
     assert_eq!(stale.status().as_u16(), 409);
     assert!(!lock(&world).fleet.nodes[&name].cordoned);
     // Patch types the façade does not apply are refused, not guessed at.
-    for media in ["application/json-patch+json", "application/json", "text/plain"] {
+    for media in [
+        "application/json-patch+json",
+        "application/json",
+        "text/plain",
+    ] {
         let refused = http
             .patch(&node_url)
             .header("content-type", media)
@@ -427,4 +440,43 @@ async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api
         .unwrap();
     assert_eq!(replaced.status().as_u16(), 200);
     assert_eq!(taint_keys(&get().await), Vec::<String>::new());
+}
+
+/// The façade reads `labelSelector` as the API server does: set-based and
+/// negative terms select what they say, and a selector the server refuses
+/// is a 400 (so a typo in its syntax fails as it would against K3s).
+#[tokio::test]
+async fn node_lists_honour_the_api_servers_selector_language() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let nodes = k3s_autoscaler::sim::ports::lock(&world).nodes();
+    let (key, value) = nodes[0]
+        .labels
+        .iter()
+        .find(|(k, _)| k.as_str() == "k3s-autoscaler/role")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("worker label");
+    let http = reqwest::Client::new();
+    let count = |selector: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let answer = http
+                .get(format!("{url}/api/v1/nodes"))
+                .query(&[("labelSelector", selector)])
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            (status, body["items"].as_array().map_or(0, Vec::len))
+        }
+    };
+    let all = nodes.len();
+    assert_eq!(count(format!("{key}={value}")).await, (200, all));
+    assert_eq!(count(format!("{key}!={value}")).await, (200, 0));
+    assert_eq!(count(format!("{key} in ({value},other)")).await, (200, all));
+    assert_eq!(count(format!("{key} notin ({value})")).await, (200, 0));
+    assert_eq!(count(key.clone()).await, (200, all));
+    assert_eq!(count(format!("!{key}")).await, (200, 0));
+    assert_eq!(count(format!("{key} in ({value}")).await.0, 400);
 }

@@ -146,3 +146,27 @@ fn user_data_over_16_kb_is_refused() {
     let err = check_user_data(&"x".repeat(USER_DATA_MAX_BYTES + 1)).unwrap_err();
     assert!(err.contains("16384"), "{err}");
 }
+
+#[test]
+fn a_worker_selector_the_api_server_would_refuse_is_refused_at_load() {
+    for (text, why) in [
+        ("worker_selector = \"\"", "must not be empty"),
+        ("worker_selector = \"role in (worker\"", "unbalanced"),
+        ("worker_selector = \"role=worker,\"", "empty term"),
+    ] {
+        let err = parse(&format!("[kubernetes]\n{text}\n")).unwrap_err();
+        assert_eq!(
+            err.key.as_deref(),
+            Some("kubernetes.worker_selector"),
+            "{err}"
+        );
+        assert_eq!(err.line, Some(2), "{err}");
+        assert!(err.message.contains(why), "{text}: {err}");
+    }
+    // Set-based and negative terms are the API server's too: accepted.
+    let ok = parse(
+        "[kubernetes]\nworker_selector = \"role in (worker,spot),!k3s-autoscaler/excluded\"\n",
+    )
+    .expect("a set-based selector");
+    assert!(ok.kubernetes.worker_selector.contains("in (worker,spot)"));
+}

@@ -237,24 +237,6 @@ impl LabelSelector {
     }
 }
 
-/// A `labelSelector=` query string of equality terms (`a=b,c=d`), as the
-/// worker selector is written.
-pub fn parse_equality_selector(text: &str) -> Result<BTreeMap<String, String>, String> {
-    text.split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| {
-            part.split_once('=')
-                .map(|(k, v)| {
-                    (
-                        k.trim().to_string(),
-                        v.trim().trim_start_matches('=').to_string(),
-                    )
-                })
-                .ok_or_else(|| format!("unsupported selector term \"{part}\" (only key=value)"))
-        })
-        .collect()
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pdb {
     pub namespace: String,

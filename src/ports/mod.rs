@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cloud;
 pub mod cluster;
 pub mod error;
+pub mod label_selector;
 pub mod metrics;
 pub mod state;
 pub mod time;

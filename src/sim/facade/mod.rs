@@ -9,7 +9,6 @@ pub mod node_objects;
 
 use super::World;
 use super::ports::lock;
-use crate::ports::cluster::parse_equality_selector;
 use crate::ports::{Clock, CloudApi, EvictionOutcome, PodPhase};
 use axum::Router;
 use axum::body::Bytes;
@@ -117,18 +116,19 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
+    // The API server's selector language, and its 400 for what it refuses.
     let wanted = match q
         .get("labelSelector")
-        .map(|s| parse_equality_selector(s))
+        .map(|s| crate::ports::label_selector::parse(s))
         .transpose()
     {
         Ok(w) => w.unwrap_or_default(),
-        Err(e) => return bad_request(e),
+        Err(e) => return bad_request(format!("unable to parse requirement: {e}")),
     };
     let items = f.with(|w| {
         w.nodes()
             .iter()
-            .filter(|n| wanted.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+            .filter(|n| wanted.matches(&n.labels))
             .map(|n| f.node_objects.render(n))
             .collect()
     });
