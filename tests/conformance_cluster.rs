@@ -313,8 +313,47 @@ async fn the_facade_shows_the_simulator_exactly() {
         ..KubernetesConfig::default()
     };
     let kube = KubeCluster::connect(&config).await.unwrap();
+    // Every node NotReady: the façade shows them as "False" and as
+    // "Unknown" (by name), with both providerID forms; all must read the same.
+    {
+        let mut w = k3s_autoscaler::sim::ports::lock(&world);
+        let names: Vec<String> = w.fleet.nodes.keys().cloned().collect();
+        for name in &names {
+            w.flap_node(name, std::time::Duration::from_secs(3600));
+        }
+    }
+    let http = reqwest::Client::new();
+    let raw: serde_json::Value = http
+        .get(format!("{url}/api/v1/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = raw["items"].as_array().expect("items");
+    let statuses: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter_map(|n| n["status"]["conditions"][0]["status"].as_str())
+        .collect();
+    let providers: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter_map(|n| n["spec"]["providerID"].as_str())
+        .map(|p| p.split("://").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["False", "Unknown"].into(),
+        "both NotReady forms are served"
+    );
+    assert_eq!(
+        providers,
+        ["aws", "k3s"].into(),
+        "both providerID forms are served"
+    );
     let through_api = kube.nodes().await.unwrap();
     let direct = k3s_autoscaler::sim::ports::lock(&world).nodes();
+    assert!(direct.iter().all(|n| !n.ready));
     // Timestamps travel at second precision.
     let trim = |mut ns: Vec<Node>| {
         for n in &mut ns {

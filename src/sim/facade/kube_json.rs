@@ -15,7 +15,24 @@ fn time(t: Timestamp) -> String {
 
 pub fn node(n: &Node) -> Value {
     let zone = n.zone().unwrap_or("eu-west-1a");
-    let ready = if n.ready { "True" } else { "Unknown" };
+    // Both forms a real cluster shows, on alternate nodes (by name): the
+    // providerID our user data sets (`aws:///zone/id`) and K3s's own
+    // (`k3s://name`) when the kubelet flag is missing; a NotReady node as
+    // the node controller marks one it lost ("Unknown") and as a kubelet
+    // reports itself ("False"). The adapter must read each.
+    let odd = n.name.bytes().last().is_some_and(|b| b % 2 == 1);
+    let provider_id = n.instance_id.as_ref().map(|id| {
+        if odd {
+            format!("k3s://{}", n.name)
+        } else {
+            format!("aws:///{zone}/{id}")
+        }
+    });
+    let (ready, reason) = match (n.ready, odd) {
+        (true, _) => ("True", "KubeletReady"),
+        (false, true) => ("False", "KubeletNotReady"),
+        (false, false) => ("Unknown", "NodeStatusUnknown"),
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -28,7 +45,7 @@ pub fn node(n: &Node) -> Value {
             "annotations": n.annotations,
         },
         "spec": {
-            "providerID": n.instance_id.as_ref().map(|id| format!("aws:///{zone}/{id}")),
+            "providerID": provider_id,
             "unschedulable": n.cordoned,
             "taints": if n.startup_taint {
                 json!([{"key": TAINT_VERIFYING, "value": "true", "effect": "NoSchedule"}])
@@ -46,7 +63,7 @@ pub fn node(n: &Node) -> Value {
             "conditions": [{
                 "type": "Ready",
                 "status": ready,
-                "reason": if n.ready { "KubeletReady" } else { "NodeStatusUnknown" },
+                "reason": reason,
                 "lastTransitionTime": time(n.created),
             }],
         },
