@@ -2,12 +2,14 @@
 //! A failed source becomes an Unknown with its reason, never an error that
 //! stops the tick.
 
+use crate::engine::cpu_coverage::covering_workers;
 use crate::engine::{ClusterView, Observation};
 use crate::ports::{Ports, Signal, Timestamp};
 
 pub async fn observe(ports: &Ports, now: Timestamp) -> Observation {
-    let (cpu, nodes, pods, pdbs, fleet) = tokio::join!(
+    let (cpu, per_node, nodes, pods, pdbs, fleet) = tokio::join!(
         ports.metrics.instant(Signal::WorkerCpu),
+        ports.metrics.node_cpu(),
         ports.cluster.nodes(),
         ports.cluster.pods(),
         ports.cluster.pdbs(),
@@ -18,6 +20,11 @@ pub async fn observe(ports: &Ports, now: Timestamp) -> Observation {
         (Err(e), _, _) => Err(format!("listing nodes: {e}")),
         (_, Err(e), _) => Err(format!("listing pods: {e}")),
         (_, _, Err(e)) => Err(format!("listing PodDisruptionBudgets: {e}")),
+    };
+    // The average is the fleet's only if every Ready worker is in it.
+    let cpu = match &cluster {
+        Ok(view) => covering_workers(cpu, per_node.ok().map(|m| m.len()), view, now),
+        Err(_) => cpu,
     };
     Observation {
         at: now,
