@@ -96,6 +96,7 @@ pub fn observation(workers: usize) -> Observation {
         disruptions_allowed: 1,
     });
     Observation {
+        cpu_partial: None,
         at: NOW,
         cpu: Reading::Known {
             value: 55.0,

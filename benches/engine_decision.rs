@@ -26,6 +26,7 @@ fn bench(c: &mut Criterion) {
         });
         // Idle long enough to look for a scale-down candidate: the costly path.
         let idle = k3s_autoscaler::engine::Observation {
+            cpu_partial: None,
             cpu: Reading::Known {
                 value: 10.0,
                 at: common::NOW,

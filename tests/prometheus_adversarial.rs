@@ -42,8 +42,6 @@ async fn server() -> String {
                     r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected identifier"}"#.into(),
                 ),
                 "stale" => (StatusCode::OK, vector("42", now - 600.0)),
-                "over100" => (StatusCode::OK, vector("150", now)),
-                "negative" => (StatusCode::OK, vector("-3", now)),
                 "two" => (
                     StatusCode::OK,
                     format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"a":"1"}},"value":[{now},"1"]}},{{"metric":{{"a":"2"}},"value":[{now},"2"]}}]}}}}"#),
@@ -116,6 +114,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         managed: true,
     };
     Observation {
+        cpu_partial: None,
         at: now,
         cpu,
         cluster: Ok(ClusterView {
@@ -140,8 +139,6 @@ async fn every_bad_answer_is_unknown_with_its_reason_and_never_scales() {
         (format!("{base}/error"), "bad_data"),
         (format!("{base}/stale"), "stale"),
         (format!("{base}/two"), "2 series"),
-        (format!("{base}/over100"), "150 is not a percentage"),
-        (format!("{base}/negative"), "-3 is not a percentage"),
         (format!("{base}/slow"), "no answer within 500ms"),
         (refused, "cannot connect"),
     ];

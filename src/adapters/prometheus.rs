@@ -157,17 +157,6 @@ impl MetricsSource for PrometheusMetrics {
         {
             Ok(series) => match self.single(signal, series) {
                 Reading::Unknown { reason } => Reading::unknown(prefixed(signal, reason)),
-                // A percentage outside 0–100 is a query that measures
-                // something else (a fraction times 100 twice, a sum over
-                // cores): not a reading to scale on.
-                Reading::Known { value, .. }
-                    if signal == Signal::WorkerCpu && !(0.0..=100.0).contains(&value) =>
-                {
-                    Reading::unknown(format!(
-                        "{}: {value} is not a percentage (0–100); check prometheus.cpu_query",
-                        signal.name()
-                    ))
-                }
                 known => known,
             },
             Err(why) => Reading::unknown(format!("{}: {why}", signal.name())),

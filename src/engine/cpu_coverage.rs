@@ -1,47 +1,65 @@
 //! Whether the average worker CPU is the whole fleet's (issue 14, item 6).
 //! `avg()` over the workers that report silently covers only those: a
 //! saturated node whose scrape times out drops out, the rest read low, and
-//! a scale-down follows. So the average is only taken as known when the
-//! per-node CPU has a series for every Ready worker old enough to have
-//! been scraped; otherwise it is Unknown with the shortfall named.
+//! a scale-down would follow. So when the per-node CPU misses a Ready
+//! worker old enough to have been scraped, the average is marked partial:
+//! it cannot show the fleet idle (no scale-down rests on it), and nothing
+//! else is held, so pending pods still get their workers.
 
 use super::observation::ClusterView;
-use crate::ports::{Reading, Timestamp};
+use crate::ports::Timestamp;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a worker may be Ready before it must appear in the per-node
-/// CPU: `rate()` over 2 minutes needs two scrapes, and a new node's first
-/// scrape comes after it registers.
+/// CPU: `rate()` over 2 minutes needs two scrapes, and a new node's
+/// exporter starts after it registers.
 pub const CPU_REPORT_GRACE: Duration = Duration::from_secs(180);
 
-/// `cpu` unless fewer workers report per-node CPU than there are Ready
-/// workers older than the grace. `reporting`: how many per-node series the
-/// metrics answered; `None` when it had none at all or failed (a per-node
-/// query that does not match this fleet's metrics says nothing about
-/// coverage, and must not blind the engine).
-pub fn covering_workers(
-    cpu: Reading,
-    reporting: Option<usize>,
+/// Why the average misses Ready workers, or `None` when it covers them.
+/// `per_node`: the per-node CPU by its `node` label; an empty or failed
+/// answer says nothing about coverage (a per-node query that does not
+/// match this fleet's metrics must not block scale-downs for good). Nodes
+/// are matched by name; when no label matches any node name (a relabeling
+/// that uses something else), by count.
+pub fn shortfall(
+    per_node: Option<&BTreeMap<String, f64>>,
     view: &ClusterView,
     now: Timestamp,
-) -> Reading {
-    let Reading::Known { .. } = cpu else {
-        return cpu;
-    };
-    let Some(reporting) = reporting.filter(|n| *n > 0) else {
-        return cpu;
-    };
-    let expected = view
+) -> Option<String> {
+    let per_node = per_node.filter(|m| !m.is_empty())?;
+    let expected: Vec<&str> = view
         .nodes
         .iter()
         .filter(|n| n.ready && now.since(n.created) > CPU_REPORT_GRACE)
-        .count();
-    if reporting >= expected {
-        return cpu;
+        .map(|n| n.name.as_str())
+        .collect();
+    let by_name = view.nodes.iter().any(|n| per_node.contains_key(&n.name));
+    if by_name {
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|n| !per_node.contains_key(*n))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let shown: Vec<&str> = missing.iter().copied().take(3).collect();
+        return Some(format!(
+            "worker CPU covers {} of {} Ready workers (no CPU from {}{}): the average of the rest may read low",
+            expected.len() - missing.len(),
+            expected.len(),
+            shown.join(", "),
+            if missing.len() > 3 { ", …" } else { "" }
+        ));
     }
-    Reading::unknown(format!(
-        "worker CPU covers {reporting} of {expected} Ready workers: the average of the rest could read low (a saturated node whose scrape fails drops out)"
-    ))
+    (per_node.len() < expected.len()).then(|| {
+        format!(
+            "worker CPU covers {} of {} Ready workers: the average of the rest may read low",
+            per_node.len(),
+            expected.len()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -50,30 +68,27 @@ mod tests {
     use crate::engine::testkit;
 
     #[test]
-    fn a_worker_missing_from_the_per_node_cpu_makes_the_average_unknown() {
+    fn a_worker_missing_from_the_per_node_cpu_is_named() {
         let now = testkit::at(0);
-        let obs = testkit::cluster(4, 20.0, now);
-        let view = obs.cluster.clone().expect("view");
-        let cpu = Reading::Known {
-            value: 20.0,
-            at: now,
-        };
-        // Every Ready worker reports: known.
-        assert_eq!(covering_workers(cpu.clone(), Some(4), &view, now), cpu);
-        // One is missing: unknown, saying so.
-        match covering_workers(cpu.clone(), Some(3), &view, now) {
-            Reading::Unknown { reason } => assert!(reason.contains("3 of 4"), "{reason}"),
-            known => panic!("{known:?}"),
-        }
+        let view = testkit::cluster(4, 20.0, now).cluster.expect("view");
+        let names: Vec<String> = view.nodes.iter().map(|n| n.name.clone()).collect();
+        let all: BTreeMap<String, f64> = names.iter().map(|n| (n.clone(), 20.0)).collect();
+        assert_eq!(shortfall(Some(&all), &view, now), None);
+        let mut three = all.clone();
+        three.remove(&names[1]);
+        let why = shortfall(Some(&three), &view, now).expect("a shortfall");
+        assert!(why.contains("3 of 4") && why.contains(&names[1]), "{why}");
         // No per-node answer at all says nothing about coverage.
-        assert_eq!(covering_workers(cpu.clone(), None, &view, now), cpu);
-        assert_eq!(covering_workers(cpu.clone(), Some(0), &view, now), cpu);
+        assert_eq!(shortfall(None, &view, now), None);
+        assert_eq!(shortfall(Some(&BTreeMap::new()), &view, now), None);
         // A worker that only just registered may be missing.
         let mut young = view.clone();
-        young.nodes[0].created = now;
-        assert_eq!(covering_workers(cpu.clone(), Some(3), &young, now), cpu);
-        // An Unknown stays what it was.
-        let blind = Reading::unknown("no data");
-        assert_eq!(covering_workers(blind.clone(), Some(0), &view, now), blind);
+        young.nodes[1].created = now;
+        assert_eq!(shortfall(Some(&three), &young, now), None);
+        // Labels that are not node names: by count.
+        let other: BTreeMap<String, f64> =
+            (0..3).map(|i| (format!("10.0.0.{i}:9100"), 20.0)).collect();
+        let why = shortfall(Some(&other), &view, now).expect("by count");
+        assert!(why.contains("3 of 4"), "{why}");
     }
 }

@@ -10,6 +10,10 @@ pub struct Observation {
     pub at: Timestamp,
     /// Average worker CPU in percent.
     pub cpu: Reading,
+    /// Why that average may not be the whole fleet's (some Ready workers
+    /// have no per-node CPU): it then cannot show the fleet idle, so no
+    /// scale-down rests on it; everything else still may.
+    pub cpu_partial: Option<String>,
     pub cluster: Result<ClusterView, String>,
     /// Managed workers (pending + running).
     pub fleet: Result<Vec<Instance>, String>,

@@ -119,7 +119,8 @@ fn decide_known(
     } else {
         None
     };
-    let idle = k.cpu < p.cpu_down_percent && pending.is_empty();
+    // A partial average cannot show the fleet idle (cpu_coverage.rs).
+    let idle = k.cpu < p.cpu_down_percent && pending.is_empty() && k.obs.cpu_partial.is_none();
     memory.idle_since = if idle {
         Some(memory.idle_since.unwrap_or(now))
     } else {
@@ -303,6 +304,9 @@ fn scale_down(
     let p = &settings.policy;
     if k.cpu >= p.cpu_down_percent {
         return Err(vec![]);
+    }
+    if let Some(why) = &k.obs.cpu_partial {
+        return Err(vec![format!("scale-down blocked: {why}")]);
     }
     let Some(idle_since) = memory.idle_since else {
         return Err(vec!["scale-down blocked: pods are pending".into()]);

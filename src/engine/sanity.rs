@@ -75,6 +75,16 @@ pub fn implausible(
             settled.len()
         ));
     }
+    // A worker node that maps to no instance (a providerID like
+    // `k3s://ip-10-0-1-5` and a hostname for a name: a user-data template
+    // without our `--node-name` and `provider-id`) makes every instance
+    // look node-less: "never joined" cannot be told from joined.
+    if let Some(n) = view.nodes.iter().find(|n| n.instance_id.is_none()) {
+        return Some(format!(
+            "node {} maps to no EC2 instance (its providerID is not aws:///zone/i-… and its name is not an instance id): a joined worker could not be told from one that never joined",
+            n.name
+        ));
+    }
     if let Some(before) = previous_nodes
         && before >= 2
         && view.nodes.len() * 2 < before
@@ -103,6 +113,25 @@ mod tests {
     use super::*;
     use crate::engine::testkit::{at, instance, node};
     use std::time::Duration;
+
+    #[test]
+    fn a_node_that_maps_to_no_instance_stops_destructive_steps() {
+        let now = at(10_000);
+        let mut view = ClusterView::default();
+        view.nodes.push(node("i-0", 0));
+        let mut hostname = node("ip-10-0-1-5", 0);
+        hostname.instance_id = None;
+        view.nodes.push(hostname);
+        let fleet = old_fleet(2, now);
+        let why = implausible(&settings(), &view, &fleet, None, now).expect("a stop");
+        assert!(
+            why.contains("ip-10-0-1-5") && why.contains("maps to no EC2 instance"),
+            "{why}"
+        );
+        view.nodes.pop();
+        view.nodes.push(node("i-1", 0));
+        assert_eq!(implausible(&settings(), &view, &fleet, None, now), None);
+    }
 
     fn settings() -> Settings {
         Settings {

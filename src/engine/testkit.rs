@@ -106,6 +106,7 @@ pub fn cluster(n: usize, cpu: f64, now: Timestamp) -> Observation {
     }
     view.pdbs.push(web_pdb(1));
     Observation {
+        cpu_partial: None,
         at: now,
         cpu: Reading::Known {
             value: cpu,

@@ -166,6 +166,7 @@ fn unknown_never_scales() {
         (
             "unknown",
             Observation {
+                cpu_partial: None,
                 cpu: Reading::unknown("connection refused"),
                 ..cluster(5, 95.0, now)
             },
@@ -173,6 +174,7 @@ fn unknown_never_scales() {
         (
             "nan",
             Observation {
+                cpu_partial: None,
                 cpu: Reading::Known {
                     value: f64::NAN,
                     at: now,
@@ -183,6 +185,7 @@ fn unknown_never_scales() {
         (
             "stale",
             Observation {
+                cpu_partial: None,
                 cpu: Reading::Known {
                     value: 95.0,
                     at: now.minus(Duration::from_secs(121)),
@@ -193,6 +196,7 @@ fn unknown_never_scales() {
         (
             "kubernetes",
             Observation {
+                cpu_partial: None,
                 cluster: Err("timeout".into()),
                 ..cluster(5, 95.0, now)
             },
@@ -200,6 +204,7 @@ fn unknown_never_scales() {
         (
             "ec2",
             Observation {
+                cpu_partial: None,
                 fleet: Err("throttled".into()),
                 ..cluster(5, 5.0, now)
             },
@@ -216,6 +221,7 @@ fn unknown_never_scales() {
     }
     // Staleness is measured against the configured limit.
     let fresh = Observation {
+        cpu_partial: None,
         cpu: Reading::Known {
             value: 95.0,
             at: now.minus(Duration::from_secs(119)),
@@ -234,6 +240,7 @@ fn unknown_resets_the_idle_streak() {
         decide(&s, &mut memory, &cluster(5, 10.0, at(t)), &record, at(t));
     }
     let blind = Observation {
+        cpu_partial: None,
         cpu: Reading::unknown("scrape failed"),
         ..cluster(5, 10.0, at(555))
     };
@@ -487,6 +494,7 @@ fn operator_requests_obey_safety_not_cooldowns() {
         "{refusal}"
     );
     let blind = Observation {
+        cpu_partial: None,
         fleet: Err("timeout".into()),
         ..cluster(3, 50.0, at(0))
     };

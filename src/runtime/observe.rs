@@ -2,7 +2,7 @@
 //! A failed source becomes an Unknown with its reason, never an error that
 //! stops the tick.
 
-use crate::engine::cpu_coverage::covering_workers;
+use crate::engine::cpu_coverage::shortfall;
 use crate::engine::{ClusterView, Observation};
 use crate::ports::{Ports, Signal, Timestamp};
 
@@ -22,13 +22,14 @@ pub async fn observe(ports: &Ports, now: Timestamp) -> Observation {
         (_, _, Err(e)) => Err(format!("listing PodDisruptionBudgets: {e}")),
     };
     // The average is the fleet's only if every Ready worker is in it.
-    let cpu = match &cluster {
-        Ok(view) => covering_workers(cpu, per_node.ok().map(|m| m.len()), view, now),
-        Err(_) => cpu,
+    let cpu_partial = match &cluster {
+        Ok(view) => shortfall(per_node.as_ref().ok(), view, now),
+        Err(_) => None,
     };
     Observation {
         at: now,
         cpu,
+        cpu_partial,
         cluster,
         fleet: fleet.map_err(|e| format!("describing instances: {e}")),
     }

@@ -161,6 +161,7 @@ async fn findings(
     now: Timestamp,
 ) -> Vec<Finding> {
     let observation = Observation {
+        cpu_partial: None,
         at: now,
         cpu: Reading::unknown("not read by status"),
         cluster: Ok(ClusterView {

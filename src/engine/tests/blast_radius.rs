@@ -261,3 +261,27 @@ fn a_cpu_reading_outside_0_to_100_is_unknown() {
             .is_hold()
     );
 }
+
+/// A worker missing from the per-node CPU (issue 14, item 6): the average
+/// of the rest cannot show the fleet idle, so no scale-down rests on it;
+/// pending pods still get their scale-up.
+#[test]
+fn a_partial_cpu_average_blocks_scale_downs_only() {
+    let partial = |now| {
+        let mut obs = cluster(5, 20.0, now);
+        obs.cpu_partial = Some("worker CPU covers 4 of 5 Ready workers (no CPU from w3)".into());
+        obs
+    };
+    let d = sustained(partial, 1200);
+    assert!(d.action.is_hold(), "{d:?}");
+    assert!(reasons(&d).contains("no CPU from w3"), "{}", reasons(&d));
+    let now = at(100);
+    let mut obs = partial(now);
+    view_mut(&mut obs).pods.push(pending_pod(
+        "waiting",
+        500,
+        now.minus(Duration::from_secs(600)),
+    ));
+    let d = once(&obs, &OpRecord::default(), now);
+    assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
+}

@@ -148,6 +148,9 @@ async fn patch_node(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Counted before it is judged: a read-only run must send none at all,
+    // refused or not.
+    f.mutations.fetch_add(1, Ordering::SeqCst);
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
@@ -166,7 +169,6 @@ async fn patch_node(
             return json(status, kube_json::status(code, reason, &message));
         }
     };
-    f.mutations.fetch_add(1, Ordering::SeqCst);
     let node = f.with(|w| {
         if let Some(c) = change.cordon {
             w.set_cordoned(&name, c).ok()?;
