@@ -467,6 +467,15 @@ async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api
             .unwrap();
         assert_eq!(refused.status().as_u16(), 415, "{media}");
     }
+    // Judged by its type before its body: YAML is refused as a type.
+    let yaml = http
+        .patch(&node_url)
+        .header("content-type", "application/apply-patch+yaml")
+        .body("spec:\n  unschedulable: true\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(yaml.status().as_u16(), 415);
     assert!(!lock(&world).fleet.nodes[&name].cordoned);
     // The list is atomic: a patch naming it replaces it, so an adapter that
     // sent only what it wanted gone would drop the owner's taint.

@@ -151,6 +151,14 @@ async fn patch_node(
     // Counted before it is judged: a read-only run must send none at all,
     // refused or not.
     f.mutations.fetch_add(1, Ordering::SeqCst);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Err((code, reason, message)) = node_objects::patch_type_applied(content_type) {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        return json(status, kube_json::status(code, reason, &message));
+    }
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
@@ -158,10 +166,6 @@ async fn patch_node(
     if !f.with(|w| w.fleet.nodes.contains_key(&name)) {
         return not_found(&format!("nodes \"{name}\""));
     }
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     let change = match f.node_objects.patch(&name, content_type, &patch) {
         Ok(change) => change,
         Err((code, reason, message)) => {

@@ -56,6 +56,24 @@ pub struct NodePatch {
     pub keeps_startup_taint: Option<bool>,
 }
 
+/// `415` unless the patch is of a type this façade applies. Judged before
+/// the body is read, as the API server does: a YAML apply patch is refused
+/// for its type, not for not being JSON.
+pub fn patch_type_applied(content_type: &str) -> Result<(), (u16, &'static str, String)> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if PATCH_TYPES.contains(&media) {
+        return Ok(());
+    }
+    Err((
+        415,
+        "UnsupportedMediaType",
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            PATCH_TYPES.join(", ")
+        ),
+    ))
+}
+
 impl NodeObjects {
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut NodeObject) -> R) -> R {
         let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,17 +105,7 @@ impl NodeObjects {
         content_type: &str,
         patch: &Value,
     ) -> Result<NodePatch, (u16, &'static str, String)> {
-        let media = content_type.split(';').next().unwrap_or("").trim();
-        if !PATCH_TYPES.contains(&media) {
-            return Err((
-                415,
-                "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: {}",
-                    PATCH_TYPES.join(", ")
-                ),
-            ));
-        }
+        patch_type_applied(content_type)?;
         self.with(name, |object| {
             if let Some(rv) = patch
                 .pointer("/metadata/resourceVersion")
