@@ -647,3 +647,40 @@ async fn create_instance_profile(name: &str) {
         "CreateInstanceProfile: {status} {body}"
     );
 }
+
+/// EC2 forgets a terminated instance after about an hour (here at once,
+/// through the strict proxy): it is gone by id and from the op's listing,
+/// and its launch's token cannot launch again
+/// (`IdempotentInstanceTerminated`, read as a reused token).
+#[tokio::test]
+async fn a_forgotten_instance_is_gone_and_its_token_launches_nothing() {
+    let f = MotoFixture::new().await;
+    f.strict.forget_terminated_after(std::time::Duration::ZERO);
+    let first = f
+        .fleet
+        .launch(&launch_request("op-forgot", 1))
+        .await
+        .unwrap();
+    let id = first[0].id.clone();
+    f.fleet.terminate(std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(
+        f.fleet.instance(&id).await.unwrap(),
+        None,
+        "forgotten by id"
+    );
+    assert!(
+        f.fleet
+            .instances_for_op("op-forgot")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let before = f.strict.launches();
+    let again = f
+        .fleet
+        .launch(&launch_request("op-forgot", 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, PortError::TokenReused(_)), "{again}");
+    assert_eq!(f.strict.launches(), before, "nothing launched");
+}

@@ -156,7 +156,11 @@ fn fix(app: &mut App, wanted: &str, findings: &[Finding]) -> Request {
         press(app, KeyCode::Enter).is_empty(),
         "nothing before confirming"
     );
-    assert!(app.dialog.is_some(), "a fix asks to confirm");
+    assert!(
+        app.dialog.is_some(),
+        "a fix asks to confirm: {}",
+        screen(app)
+    );
     match press(app, KeyCode::Char('y')).as_slice() {
         [Effect::Engine(Command::Operator(request))] => request.clone(),
         other => panic!("confirming {wanted} gave {other:?}"),
@@ -255,5 +259,57 @@ async fn auto_mode_cleans_up_the_never_joined_and_only_reports_the_rest() {
         0,
         "{:?}",
         w.invariants.violations
+    );
+}
+
+/// A node that looks like a ghost because its instance fell out of the
+/// managed list (its tags edited by hand) while the instance still runs:
+/// confirmed by id before the delete, it is kept (issue 14, item 5).
+#[tokio::test]
+async fn a_ghost_whose_instance_still_runs_under_other_tags_is_kept() {
+    let (config, demo) = support::demo(ScenarioKind::Steady, SEED, false);
+    let drift = lock(&demo.world).inject_drift();
+    let ghost_instance = {
+        let mut w = lock(&demo.world);
+        let id = w.fleet.nodes[&drift.ghost_node].instance_id.clone();
+        let i = w.fleet.instances.get_mut(&id).expect("instance");
+        // Running, but no longer tagged as ours.
+        i.state = k3s_autoscaler::ports::InstanceState::Running;
+        i.managed = false;
+        id
+    };
+    let mut engine = demo::engine_on(&demo, &config, Mode::Supervised, SEED);
+    let mut app = new_app(false, demo.ports.clock.now());
+    let findings = {
+        let mut looker = demo::engine_on(&demo, &config, Mode::ReadOnly, SEED);
+        tick_into(&mut looker, &demo, &mut app, None).await
+    };
+    // The drifted world has a scale-up in flight whose instances are
+    // gone: closed first (one operation at a time), then the ghost.
+    let mut findings = findings;
+    for wanted in ["operation_instances_gone", "ghost_node"] {
+        let request = fix(&mut app, wanted, &findings);
+        findings = tick_into(&mut engine, &demo, &mut app, Some(request)).await;
+        for _ in 0..4 {
+            demo.ports.clock.sleep(Duration::from_secs(15)).await;
+            findings = tick_into(&mut engine, &demo, &mut app, None).await;
+        }
+    }
+    let w = lock(&demo.world);
+    assert!(
+        w.fleet.nodes.contains_key(&drift.ghost_node),
+        "the node of running instance {ghost_instance} was deleted"
+    );
+    let op = w
+        .table
+        .record
+        .op
+        .as_ref()
+        .expect("the delete ran as an operation");
+    assert!(
+        op.outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("live instance")),
+        "{op:?}"
     );
 }

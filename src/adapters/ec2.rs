@@ -351,7 +351,11 @@ impl CloudApi for Ec2Fleet {
                     Err(PortError::InsufficientCapacity(format!(
                         "{code}: {message}"
                     )))
-                } else if code == "IdempotentParameterMismatch" {
+                } else if code == "IdempotentParameterMismatch"
+                    || code == "IdempotentInstanceTerminated"
+                {
+                    // Either way the token names a launch that happened:
+                    // never a fresh launch, and the op-id tag decides.
                     Err(PortError::TokenReused(format!("{code}: {message}")))
                 } else {
                     Err(port_error("RunInstances", e, true))

@@ -155,12 +155,33 @@ pub(super) async fn view_for(
                 }
             }
         }
-        OpKind::DeleteGhost { .. } => {
+        OpKind::DeleteGhost { node } => {
             slice.op_instances = p
                 .cloud
                 .managed_instances()
                 .await
                 .map_err(|e| err("describing instances", e))?;
+            // The managed list is tag-filtered: an instance whose tags were
+            // edited, or another cluster's, is absent from it and may still
+            // run the kubelet of this node (NotReady for a moment). Ask for
+            // it by id before its node object is deleted, which would let
+            // the pod garbage collector take every pod on a live machine.
+            let id = slice
+                .nodes
+                .iter()
+                .find(|n| &n.name == node)
+                .and_then(|n| n.instance_id.clone());
+            if let Some(id) = id
+                && !slice.op_instances.iter().any(|i| i.id == id)
+                && let Some(found) = p
+                    .cloud
+                    .instance(&id)
+                    .await
+                    .map_err(|e| err("describing the node's instance", e))?
+                && found.state.is_live()
+            {
+                slice.op_instances.push(found);
+            }
         }
     }
     Ok(slice)

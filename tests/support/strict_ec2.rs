@@ -13,6 +13,10 @@
 //! * Eventual consistency: for a while after `RunInstances`, the new
 //!   instances are missing from `DescribeInstances` (filtered listings), and
 //!   asking for them by id is `InvalidInstanceID.NotFound`.
+//! * Terminated instances are forgotten (EC2: after about an hour; here
+//!   after `forget_terminated_after`): gone from every listing, NotFound by
+//!   id, and a `ClientToken` whose instances are all forgotten is
+//!   `IdempotentInstanceTerminated`, not a fresh launch.
 //!
 //! Every request is also checked against EC2's documented limits
 //! (`service_model::check_ec2`).
@@ -48,7 +52,24 @@ struct Behaviour {
     /// reservations (EC2's smallest `MaxResults` is 5), whatever the
     /// caller asked for: more than one page without thousands of launches.
     page_size: Option<usize>,
+    /// Instance id → when TerminateInstances was answered for it.
+    terminated_at: BTreeMap<String, std::time::Instant>,
+    /// Forget terminated instances this long after their termination.
+    forget_terminated_after: Option<std::time::Duration>,
     violations: Vec<String>,
+}
+
+impl Behaviour {
+    fn forgotten(&self) -> Vec<String> {
+        let Some(after) = self.forget_terminated_after else {
+            return Vec::new();
+        };
+        self.terminated_at
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= after)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
 }
 
 #[derive(Clone)]
@@ -99,6 +120,11 @@ impl StrictEc2 {
         self.behaviour.lock().unwrap().lose_answers = n;
     }
 
+    /// Terminated instances vanish from EC2 `d` after their termination.
+    pub fn forget_terminated_after(&self, d: std::time::Duration) {
+        self.behaviour.lock().unwrap().forget_terminated_after = Some(d);
+    }
+
     /// Filter-only DescribeInstances answers in pages of `n` reservations.
     pub fn page_size(&self, n: usize) {
         self.behaviour.lock().unwrap().page_size = Some(n);
@@ -145,6 +171,22 @@ async fn handle(
     if action == "DescribeInstances" {
         return describe(&s, &form, method, &uri, &headers, body).await;
     }
+    if action == "TerminateInstances" {
+        let ids: Vec<String> = form
+            .iter()
+            .filter(|(k, _)| k.starts_with("InstanceId."))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let (response, answer) = forward(&s, method, &uri, &headers, body).await;
+        if answer.is_some() {
+            let mut b = s.behaviour.lock().unwrap();
+            let now = std::time::Instant::now();
+            for id in ids {
+                b.terminated_at.entry(id).or_insert(now);
+            }
+        }
+        return response;
+    }
     if action != "RunInstances" {
         return forward(&s, method, &uri, &headers, body).await.0;
     }
@@ -170,6 +212,17 @@ async fn handle(
                     "IdempotentParameterMismatch",
                     &format!(
                         "The client token {token} was used before with other parameters ({changed:?})"
+                    ),
+                );
+            }
+            let launched = instance_ids(answer);
+            let forgotten = b.forgotten();
+            if !launched.is_empty() && launched.iter().all(|id| forgotten.contains(id)) {
+                return ec2_error(
+                    StatusCode::BAD_REQUEST,
+                    "IdempotentInstanceTerminated",
+                    &format!(
+                        "The client token {token} was used for instances that have since terminated"
                     ),
                 );
             }
@@ -310,11 +363,14 @@ async fn describe(
     };
     let hidden: Vec<String> = {
         let b = s.behaviour.lock().unwrap();
-        b.launched_at
+        let mut hidden: Vec<String> = b
+            .launched_at
             .iter()
             .filter(|(_, at)| at.elapsed() < b.invisible_for)
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        hidden.extend(b.forgotten());
+        hidden
     };
     if let Some(id) = form
         .iter()
