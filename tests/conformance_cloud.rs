@@ -581,11 +581,7 @@ async fn a_launch_with_every_placement_setting_carries_each_and_refuses_unknown_
     );
 
     // What does not exist is refused, and not as capacity.
-    let cases: [(
-        &str,
-        &dyn Fn(&mut k3s_autoscaler::config::Ec2Config),
-        Option<&str>,
-    ); 5] = [
+    let cases: [RefusedCase; 5] = [
         ("subnet", &|_| {}, Some("subnet-00000000deadbeef0")),
         (
             "security group",
@@ -622,6 +618,13 @@ async fn a_launch_with_every_placement_setting_carries_each_and_refuses_unknown_
         );
     }
 }
+
+/// What a refused launch changes, what it is, and the subnet it asks for.
+type RefusedCase<'a> = (
+    &'a str,
+    &'a dyn Fn(&mut k3s_autoscaler::config::Ec2Config),
+    Option<&'a str>,
+);
 
 /// IAM's CreateInstanceProfile on moto's server (the project has no IAM
 /// client: its only IAM need is this test's fixture). moto routes by the
