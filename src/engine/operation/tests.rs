@@ -322,11 +322,16 @@ fn intents_expire_instead_of_running_hours_later() {
         1,
         at(0),
     );
-    // Within the bound: planned as usual.
+    // Within the bound less the skew margin (the writer's clock and ours
+    // may each be off by it): planned as usual.
+    let margin = s.lease.skew_margin.as_secs() as i64;
     assert!(matches!(
-        next(&s, &launch, &w.view(), 1, at(90)),
+        next(&s, &launch, &w.view(), 1, at(90 - margin)),
         Next::Write(_)
     ));
+    // Past it, though not yet past the bound by this clock: expired.
+    let late = written(next(&s, &launch, &w.view(), 1, at(90 - margin + 1)));
+    assert_eq!(op(&late).phase, OpPhase::Aborted);
     let aborted = written(next(&s, &launch, &w.view(), 1, at(3 * 3600)));
     assert_eq!(op(&aborted).phase, OpPhase::Aborted);
     assert!(
