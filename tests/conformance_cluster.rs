@@ -363,6 +363,49 @@ async fn the_facade_shows_the_simulator_exactly() {
         ns
     };
     assert_eq!(trim(through_api), trim(direct));
+    // Quantities come in the server's canonical forms, not one easy shape:
+    // binary suffixes, bare bytes, millibytes (what `1.2Gi` becomes).
+    let raw_pods: serde_json::Value = http
+        .get(format!("{url}/api/v1/pods"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let memory: Vec<&str> = items
+        .iter()
+        .filter_map(|n| n["status"]["allocatable"]["memory"].as_str())
+        .chain(
+            raw_pods["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter_map(|p| {
+                    p["spec"]["containers"][0]["resources"]["requests"]["memory"].as_str()
+                }),
+        )
+        .collect();
+    let forms: std::collections::BTreeSet<&str> = memory
+        .iter()
+        .map(|m| {
+            if m.ends_with("Mi") || m.ends_with("Gi") {
+                "binary"
+            } else if m.ends_with('m') {
+                "millibytes"
+            } else if m.bytes().all(|b| b.is_ascii_digit()) {
+                "bare"
+            } else {
+                "decimal"
+            }
+        })
+        .collect();
+    assert!(
+        ["bare", "binary", "millibytes"]
+            .iter()
+            .all(|f| forms.contains(f)),
+        "memory forms served: {forms:?} in {memory:?}"
+    );
     let mut api_pods = kube.pods().await.unwrap();
     let mut sim_pods = k3s_autoscaler::sim::ports::lock(&world).pods();
     api_pods.sort_by(|a, b| a.uid.cmp(&b.uid));
@@ -527,4 +570,275 @@ async fn node_lists_honour_the_api_servers_selector_language() {
     assert_eq!(count(key.clone()).await, (200, all));
     assert_eq!(count(format!("!{key}")).await, (200, 0));
     assert_eq!(count(format!("{key} in ({value}")).await.0, 400);
+}
+
+/// Evictions are judged as `eviction.go` and the admission before it judge
+/// them (issue 19): the body must be an Eviction of the pod in the URL
+/// (400 otherwise), and a namespace being deleted refuses new content with
+/// `403` cause `NamespaceTerminating`, which the adapter reads as blocked
+/// (the drain waits, as `kubectl drain` does) rather than as a failure.
+#[tokio::test]
+async fn evictions_are_judged_like_the_api_server() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    let kube = KubeCluster::connect(&config).await.unwrap();
+    let pods = kube.pods().await.unwrap();
+    let web: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| p.name.starts_with("web-") && p.phase == PodPhase::Running)
+        .collect();
+    assert!(web.len() >= 2, "{} web pods", web.len());
+    let (ns, name) = (&web[0].namespace, &web[0].name);
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("{url}/api/v1/namespaces/{ns}/pods/{name}/eviction"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let eviction = |pod: &str, namespace: &str| {
+        serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": namespace}})
+    };
+    let other = post(eviction(&web[1].name, ns)).await.unwrap();
+    assert_eq!(
+        other.status().as_u16(),
+        400,
+        "another pod's name in the body"
+    );
+    let text = other.text().await.unwrap();
+    assert!(text.contains("name in URL does not match"), "{text}");
+    let elsewhere = post(eviction(name, "kube-system")).await.unwrap();
+    assert_eq!(
+        elsewhere.status().as_u16(),
+        400,
+        "another namespace in the body"
+    );
+    let not_eviction = post(serde_json::json!({"kind": "Pod", "metadata": {"name": name}}))
+        .await
+        .unwrap();
+    assert_eq!(not_eviction.status().as_u16(), 400);
+    let untouched = |uid: &str| {
+        !k3s_autoscaler::sim::ports::lock(&world)
+            .pods()
+            .iter()
+            .any(|p| p.uid == uid && p.terminating)
+    };
+    assert!(untouched(&web[0].uid), "a refused eviction evicts nothing");
+
+    // The namespace is deleted (and held by its finalizer).
+    let deleted = http
+        .delete(format!("{url}/api/v1/namespaces/{ns}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    let raw = post(eviction(name, ns)).await.unwrap();
+    assert_eq!(raw.status().as_u16(), 403);
+    let status: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(
+        status["details"]["causes"][0]["reason"], "NamespaceTerminating",
+        "{status}"
+    );
+    match kube.evict(&web[0].reference()).await.unwrap() {
+        EvictionOutcome::Blocked(why) => {
+            assert!(
+                why.contains(&format!("namespace {ns} is being deleted")),
+                "{why}"
+            )
+        }
+        other => panic!("a namespace being deleted must block, got {other:?}"),
+    }
+    assert!(untouched(&web[0].uid));
+}
+
+/// LISTs come in pages (issue 19): the façade answers a `limit` with short
+/// pages and a `continue` token, as the API server may, so the adapter
+/// must follow the token to see the whole cluster; field selectors take
+/// `=`, `==`, `!=` and refuse a field the server does not index.
+#[tokio::test]
+async fn lists_are_paged_and_field_selectors_are_the_servers() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, query: Vec<(&'static str, String)>| {
+        http.get(format!("{url}{path}")).query(&query).send()
+    };
+    let first: serde_json::Value = get("/api/v1/pods", vec![("limit", "500".into())])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total = k3s_autoscaler::sim::ports::lock(&world).pods().len();
+    let page = first["items"].as_array().map_or(0, Vec::len);
+    assert!(page < total, "a short page: {page} of {total}");
+    assert!(
+        first["metadata"]["continue"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    let kube = KubeCluster::connect(&config).await.unwrap();
+    assert_eq!(kube.pods().await.unwrap().len(), total, "every page read");
+    assert_eq!(kube.nodes().await.unwrap().len(), 4, "every page read");
+
+    let node = kube.nodes().await.unwrap()[0].name.clone();
+    let on_node = kube.pods_on(&node).await.unwrap();
+    assert!(!on_node.is_empty());
+    assert!(
+        on_node
+            .iter()
+            .all(|p| p.node_name.as_deref() == Some(node.as_str()))
+    );
+    let count = |selector: String| {
+        let answer = get("/api/v1/pods", vec![("fieldSelector", selector)]);
+        async move {
+            let answer = answer.await.unwrap();
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            (status, body["items"].as_array().map_or(0, Vec::len))
+        }
+    };
+    assert_eq!(
+        count(format!("spec.nodeName=={node}")).await,
+        (200, on_node.len())
+    );
+    assert_eq!(
+        count(format!("spec.nodeName!={node}")).await,
+        (200, total - on_node.len())
+    );
+    assert_eq!(count("spec.hostname=x".into()).await.0, 400);
+}
+
+/// What the node lifecycle controller and the kubelet do to a Node, the
+/// façade does too (issue 19): a NotReady node carries `not-ready` (Ready
+/// `False`) or `unreachable` (`Unknown`) taints, NoSchedule and NoExecute,
+/// which are the controller's (our taint removal keeps them; they go when
+/// the node is Ready again), and a change the simulator makes moves the
+/// node's resourceVersion, so a patch on a version read before it is 409.
+#[tokio::test]
+async fn lifecycle_taints_and_versions_move_with_the_node_itself() {
+    use k3s_autoscaler::sim::facade::node_objects::{
+        NOT_READY_TAINT_KEY, SEEDED_TAINT_KEY, UNREACHABLE_TAINT_KEY,
+    };
+    use k3s_autoscaler::sim::ports::lock;
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let names: Vec<String> = lock(&world).fleet.nodes.keys().cloned().collect();
+    let http = reqwest::Client::new();
+    let get = |name: &str| {
+        let request = http.get(format!("{url}/api/v1/nodes/{name}")).send();
+        async move {
+            let v: serde_json::Value = request.await.unwrap().json().await.unwrap();
+            v
+        }
+    };
+    let taints = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["spec"]["taints"]
+            .as_array()
+            .expect("a taint list")
+            .iter()
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap_or_default().to_string(),
+                    t["effect"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let rv = |v: &serde_json::Value| {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut before = Vec::new();
+    for name in &names {
+        before.push(get(name).await);
+    }
+    {
+        let mut w = lock(&world);
+        for name in &names {
+            w.flap_node(name, std::time::Duration::from_secs(3600));
+            w.fleet.nodes.get_mut(name).expect("node").startup_taint = true;
+        }
+    }
+    let mut seen_keys = std::collections::BTreeSet::new();
+    for (name, was) in names.iter().zip(&before) {
+        let now = get(name).await;
+        assert_ne!(
+            rv(&now),
+            rv(was),
+            "the simulator's change moved {name}'s version"
+        );
+        let key = match now["status"]["conditions"][0]["status"].as_str() {
+            Some("False") => NOT_READY_TAINT_KEY,
+            Some("Unknown") => UNREACHABLE_TAINT_KEY,
+            other => panic!("{name} should be NotReady: {other:?}"),
+        };
+        seen_keys.insert(key);
+        for effect in ["NoSchedule", "NoExecute"] {
+            assert!(
+                taints(&now).contains(&(key.to_string(), effect.to_string())),
+                "{name}: {:?}",
+                taints(&now)
+            );
+        }
+        // A patch on the version read before the simulator's change.
+        let stale = http
+            .patch(format!("{url}/api/v1/nodes/{name}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(
+                serde_json::json!({"metadata": {"resourceVersion": rv(was)}, "spec": {"unschedulable": true}})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status().as_u16(), 409, "{name}");
+    }
+    assert_eq!(seen_keys.len(), 2, "both lifecycle taints are served");
+
+    // Our taint removal sends the list back without ours; the lifecycle
+    // taints stay while the node is NotReady and go when it is Ready.
+    let config = KubernetesConfig {
+        kubeconfig: Some(support::kubeconfig(&url).display().to_string()),
+        ..KubernetesConfig::default()
+    };
+    let kube = KubeCluster::connect(&config).await.unwrap();
+    let name = &names[0];
+    kube.remove_startup_taint(name).await.unwrap();
+    let keys: Vec<String> = taints(&get(name).await)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k == "k3s-autoscaler/verifying"),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k == SEEDED_TAINT_KEY), "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        3,
+        "the owner's and the controller's two: {keys:?}"
+    );
+    {
+        let mut w = lock(&world);
+        let node = w.fleet.nodes.get_mut(name).expect("node");
+        node.flapping_until = None;
+        node.ready = true;
+        node.not_ready_since = None;
+    }
+    let ready = get(name).await;
+    assert_eq!(ready["status"]["conditions"][0]["status"], "True");
+    assert_eq!(
+        taints(&ready),
+        [(SEEDED_TAINT_KEY.to_string(), "PreferNoSchedule".to_string())],
+        "the controller's taints went with NotReady"
+    );
 }

@@ -10,6 +10,7 @@ use crate::ports::cluster::TAINT_VERIFYING;
 use crate::ports::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError, PortResult};
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::core::Status as ApiStatus;
 use ::kube::{Client, Config, Error};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1 as core;
@@ -102,6 +103,66 @@ fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
     }
 }
 
+/// An eviction the API server refused, as the drain must read it. 429 is
+/// a PodDisruptionBudget (retry later); 404 and 409 (the UID precondition)
+/// mean the pod we meant is gone. A `403` whose cause is
+/// `NamespaceTerminating` comes from a namespace being deleted: the
+/// namespace controller deletes its pods, so, as `kubectl drain` does, the
+/// drain waits for them (blocked, not failed). Any other refusal is final.
+fn eviction_refused(status: &ApiStatus, namespace: &str) -> EvictionOutcome {
+    let namespace_terminating = status.code == 403
+        && status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"));
+    match status.code {
+        429 => EvictionOutcome::Blocked(status.message.clone()),
+        403 if namespace_terminating => EvictionOutcome::Blocked(format!(
+            "namespace {namespace} is being deleted; its pods go with it"
+        )),
+        404 | 409 => EvictionOutcome::AlreadyGone,
+        _ => EvictionOutcome::Rejected(format!("{} {}", status.code, status.message)),
+    }
+}
+
+/// Items per LIST answer, kubectl's `--chunk-size` default: a large
+/// cluster's pods come in bounded answers, not one of tens of megabytes.
+const LIST_PAGE: u32 = 500;
+
+/// Every item of a LIST, page by page (`limit`, then `continue` until the
+/// server gives none). The server may answer a page with fewer items than
+/// asked and a token for the rest, so a client that stops at the first
+/// page sees a part of the cluster as the whole of it.
+async fn list_all<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = params.limit(LIST_PAGE);
+    let mut items = Vec::new();
+    let mut previous: Option<String> = None;
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| port_error(what, e, false))?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            None => return Ok(items),
+            // A server that hands back the token it was given would keep
+            // this loop going for ever.
+            Some(token) if previous.as_ref() == Some(&token) => {
+                return Err(PortError::Invalid(format!(
+                    "{what}: the server answered the same continue token twice"
+                )));
+            }
+            Some(token) => {
+                params = params.continue_token(&token);
+                previous = Some(token);
+            }
+        }
+    }
+}
+
 fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Vec<D>> {
     items
         .iter()
@@ -123,12 +184,13 @@ impl ClusterApi for KubeCluster {
     async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
         // No label selector, on purpose; and no conversion of whole nodes
         // (an odd node elsewhere in the cluster must not fail this look-up).
-        let list = self
-            .nodes_api()
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| port_error("listing every node", e, false))?;
-        Ok(list.items.iter().find_map(|n| {
+        let items = list_all(
+            &self.nodes_api(),
+            ListParams::default(),
+            "listing every node",
+        )
+        .await?;
+        Ok(items.iter().find_map(|n| {
             let name = n.metadata.name.as_deref()?;
             let provider = n.spec.as_ref().and_then(|s| s.provider_id.as_deref());
             (kube_convert::instance_id(provider, name).as_deref() == Some(instance_id))
@@ -137,36 +199,28 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn nodes(&self) -> PortResult<Vec<Node>> {
-        let list = self
-            .nodes_api()
-            .list(&ListParams::default().labels(&self.selector))
-            .await
-            .map_err(|e| port_error("listing nodes", e, false))?;
-        convert(list.items, kube_convert::node)
+        let params = ListParams::default().labels(&self.selector);
+        let items = list_all(&self.nodes_api(), params, "listing nodes").await?;
+        convert(items, kube_convert::node)
     }
 
     async fn pods(&self) -> PortResult<Vec<Pod>> {
-        let list = Api::<core::Pod>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| port_error("listing pods", e, false))?;
-        convert(list.items, kube_convert::pod)
+        let api = Api::<core::Pod>::all(self.client.clone());
+        let items = list_all(&api, ListParams::default(), "listing pods").await?;
+        convert(items, kube_convert::pod)
     }
 
     async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
-        let list = Api::<core::Pod>::all(self.client.clone())
-            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-            .await
-            .map_err(|e| port_error("listing pods on a node", e, false))?;
-        convert(list.items, kube_convert::pod)
+        let api = Api::<core::Pod>::all(self.client.clone());
+        let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let items = list_all(&api, params, "listing pods on a node").await?;
+        convert(items, kube_convert::pod)
     }
 
     async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
-        let list = Api::<PodDisruptionBudget>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| port_error("listing PodDisruptionBudgets", e, false))?;
-        convert(list.items, kube_convert::pdb)
+        let api = Api::<PodDisruptionBudget>::all(self.client.clone());
+        let items = list_all(&api, ListParams::default(), "listing PodDisruptionBudgets").await?;
+        convert(items, kube_convert::pdb)
     }
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
@@ -236,11 +290,7 @@ impl ClusterApi for KubeCluster {
             .await
         {
             Ok(_) => Ok(EvictionOutcome::Evicted),
-            Err(Error::Api(status)) => Ok(match status.code {
-                429 => EvictionOutcome::Blocked(status.message),
-                404 | 409 => EvictionOutcome::AlreadyGone,
-                _ => EvictionOutcome::Rejected(format!("{} {}", status.code, status.message)),
-            }),
+            Err(Error::Api(status)) => Ok(eviction_refused(&status, &pod.namespace)),
             Err(e) => Err(port_error("evicting a pod", e, true)),
         }
     }
@@ -255,5 +305,47 @@ impl ClusterApi for KubeCluster {
             Err(Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(port_error("deleting the node object", e, true)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(json: serde_json::Value) -> EvictionOutcome {
+        let status: ApiStatus = serde_json::from_value(json).unwrap();
+        eviction_refused(&status, "shop")
+    }
+
+    /// What kube-apiserver's NamespaceLifecycle admission answers for an
+    /// eviction in a namespace being deleted, against any other 403 (RBAC).
+    #[test]
+    fn a_namespace_being_deleted_blocks_an_eviction_and_rbac_refuses_it() {
+        let terminating = refusal(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "pods \"web-0\" is forbidden: unable to create new content in namespace shop because it is being terminated",
+            "reason": "Forbidden",
+            "details": {"name": "web-0", "kind": "pods", "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": "namespace shop is being terminated",
+                "field": "metadata.namespace"}]},
+            "code": 403}));
+        assert!(
+            matches!(&terminating, EvictionOutcome::Blocked(why) if why.contains("namespace shop is being deleted")),
+            "{terminating:?}"
+        );
+        let rbac = refusal(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "pods \"web-0\" is forbidden: User \"x\" cannot create resource \"pods/eviction\"",
+            "reason": "Forbidden", "details": {"name": "web-0", "kind": "pods"}, "code": 403}));
+        assert!(
+            matches!(&rbac, EvictionOutcome::Rejected(why) if why.starts_with("403 ")),
+            "{rbac:?}"
+        );
+        let budget = refusal(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "reason": "TooManyRequests", "code": 429}));
+        assert!(matches!(budget, EvictionOutcome::Blocked(_)));
     }
 }

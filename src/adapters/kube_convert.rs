@@ -387,6 +387,26 @@ mod tests {
         assert!(d.is_unschedulable());
     }
 
+    /// A pod held by `schedulingGates` is Pending with PodScheduled False,
+    /// reason `SchedulingGated`: it waits for its gate, not for capacity,
+    /// so no new worker can help it and it must not count as unschedulable
+    /// (the Cluster Autoscaler ignores gated pods too).
+    #[test]
+    fn a_scheduling_gated_pod_is_not_unschedulable() {
+        let p: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "batch-1", "namespace": "shop", "uid": "u2"},
+            "spec": {"schedulingGates": [{"name": "example.com/quota"}],
+                     "containers": [{"name": "a", "resources": {"requests": {"cpu": "4"}}}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates",
+                "lastTransitionTime": "2026-01-05T00:00:10Z"}]}
+        }))
+        .unwrap();
+        let d = pod(&p).unwrap();
+        assert_eq!(d.phase, PodPhase::Pending);
+        assert_eq!(d.unschedulable_since, None);
+        assert!(!d.is_unschedulable());
+    }
     /// The scheduler's arithmetic: max(containers + sidecars, largest init
     /// container + the sidecars before it) + overhead, per resource.
     #[test]

@@ -1,6 +1,7 @@
 //! The simulated cluster as Kubernetes API JSON, shaped like the real API
 //! so that kube-rs (and kubectl) read it unchanged.
 
+use super::quantity::{self, Format};
 use crate::ports::cluster::{SelectorOp, TAINT_VERIFYING, VolumeKind};
 use crate::ports::{Node, Pdb, Pod, PodPhase, Timestamp};
 use serde_json::{Value, json};
@@ -28,11 +29,7 @@ pub fn node(n: &Node) -> Value {
             format!("aws:///{zone}/{id}")
         }
     });
-    let (ready, reason) = match (n.ready, odd) {
-        (true, _) => ("True", "KubeletReady"),
-        (false, true) => ("False", "KubeletNotReady"),
-        (false, false) => ("Unknown", "NodeStatusUnknown"),
-    };
+    let (ready, reason) = ready_condition(n);
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -55,8 +52,8 @@ pub fn node(n: &Node) -> Value {
         },
         "status": {
             "allocatable": {
-                "cpu": format!("{}m", n.allocatable.cpu_millis),
-                "memory": n.allocatable.memory_bytes.to_string(),
+                "cpu": quantity::cpu(n.allocatable.cpu_millis),
+                "memory": quantity::memory(n.allocatable.memory_bytes, Format::for_object(&n.name)),
                 "pods": "110",
             },
             "capacity": {"cpu": "2", "memory": "8Gi", "pods": "110"},
@@ -68,6 +65,18 @@ pub fn node(n: &Node) -> Value {
             }],
         },
     })
+}
+
+/// The Ready condition's status and reason. A NotReady node shows as the
+/// node controller marks one it lost (`Unknown`) or as a kubelet reports
+/// itself (`False`), on alternate nodes (by name).
+pub fn ready_condition(n: &Node) -> (&'static str, &'static str) {
+    let odd = n.name.bytes().last().is_some_and(|b| b % 2 == 1);
+    match (n.ready, odd) {
+        (true, _) => ("True", "KubeletReady"),
+        (false, true) => ("False", "KubeletNotReady"),
+        (false, false) => ("Unknown", "NodeStatusUnknown"),
+    }
 }
 
 pub fn pod(p: &Pod) -> Value {
@@ -134,8 +143,8 @@ pub fn pod(p: &Pod) -> Value {
                 "name": "app",
                 "image": "k3s-sim/app",
                 "resources": {"requests": {
-                    "cpu": format!("{}m", p.requests.cpu_millis),
-                    "memory": p.requests.memory_bytes.to_string(),
+                    "cpu": quantity::cpu(p.requests.cpu_millis),
+                    "memory": quantity::memory(p.requests.memory_bytes, Format::for_object(&p.name)),
                 }},
             }],
             "volumes": volumes,

@@ -5,7 +5,9 @@
 
 pub mod exposition;
 pub mod kube_json;
+pub mod list_query;
 pub mod node_objects;
+pub mod quantity;
 
 use super::World;
 use super::ports::lock;
@@ -15,9 +17,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +32,10 @@ pub struct Facade {
     mutations: Arc<AtomicU64>,
     /// Node versions and the taints that are not ours.
     node_objects: Arc<node_objects::NodeObjects>,
+    /// Namespaces deleted through the façade. They stay `Terminating`, as a
+    /// namespace held by a finalizer does: the API server refuses new
+    /// content in them, evictions included.
+    terminating_namespaces: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Facade {
@@ -39,6 +45,7 @@ impl Facade {
             clock,
             mutations: Arc::new(AtomicU64::new(0)),
             node_objects: Arc::new(node_objects::NodeObjects::default()),
+            terminating_namespaces: Arc::default(),
         }
     }
 
@@ -56,6 +63,7 @@ impl Facade {
                 get(get_node).patch(patch_node).delete(delete_node),
             )
             .route("/api/v1/pods", get(list_pods))
+            .route("/api/v1/namespaces/{ns}", delete(delete_namespace))
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods_in))
             .route("/api/v1/namespaces/{ns}/pods/{name}/eviction", post(evict))
             .route("/apis/policy/v1/poddisruptionbudgets", get(list_pdbs))
@@ -92,6 +100,12 @@ async fn version() -> Response {
     }
 }
 
+/// The façade's own tables, through a poisoned lock too: a test peer
+/// keeps answering after a handler panicked.
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn json(code: StatusCode, body: Value) -> Response {
     (
         code,
@@ -99,6 +113,25 @@ fn json(code: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// A LIST answer: one page of `items` (`limit` / `continue`), or the 400.
+fn list_response(
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    kind: &str,
+    api_version: &str,
+) -> Response {
+    match list_query::page(items, q) {
+        Ok((page, token)) => {
+            let mut list = kube_json::list(kind, api_version, page);
+            if let Some(token) = token {
+                list["metadata"]["continue"] = Value::String(token);
+            }
+            json(StatusCode::OK, list)
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 fn not_found(what: &str) -> Response {
@@ -132,7 +165,7 @@ async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, Str
             .map(|n| f.node_objects.render(n))
             .collect()
     });
-    json(StatusCode::OK, kube_json::list("NodeList", "v1", items))
+    list_response(items, &q, "NodeList", "v1")
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
@@ -206,40 +239,6 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
     }
 }
 
-/// `fieldSelector` terms the adapter and kubectl use: `spec.nodeName=X`,
-/// `status.phase=Y`, `status.phase!=Y`.
-fn pod_filter(
-    q: &HashMap<String, String>,
-) -> Result<impl Fn(&crate::ports::Pod) -> bool + use<>, String> {
-    let mut node: Option<String> = None;
-    let mut phase_is: Vec<String> = Vec::new();
-    let mut phase_not: Vec<String> = Vec::new();
-    for term in q
-        .get("fieldSelector")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|t| !t.is_empty())
-    {
-        if let Some(v) = term.strip_prefix("spec.nodeName=") {
-            node = Some(v.to_string());
-        } else if let Some(v) = term.strip_prefix("status.phase!=") {
-            phase_not.push(v.to_string());
-        } else if let Some(v) = term.strip_prefix("status.phase=") {
-            phase_is.push(v.to_string());
-        } else {
-            return Err(format!("field selector \"{term}\" is not supported"));
-        }
-    }
-    let phase_name = |p: PodPhase| format!("{p:?}");
-    Ok(move |p: &crate::ports::Pod| {
-        node.as_ref()
-            .is_none_or(|n| p.node_name.as_ref() == Some(n))
-            && (phase_is.is_empty() || phase_is.contains(&phase_name(p.phase)))
-            && !phase_not.contains(&phase_name(p.phase))
-    })
-}
-
 async fn list_pods(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
     pods_response(&f, &q, None)
 }
@@ -253,7 +252,7 @@ async fn list_pods_in(
 }
 
 fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
-    let keep = match pod_filter(q) {
+    let keep = match list_query::pod_filter(q) {
         Ok(k) => k,
         Err(e) => return bad_request(e),
     };
@@ -264,10 +263,10 @@ fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) ->
             .map(kube_json::pod)
             .collect()
     });
-    json(StatusCode::OK, kube_json::list("PodList", "v1", items))
+    list_response(items, q, "PodList", "v1")
 }
 
-async fn list_pdbs(State(f): State<Facade>) -> Response {
+async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
     let items = f.with(|w| {
         let pods = w.pods();
         w.workload
@@ -286,13 +285,31 @@ async fn list_pdbs(State(f): State<Facade>) -> Response {
             })
             .collect()
     });
+    list_response(items, &q, "PodDisruptionBudgetList", "policy/v1")
+}
+
+/// `DELETE` of a namespace: it turns `Terminating` and stays so (no
+/// namespace controller runs here), which is what an operator meets when a
+/// finalizer holds one.
+async fn delete_namespace(State(f): State<Facade>, Path(ns): Path<String>) -> Response {
+    f.mutations.fetch_add(1, Ordering::SeqCst);
+    guard(&f.terminating_namespaces).insert(ns.clone());
     json(
         StatusCode::OK,
-        kube_json::list("PodDisruptionBudgetList", "policy/v1", items),
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Terminating"},
+        }),
     )
 }
 
-/// policy/v1 Eviction, answered as the API server does: 201 when the pod
+/// policy/v1 Eviction, answered as the API server does
+/// (`pkg/registry/core/pod/storage/eviction.go` and the admission before
+/// it): 400 when the body is not an Eviction of the pod in the URL, 403
+/// `NamespaceTerminating` in a namespace being deleted, 201 when the pod
 /// starts terminating, 429 when a PodDisruptionBudget refuses, 404 when it
 /// is gone, 409 when the UID precondition does not match, and 500 when more
 /// than one budget covers the pod (the real server cannot decide then).
@@ -304,6 +321,39 @@ async fn evict(
     let eviction: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if eviction.get("kind").and_then(Value::as_str) != Some("Eviction") {
         return bad_request("the body is not a policy/v1 Eviction".into());
+    }
+    if eviction.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
+        return bad_request("name in URL does not match name in Eviction object".into());
+    }
+    if eviction
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n != ns)
+    {
+        return bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        );
+    }
+    if guard(&f.terminating_namespaces).contains(&ns) {
+        f.mutations.fetch_add(1, Ordering::SeqCst);
+        let mut refusal = kube_json::status(
+            403,
+            "Forbidden",
+            &format!(
+                "pods \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        );
+        refusal["details"] = serde_json::json!({
+            "name": name,
+            "kind": "pods",
+            "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {ns} is being terminated"),
+                "field": "metadata.namespace",
+            }],
+        });
+        return json(StatusCode::FORBIDDEN, refusal);
     }
     let want_uid = eviction
         .pointer("/deleteOptions/preconditions/uid")

@@ -8,7 +8,14 @@
 //!   has no merge key, so the list is atomic in a merge *and* in a
 //!   strategic-merge patch: a patch that names it replaces it whole;
 //! * patches dispatched on `Content-Type`: merge and strategic-merge are
-//!   applied, anything else is `415 Unsupported Media Type`.
+//!   applied, anything else is `415 Unsupported Media Type`;
+//! * the node lifecycle controller's taints on a NotReady node
+//!   (`node.kubernetes.io/not-ready` for Ready `False`, `…/unreachable`
+//!   for `Unknown`, NoSchedule and NoExecute), owned by that controller:
+//!   they come and go with readiness, whatever a patch says;
+//! * the version also moves when the simulator (a kubelet, the node
+//!   controller) changes the node, so a read-then-patch can lose the race
+//!   it loses on a real cluster.
 
 use super::kube_json;
 use crate::ports::Node;
@@ -32,10 +39,18 @@ pub struct NodeObjects {
     objects: Mutex<BTreeMap<String, NodeObject>>,
 }
 
+/// The node lifecycle controller's taint keys, by Ready condition status.
+pub const NOT_READY_TAINT_KEY: &str = "node.kubernetes.io/not-ready";
+pub const UNREACHABLE_TAINT_KEY: &str = "node.kubernetes.io/unreachable";
+
 struct NodeObject {
     version: u64,
-    /// Every taint but ours, as the API server stores them.
+    /// Every taint but ours and the lifecycle controller's, as the API
+    /// server stores them.
     foreign_taints: Vec<Value>,
+    /// What the simulator last showed of the node (readiness, cordon, our
+    /// taint): a change the façade did not make bumps the version.
+    seen: Option<(bool, bool, bool)>,
 }
 
 impl NodeObject {
@@ -45,8 +60,29 @@ impl NodeObject {
             foreign_taints: vec![
                 json!({"key": SEEDED_TAINT_KEY, "value": "shop", "effect": "PreferNoSchedule"}),
             ],
+            seen: None,
         }
     }
+}
+
+fn is_lifecycle_taint(t: &Value) -> bool {
+    matches!(
+        t.get("key").and_then(Value::as_str),
+        Some(NOT_READY_TAINT_KEY | UNREACHABLE_TAINT_KEY)
+    )
+}
+
+/// The lifecycle controller's taints for a node in this condition.
+fn lifecycle_taints(ready_status: &str, since: &Value) -> Vec<Value> {
+    let key = match ready_status {
+        "False" => NOT_READY_TAINT_KEY,
+        "Unknown" => UNREACHABLE_TAINT_KEY,
+        _ => return Vec::new(),
+    };
+    vec![
+        json!({"key": key, "effect": "NoSchedule"}),
+        json!({"key": key, "effect": "NoExecute", "timeAdded": since}),
+    ]
 }
 
 /// What a patch asks of a node, once it has passed the checks.
@@ -85,8 +121,17 @@ impl NodeObjects {
     /// The node as the API server would show it.
     pub fn render(&self, node: &Node) -> Value {
         let mut value = kube_json::node(node);
-        let (version, mut taints) =
-            self.with(&node.name, |o| (o.version, o.foreign_taints.clone()));
+        let state = (node.ready, node.cordoned, node.startup_taint);
+        let (version, mut taints) = self.with(&node.name, |o| {
+            if o.seen.is_some_and(|seen| seen != state) {
+                o.version += 1;
+            }
+            o.seen = Some(state);
+            (o.version, o.foreign_taints.clone())
+        });
+        let (ready, _) = kube_json::ready_condition(node);
+        let since = value["status"]["conditions"][0]["lastTransitionTime"].clone();
+        taints.extend(lifecycle_taints(ready, &since));
         if node.startup_taint {
             taints.push(json!({"key": TAINT_VERIFYING, "value": "true", "effect": "NoSchedule"}));
         }
@@ -133,9 +178,13 @@ impl NodeObjects {
                 object.foreign_taints = list
                     .into_iter()
                     .filter(|t| t.get("key").and_then(Value::as_str) != Some(TAINT_VERIFYING))
+                    .filter(|t| !is_lifecycle_taint(t))
                     .collect();
             }
             object.version += 1;
+            // The change this patch makes is the façade's own: the next
+            // render records it without a second bump.
+            object.seen = None;
             Ok(NodePatch {
                 cordon: patch.pointer("/spec/unschedulable").and_then(Value::as_bool),
                 keeps_startup_taint,
