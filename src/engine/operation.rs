@@ -6,7 +6,7 @@
 use super::settings::Settings;
 use crate::ports::{
     EvictionOutcome, Instance, LaunchRequest, Node, OpKind, OpPhase, OpRecord, OpStep, Operation,
-    Origin, Pdb, Pod, PodRef, PortError, Timestamp, format_duration,
+    Origin, Pdb, Pod, PodRef, PortError, Timestamp,
 };
 use std::collections::BTreeSet;
 
@@ -502,63 +502,14 @@ pub fn next(
 
 mod after;
 pub use after::after;
+mod expiry;
+pub use expiry::DESCRIBE_LAG;
+use expiry::expired_intent;
 mod launch;
 pub use launch::is_k3s_version;
 mod steps;
 #[cfg(test)]
 mod tests;
-
-/// An intent (launch, cordon, terminate) not acted on within
-/// `Settings::intent_ttl` of being recorded was decided on a world that has
-/// moved on: it is aborted (a scale-down's node uncordoned, in case the
-/// cordon went out) and the engine decides again. A launch whose instances
-/// EC2 lists is not an intent any more: it is adopted.
-fn expired_intent(
-    settings: &Settings,
-    record: &OpRecord,
-    op: &Operation,
-    view: &OpView<'_>,
-    fence: u64,
-    now: Timestamp,
-) -> Option<Next> {
-    // The intent was stamped on its writer's clock and is judged on ours:
-    // either may be off by up to the skew margin, so an intent young
-    // enough by our clock could already be past its bound by the world's
-    // (found by chaos, seed 29084 of commit dccd284: a cordon 110 s after
-    // its intent, with a bound of 110 s). Expire it a margin early.
-    let age = now.since(op.updated);
-    if age + settings.lease.skew_margin <= settings.intent_ttl() {
-        return None;
-    }
-    let why = format!(
-        "intent expired: recorded {} ago (longer than {}), not acted on; decided again",
-        format_duration(age),
-        format_duration(settings.intent_ttl())
-    );
-    match (&op.kind, op.phase) {
-        (OpKind::ScaleUp { .. }, OpPhase::LaunchIntended) if view.op_instances.is_empty() => {
-            Some(end(record, op, OpPhase::Aborted, why, fence, now))
-        }
-        // Its terminate went out already: finish (delete the node object).
-        (OpKind::ScaleDown { .. }, OpPhase::TerminateIntended)
-            if view.instance_gone == Some(true) =>
-        {
-            None
-        }
-        (OpKind::ScaleDown { node, .. }, OpPhase::CordonIntended | OpPhase::TerminateIntended) => {
-            Some(Next::Act(Effect::Uncordon {
-                node: node.clone(),
-                abort: Some(why),
-            }))
-        }
-        (OpKind::Cordon { .. }, OpPhase::CordonIntended)
-        | (
-            OpKind::TerminateStrays { .. } | OpKind::DeleteGhost { .. },
-            OpPhase::TerminateIntended,
-        ) => Some(end(record, op, OpPhase::Aborted, why, fence, now)),
-        _ => None,
-    }
-}
 
 /// The process stops between an intent it recorded and the effect it was
 /// about to perform: the intent is closed Aborted with the reason, instead

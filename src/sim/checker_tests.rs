@@ -443,3 +443,49 @@ fn launches_past_the_bound_or_tagged_twice_are_invariant_3_late_joins_7() {
         "9 live + 4 is above max_workers 10"
     );
 }
+
+#[test]
+fn time_lost_to_injected_faults_extends_the_join_deadline_once() {
+    let mut inv = Invariants::default();
+    let t = |s: i64| SIM_EPOCH.plus(Duration::from_secs(s as u64));
+    inv.note_lost(t(100), t(175));
+    // A second engine's outage overlapping the first counts once.
+    inv.note_lost(t(150), t(200));
+    inv.note_lost(t(400), t(415));
+    inv.note_lost(t(500), t(500));
+    assert_eq!(inv.lost_between(t(0), t(1000)), Duration::from_secs(115));
+    assert_eq!(inv.lost_between(t(160), t(410)), Duration::from_secs(50));
+    assert_eq!(inv.lost_between(t(200), t(400)), Duration::ZERO);
+
+    let mut w = world();
+    w.settings.never_join_probability = 1.0;
+    w.invariants.op_counts.insert("op-x".into(), 1);
+    w.launch(&crate::ports::LaunchRequest {
+        op_id: "op-x".into(),
+        client_token: "t1".into(),
+        count: 1,
+        instance_type: "t3.large".into(),
+        subnet: None,
+        master_address: "10.0.0.5".into(),
+        k3s_version: super::K3S_VERSION.into(),
+    })
+    .expect("launch");
+    let launched = w.now;
+    let limit = w.settings.join_timeout + w.settings.tick + Duration::from_secs(1);
+    let suspended = Duration::from_secs(75);
+    w.invariants.note_lost(
+        launched.plus(Duration::from_secs(30)),
+        launched.plus(Duration::from_secs(30) + suspended),
+    );
+    w.advance_to(launched.plus(limit + suspended));
+    assert!(
+        fired(&w).is_empty(),
+        "the suspension is not the engine's time"
+    );
+    w.advance_to(launched.plus(limit + suspended + Duration::from_secs(1)));
+    assert_eq!(
+        fired(&w),
+        [7],
+        "past the deadline with the outage added back"
+    );
+}

@@ -4,6 +4,7 @@
 
 use crate::ports::{OpKind, OpRecord, Timestamp};
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
@@ -40,9 +41,44 @@ pub struct Invariants {
     /// operation ended saying it was left cordoned because the API server
     /// refused the uncordon for good (reported, and the operator's to fix).
     pub drain_cordons: std::collections::BTreeMap<String, String>,
+    /// Spans during which an injected fault kept an engine from acting (it
+    /// was suspended or paused, or its tick failed on a refused call).
+    /// Invariant 7's deadline counts only the time outside them: it bounds
+    /// a *live* engine, and no engine can beat an outage it cannot see past.
+    pub lost: Vec<(Timestamp, Timestamp)>,
 }
 
 impl Invariants {
+    /// Record that injected faults kept an engine from acting over
+    /// `from..to`.
+    pub fn note_lost(&mut self, from: Timestamp, to: Timestamp) {
+        if to > from {
+            self.lost.push((from, to));
+        }
+    }
+
+    /// How much of `from..to` lies inside the recorded lost spans, each
+    /// instant counted once however many spans (engines) cover it.
+    pub fn lost_between(&self, from: Timestamp, to: Timestamp) -> Duration {
+        let mut spans: Vec<(Timestamp, Timestamp)> = self
+            .lost
+            .iter()
+            .map(|&(a, b)| (a.max(from), b.min(to)))
+            .filter(|(a, b)| b > a)
+            .collect();
+        spans.sort();
+        let mut total = Duration::ZERO;
+        let mut reach: Option<Timestamp> = None;
+        for (a, b) in spans {
+            let start = reach.map_or(a, |r| r.max(a));
+            if b > start {
+                total += b.since(start);
+                reach = Some(b);
+            }
+        }
+        total
+    }
+
     pub fn breach(&mut self, at: Timestamp, invariant: u8, text: impl Into<String>) {
         self.violations.push(Violation {
             at,

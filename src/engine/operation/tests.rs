@@ -5,6 +5,8 @@ use crate::engine::testkit::*;
 use crate::ports::{InstanceState, PodPhase};
 use std::time::Duration;
 
+mod expiry;
+
 fn settings() -> Settings {
     Settings::default()
 }
@@ -305,88 +307,6 @@ fn launch_errors_retry_the_same_attempt_or_move_along_the_plan() {
     w.master = None;
     let failed = written(next(&s, &fresh, &w.view(), 1, at(0)));
     assert_eq!(op(&failed).phase, OpPhase::Failed);
-}
-
-#[test]
-fn intents_expire_instead_of_running_hours_later() {
-    let s = settings();
-    let ttl = s.intent_ttl();
-    assert_eq!(ttl, Duration::from_secs(90));
-    let w = World::new();
-    let launch = start(
-        &OpRecord::default(),
-        &Intent::ScaleUp { count: 1 },
-        "op-1",
-        Origin::Engine,
-        vec![],
-        1,
-        at(0),
-    );
-    // Within the bound less the skew margin (the writer's clock and ours
-    // may each be off by it): planned as usual.
-    let margin = s.lease.skew_margin.as_secs() as i64;
-    assert!(matches!(
-        next(&s, &launch, &w.view(), 1, at(90 - margin)),
-        Next::Write(_)
-    ));
-    // Past it, though not yet past the bound by this clock: expired.
-    let late = written(next(&s, &launch, &w.view(), 1, at(90 - margin + 1)));
-    assert_eq!(op(&late).phase, OpPhase::Aborted);
-    let aborted = written(next(&s, &launch, &w.view(), 1, at(3 * 3600)));
-    assert_eq!(op(&aborted).phase, OpPhase::Aborted);
-    assert!(
-        op(&aborted)
-            .outcome
-            .as_deref()
-            .unwrap()
-            .contains("intent expired")
-    );
-    // …unless EC2 lists what it launched: then it is adopted.
-    let mut seen = World::new();
-    seen.instances = vec![instance("i-a")];
-    let adopted = written(next(&s, &launch, &seen.view(), 1, at(3 * 3600)));
-    assert_eq!(op(&adopted).phase, OpPhase::Launched);
-    // A scale-down's cordon intent: uncordoned (it may have gone out), then Aborted.
-    let drain = start(
-        &OpRecord::default(),
-        &Intent::ScaleDown {
-            node: "w4".into(),
-            instance_id: "w4".into(),
-        },
-        "op-2",
-        Origin::Engine,
-        vec![],
-        1,
-        at(0),
-    );
-    match acted(next(&s, &drain, &w.view(), 1, at(600))) {
-        Effect::Uncordon {
-            node,
-            abort: Some(why),
-        } => {
-            assert_eq!(node, "w4");
-            assert!(why.contains("intent expired"), "{why}");
-        }
-        other => panic!("expected an uncordon, got {other:?}"),
-    }
-    // The process stops between intent and effect: the intent is closed.
-    let closed = written(abandon(&launch, "the engine is shutting down", 1, at(5)).unwrap());
-    assert_eq!(op(&closed).phase, OpPhase::Aborted);
-    assert!(
-        op(&closed)
-            .outcome
-            .as_deref()
-            .unwrap()
-            .contains("stopped before acting")
-    );
-    // …but not a scale-down about to terminate: closed, it would leave its
-    // node cordoned for good. It stays for the next holder (which checks
-    // again, or uncordons when the intent expires).
-    let mut terminating = drain.clone();
-    if let Some(o) = terminating.op.as_mut() {
-        o.phase = OpPhase::TerminateIntended;
-    }
-    assert!(abandon(&terminating, "the engine is shutting down", 1, at(5)).is_none());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use super::faults::FaultPlan;
 use crate::engine::lock::EFFECT_CALL_CEILING;
+use crate::engine::operation::DESCRIBE_LAG;
 use crate::ports::*;
 use crate::sim::SimPorts;
 use crate::sim::World;
@@ -30,7 +31,7 @@ impl Shared {
         self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn note(&self, engine: &str, text: String) {
+    pub(super) fn note(&self, engine: &str, text: String) {
         let now = self.clock.now();
         self.trace
             .lock()
@@ -174,9 +175,11 @@ impl FaultyPorts {
             plan.rng.chance(0.7)
         };
         let extra = Duration::from_secs(10);
+        let from = self.shared.clock.now();
         self.shared.clock.advance(self.shared.lease + extra);
         let mut w = lock(&self.shared.world);
         w.advance_to(self.shared.clock.now());
+        w.invariants.note_lost(from, self.shared.clock.now());
         if stolen {
             let now = w.now;
             let request = AcquireRequest {
@@ -308,15 +311,13 @@ impl ClusterApi for FaultyPorts {
 }
 
 impl FaultyPorts {
-    /// EC2's Describe lags its writes: instances launched in the last
-    /// minute may be missing from a listing.
+    /// EC2's Describe lags its writes: instances launched within the
+    /// engine's assumed lag (`DESCRIBE_LAG`) may be missing from a listing.
     fn hide_recent(&self, mut list: Vec<Instance>) -> Vec<Instance> {
         let now = self.shared.clock.now();
-        let recent = list
-            .iter()
-            .any(|i| now.since(i.launched_at) < Duration::from_secs(60));
+        let recent = list.iter().any(|i| now.since(i.launched_at) < DESCRIBE_LAG);
         if recent && self.roll("invisible_instance", |r| r.invisible) {
-            list.retain(|i| now.since(i.launched_at) >= Duration::from_secs(60));
+            list.retain(|i| now.since(i.launched_at) >= DESCRIBE_LAG);
         }
         list
     }
@@ -457,10 +458,14 @@ impl StateStore for FaultyPorts {
             // The lid closes right after the renew went through: the next
             // destructive call must notice that the lease ran out meanwhile
             // (the monotonic clock counts the suspended time).
+            let from = self.shared.clock.now();
             self.shared
                 .clock
                 .advance(self.shared.lease + Duration::from_secs(15));
-            lock(&self.shared.world).advance_to(self.shared.clock.now());
+            let mut w = lock(&self.shared.world);
+            w.advance_to(self.shared.clock.now());
+            w.invariants.note_lost(from, self.shared.clock.now());
+            drop(w);
             self.note("suspended past the lease right after a renew".into());
         }
         if r.is_ok() && self.roll("lost_renew_response", |r| r.lost_response) {

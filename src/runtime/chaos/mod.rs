@@ -16,6 +16,7 @@ use super::settings::engine_settings;
 use super::{Engine, Shutdown};
 use crate::config::Config;
 use crate::engine::Mode;
+use crate::engine::report::TickReport;
 use crate::ports::{Clock, Ports};
 use crate::sim::invariants::Violation;
 use crate::sim::ports::lock;
@@ -338,7 +339,15 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
                 continue;
             }
             if now >= slot.next_tick {
-                slot.engine.tick(None, &shutdown).await;
+                let started = clock.now();
+                let report = slot.engine.tick(None, &shutdown).await;
+                note_tick(&shared, slot.index, slot.incarnation, &report);
+                if !matches!(slot.role, Role::ReadOnly) && spoiled_by_a_fault(&report) {
+                    // Until its next tick, this engine could not act.
+                    lock(&shared.world)
+                        .invariants
+                        .note_lost(started, clock.now().plus(tick));
+                }
                 slot.next_tick = clock.now().plus(tick);
                 if slot.ports.is_dead() {
                     crashes += 1;
@@ -448,4 +457,54 @@ fn world_faults(shared: &Shared, rng: &mut Rng) {
             w.terminate_from_outside(&pick);
         }
     }
+}
+
+/// A tick whose read or step failed on an injected fault (every injected
+/// error says so): the engine could not act on it, through no fault of its
+/// own, so invariant 7 does not count the time against it.
+fn spoiled_by_a_fault(report: &TickReport) -> bool {
+    let injected = |text: &str| text.contains("(injected)");
+    report.state.as_ref().err().is_some_and(|e| injected(e))
+        || report
+            .exec
+            .as_ref()
+            .and_then(|e| e.error.as_ref())
+            .is_some_and(|e| injected(&e.message))
+}
+
+/// A tick that did or refused something, in the seed's trace: the calls
+/// alone do not say why an engine stood still (a replay's first question).
+fn note_tick(shared: &Shared, index: usize, incarnation: u32, report: &TickReport) {
+    let exec = report.exec.as_ref();
+    let stopped = exec.and_then(|e| e.stopped.as_deref());
+    let error = exec.and_then(|e| e.error.as_ref()).map(|e| e.to_string());
+    let steps = exec.map_or(0, |e| e.steps.len());
+    let unread = report.state.as_ref().err();
+    if report.decision.action.is_hold()
+        && stopped.is_none()
+        && error.is_none()
+        && steps == 0
+        && unread.is_none()
+    {
+        return;
+    }
+    let mut text = format!("tick: {}", report.decision.action.label());
+    if let Some(e) = unread {
+        text.push_str(&format!("; state unreadable: {e}"));
+    }
+    if let Some(why) = &report.decision.sanity_stop {
+        text.push_str(&format!("; sanity stop: {why}"));
+    }
+    if let Some(e) = exec {
+        for step in &e.steps {
+            text.push_str(&format!("; step: {step}"));
+        }
+    }
+    if let Some(why) = stopped {
+        text.push_str(&format!("; stopped: {why}"));
+    }
+    if let Some(e) = error {
+        text.push_str(&format!("; error: {e}"));
+    }
+    shared.note(&format!("e{index}.{incarnation}"), text);
 }

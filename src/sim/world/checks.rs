@@ -219,15 +219,22 @@ impl World {
     }
 
     /// Invariant 7: a launched instance is a Ready node or terminated within
-    /// join_timeout + one tick.
+    /// join_timeout + one tick, not counting the time injected faults kept
+    /// every engine from acting (`Invariants::lost`).
     pub(super) fn check_join_deadlines(&mut self) {
         let limit = self.settings.join_timeout + self.settings.tick + Duration::from_secs(1);
         let now = self.now;
+        let invariants = &self.invariants;
         let late: Vec<String> = self
             .fleet
             .instances
             .values()
-            .filter(|i| i.op_id.is_some() && i.state.is_live() && now.since(i.launched_at) > limit)
+            .filter(|i| {
+                i.op_id.is_some()
+                    && i.state.is_live()
+                    && now.since(i.launched_at)
+                        > limit + invariants.lost_between(i.launched_at, now)
+            })
             .filter(|i| !self.fleet.nodes.contains_key(&i.id))
             .filter(|i| !self.invariants.late_instances.contains(&i.id))
             .map(|i| i.id.clone())
