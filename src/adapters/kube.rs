@@ -92,6 +92,9 @@ fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
             match status.code {
                 404 => PortError::NotFound(text),
                 409 => PortError::PreconditionFailed(text),
+                // A list whose continuation expired, past its restarts:
+                // the cluster changes faster than it can be read.
+                410 => PortError::Unavailable(text),
                 429 => PortError::Throttled(text),
                 500.. if mutating => PortError::OutcomeUnknown(text),
                 500.. => PortError::Unavailable(text),
@@ -129,38 +132,92 @@ fn eviction_refused(status: &ApiStatus, namespace: &str) -> EvictionOutcome {
 /// cluster's pods come in bounded answers, not one of tens of megabytes.
 const LIST_PAGE: u32 = 500;
 
-/// Every item of a LIST, page by page (`limit`, then `continue` until the
-/// server gives none). The server may answer a page with fewer items than
-/// asked and a token for the rest, so a client that stops at the first
-/// page sees a part of the cluster as the whole of it.
+/// Pages one LIST may take (a million items at `LIST_PAGE`): a server that
+/// keeps handing out tokens is wrong, and the view must not wait on it.
+const MAX_PAGES: usize = 2_000;
+
+/// A whole paged LIST, every page included. Each page is bounded by the
+/// read timeout; this bounds their sum, so one slow list makes the view
+/// Unknown instead of holding the tick.
+const LIST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Times a LIST starts over when its continuation has expired (`410`).
+const LIST_RESTARTS: usize = 2;
+
+/// Every item of a LIST (see `list_pages`), within `LIST_DEADLINE`.
 async fn list_all<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<Vec<K>>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut params = params.limit(LIST_PAGE);
-    let mut items = Vec::new();
-    let mut previous: Option<String> = None;
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|e| port_error(what, e, false))?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            None => return Ok(items),
-            // A server that hands back the token it was given would keep
-            // this loop going for ever.
-            Some(token) if previous.as_ref() == Some(&token) => {
-                return Err(PortError::Invalid(format!(
-                    "{what}: the server answered the same continue token twice"
-                )));
-            }
-            Some(token) => {
-                params = params.continue_token(&token);
-                previous = Some(token);
+    match tokio::time::timeout(LIST_DEADLINE, list_pages(api, params, what)).await {
+        Ok(listed) => listed,
+        Err(_) => Err(PortError::Unavailable(format!(
+            "{what}: not finished after {} s",
+            LIST_DEADLINE.as_secs()
+        ))),
+    }
+}
+
+/// Every item of a LIST, page by page (`limit`, then `continue` until the
+/// server gives none). The server may answer a page with fewer items than
+/// asked and a token for the rest, so a client that stops at the first
+/// page sees a part of the cluster as the whole of it. A continuation
+/// the server has compacted away is `410 Expired`: the pages read so far
+/// belong to a snapshot that can no longer be finished, so the list
+/// starts over (as client-go's pager does), a bounded number of times.
+async fn list_pages<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let first = params.limit(LIST_PAGE);
+    let mut restarts = 0;
+    'list: loop {
+        let mut params = first.clone();
+        let mut items = Vec::new();
+        let mut tokens = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let page = match api.list(&params).await {
+                Ok(page) => page,
+                Err(Error::Api(status))
+                    if status.code == 410
+                        && params.continue_token.is_some()
+                        && restarts < LIST_RESTARTS =>
+                {
+                    restarts += 1;
+                    continue 'list;
+                }
+                Err(e) => return Err(port_error(what, e, false)),
+            };
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|t| !t.is_empty()) {
+                None => return Ok(items),
+                // A server that hands back a token it gave before would
+                // keep this loop going for ever.
+                Some(token) if !tokens.insert(token.clone()) => {
+                    return Err(PortError::Invalid(format!(
+                        "{what}: the server answered a continue token it had given before"
+                    )));
+                }
+                Some(token) => params = params.continue_token(&token),
             }
         }
+        return Err(PortError::Unavailable(format!(
+            "{what}: more than {MAX_PAGES} pages of {LIST_PAGE}"
+        )));
     }
+}
+
+/// `value` escaped for a `fieldSelector` term (`fields.EscapeValue`): a
+/// `,` or `=` in it would otherwise split the term.
+fn field_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '\\' | ',' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Vec<D>> {
@@ -212,7 +269,7 @@ impl ClusterApi for KubeCluster {
 
     async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
         let api = Api::<core::Pod>::all(self.client.clone());
-        let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let params = ListParams::default().fields(&format!("spec.nodeName={}", field_value(node)));
         let items = list_all(&api, params, "listing pods on a node").await?;
         convert(items, kube_convert::pod)
     }
@@ -311,6 +368,15 @@ impl ClusterApi for KubeCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node name cannot hold these, but a field selector value can, and
+    /// unescaped they would split the term (the façade's parser reads
+    /// them back: `sim::facade::field_selector`).
+    #[test]
+    fn field_selector_values_are_escaped() {
+        assert_eq!(field_value("ip-10-0-1-5"), "ip-10-0-1-5");
+        assert_eq!(field_value(r"a,b=c\d"), r"a\,b\=c\\d");
+    }
 
     fn refusal(json: serde_json::Value) -> EvictionOutcome {
         let status: ApiStatus = serde_json::from_value(json).unwrap();

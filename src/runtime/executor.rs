@@ -456,7 +456,7 @@ impl Executor {
             }
             EffectResult::Evicted(E::Evicted) => "evicted".into(),
             EffectResult::Evicted(E::AlreadyGone) => "already gone".into(),
-            EffectResult::Evicted(E::Blocked(why)) => format!("429: {why}"),
+            EffectResult::Evicted(E::Blocked(why)) => format!("blocked, retried later: {why}"),
             EffectResult::Evicted(E::Rejected(why)) => format!("rejected: {why}"),
             EffectResult::Ok => "ok".into(),
             EffectResult::Err(e) => format!("error: {e}"),

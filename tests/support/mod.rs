@@ -227,6 +227,17 @@ pub async fn serve_facade(
     url
 }
 
+/// The kube-rs adapter, connected to the API server (façade) at `url`.
+pub async fn kube_client(url: &str) -> k3s_autoscaler::adapters::kube::KubeCluster {
+    let config = k3s_autoscaler::config::KubernetesConfig {
+        kubeconfig: Some(kubeconfig(url).display().to_string()),
+        ..k3s_autoscaler::config::KubernetesConfig::default()
+    };
+    k3s_autoscaler::adapters::kube::KubeCluster::connect(&config)
+        .await
+        .unwrap()
+}
+
 /// A kubeconfig file for a plain-HTTP API server on loopback.
 pub fn kubeconfig(server: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(unique("k3sa-kubeconfig"));

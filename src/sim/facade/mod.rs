@@ -4,9 +4,10 @@
 //! EC2 (moto): see `run_ec2_sync`. Used by `k3s-sim` and by tests.
 
 pub mod exposition;
+pub mod field_selector;
 pub mod kube_json;
-pub mod list_query;
 pub mod node_objects;
+pub mod paging;
 pub mod quantity;
 
 use super::World;
@@ -18,6 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use field_selector::Kind;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,8 @@ pub struct Facade {
     /// namespace held by a finalizer does: the API server refuses new
     /// content in them, evictions included.
     terminating_namespaces: Arc<Mutex<BTreeSet<String>>>,
+    /// Snapshots of paged lists, for their continuations.
+    pager: Arc<paging::Pager>,
 }
 
 impl Facade {
@@ -46,6 +50,7 @@ impl Facade {
             mutations: Arc::new(AtomicU64::new(0)),
             node_objects: Arc::new(node_objects::NodeObjects::default()),
             terminating_namespaces: Arc::default(),
+            pager: Arc::default(),
         }
     }
 
@@ -69,6 +74,8 @@ impl Facade {
             .route("/apis/policy/v1/poddisruptionbudgets", get(list_pdbs))
             .route("/metrics", get(metrics))
             .route("/debug/mutations", get(mutations))
+            .route("/debug/expire-continues/{n}", post(expire_continues))
+            .route("/debug/expired-continues", get(expired_continues))
             .route("/healthz", get(|| async { "ok" }))
             .route("/version", get(version))
             .with_state(self)
@@ -115,22 +122,43 @@ fn json(code: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// A LIST answer: one page of `items` (`limit` / `continue`), or the 400.
+/// A LIST answer: one page (`limit` / `continue`) of what `current`
+/// lists and `fieldSelector` selects, or the server's 400 or 410.
 fn list_response(
-    items: Vec<Value>,
+    f: &Facade,
     q: &HashMap<String, String>,
-    kind: &str,
-    api_version: &str,
+    kind: field_selector::Kind,
+    (list_kind, api_version): (&str, &str),
+    current: impl FnOnce(&mut World) -> Vec<Value>,
 ) -> Response {
-    match list_query::page(items, q) {
-        Ok((page, token)) => {
-            let mut list = kube_json::list(kind, api_version, page);
-            if let Some(token) = token {
+    let selector = match field_selector::FieldSelector::parse(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        kind,
+    ) {
+        Ok(s) => s,
+        Err(e) => return bad_request(e),
+    };
+    let answer = f.pager.page(q, f.clock.now(), || {
+        let mut items = f.with(current);
+        items.retain(|i| selector.matches(i));
+        items
+    });
+    match answer {
+        paging::PageAnswer::Page {
+            items,
+            continue_token,
+        } => {
+            let mut list = kube_json::list(list_kind, api_version, items);
+            if let Some(token) = continue_token {
                 list["metadata"]["continue"] = Value::String(token);
             }
             json(StatusCode::OK, list)
         }
-        Err(e) => bad_request(e),
+        paging::PageAnswer::BadRequest(e) => bad_request(e),
+        paging::PageAnswer::Expired => json(
+            StatusCode::GONE,
+            kube_json::status(410, "Expired", paging::EXPIRED_MESSAGE),
+        ),
     }
 }
 
@@ -158,14 +186,14 @@ async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, Str
         Ok(w) => w.unwrap_or_default(),
         Err(e) => return bad_request(format!("unable to parse requirement: {e}")),
     };
-    let items = f.with(|w| {
+    let objects = f.node_objects.clone();
+    list_response(&f, &q, Kind::Node, ("NodeList", "v1"), |w| {
         w.nodes()
             .iter()
             .filter(|n| wanted.matches(&n.labels))
-            .map(|n| f.node_objects.render(n))
+            .map(|n| objects.render(n))
             .collect()
-    });
-    list_response(items, &q, "NodeList", "v1")
+    })
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
@@ -196,27 +224,30 @@ async fn patch_node(
         Ok(v) => v,
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
     };
-    if !f.with(|w| w.fleet.nodes.contains_key(&name)) {
-        return not_found(&format!("nodes \"{name}\""));
-    }
-    let change = match f.node_objects.patch(&name, content_type, &patch) {
-        Ok(change) => change,
-        Err((code, reason, message)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-            return json(status, kube_json::status(code, reason, &message));
-        }
-    };
-    let node = f.with(|w| {
+    // Judged and applied under one hold of the world, so no change of the
+    // simulator's falls between the version check and the write.
+    let answer = f.with(|w| {
+        let current = w.nodes().into_iter().find(|n| n.name == name)?;
+        let change = match f.node_objects.patch(&current, content_type, &patch) {
+            Ok(change) => change,
+            Err(refusal) => return Some(Err(refusal)),
+        };
         if let Some(c) = change.cordon {
             w.set_cordoned(&name, c).ok()?;
         }
         if change.keeps_startup_taint == Some(false) {
             w.remove_startup_taint(&name).ok()?;
         }
-        w.nodes().into_iter().find(|n| n.name == name)
+        let node = w.nodes().into_iter().find(|n| n.name == name)?;
+        f.node_objects.settle(&node);
+        Some(Ok(f.node_objects.render(&node)))
     });
-    match node {
-        Some(n) => json(StatusCode::OK, f.node_objects.render(&n)),
+    match answer {
+        Some(Ok(node)) => json(StatusCode::OK, node),
+        Some(Err((code, reason, message))) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            json(status, kube_json::status(code, reason, &message))
+        }
         None => not_found(&format!("nodes \"{name}\"")),
     }
 }
@@ -252,22 +283,18 @@ async fn list_pods_in(
 }
 
 fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
-    let keep = match list_query::pod_filter(q) {
-        Ok(k) => k,
-        Err(e) => return bad_request(e),
-    };
-    let items = f.with(|w| {
+    list_response(f, q, Kind::Pod, ("PodList", "v1"), |w| {
         w.pods()
             .iter()
-            .filter(|p| ns.as_ref().is_none_or(|n| &p.namespace == n) && keep(p))
+            .filter(|p| ns.as_ref().is_none_or(|n| &p.namespace == n))
             .map(kube_json::pod)
             .collect()
-    });
-    list_response(items, q, "PodList", "v1")
+    })
 }
 
 async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let items = f.with(|w| {
+    let kind = ("PodDisruptionBudgetList", "policy/v1");
+    list_response(&f, &q, Kind::PodDisruptionBudget, kind, |w| {
         let pods = w.pods();
         w.workload
             .pdb_view(w.now)
@@ -284,8 +311,7 @@ async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, Stri
                 kube_json::pdb(pdb, covered.len() as i32, healthy)
             })
             .collect()
-    });
-    list_response(items, &q, "PodDisruptionBudgetList", "policy/v1")
+    })
 }
 
 /// `DELETE` of a namespace: it turns `Terminating` and stays so (no
@@ -308,8 +334,10 @@ async fn delete_namespace(State(f): State<Facade>, Path(ns): Path<String>) -> Re
 
 /// policy/v1 Eviction, answered as the API server does
 /// (`pkg/registry/core/pod/storage/eviction.go` and the admission before
-/// it): 400 when the body is not an Eviction of the pod in the URL, 403
-/// `NamespaceTerminating` in a namespace being deleted, 201 when the pod
+/// it), in its order: 400 when the body is not an Eviction or names
+/// another namespace (the handler), 403 `NamespaceTerminating` in a
+/// namespace being deleted (admission), 400 when it names another pod
+/// (storage), 201 when the pod
 /// starts terminating, 429 when a PodDisruptionBudget refuses, 404 when it
 /// is gone, 409 when the UID precondition does not match, and 500 when more
 /// than one budget covers the pod (the real server cannot decide then).
@@ -318,12 +346,11 @@ async fn evict(
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    // Counted before it is judged, as a patch is: a read-only run sends none.
+    f.mutations.fetch_add(1, Ordering::SeqCst);
     let eviction: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if eviction.get("kind").and_then(Value::as_str) != Some("Eviction") {
         return bad_request("the body is not a policy/v1 Eviction".into());
-    }
-    if eviction.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
-        return bad_request("name in URL does not match name in Eviction object".into());
     }
     if eviction
         .pointer("/metadata/namespace")
@@ -336,7 +363,6 @@ async fn evict(
         );
     }
     if guard(&f.terminating_namespaces).contains(&ns) {
-        f.mutations.fetch_add(1, Ordering::SeqCst);
         let mut refusal = kube_json::status(
             403,
             "Forbidden",
@@ -355,11 +381,14 @@ async fn evict(
         });
         return json(StatusCode::FORBIDDEN, refusal);
     }
+    // The storage layer's own check (`eviction.go`), after admission.
+    if eviction.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
+        return bad_request("name in URL does not match name in Eviction object".into());
+    }
     let want_uid = eviction
         .pointer("/deleteOptions/preconditions/uid")
         .and_then(Value::as_str)
         .map(String::from);
-    f.mutations.fetch_add(1, Ordering::SeqCst);
     let (code, reason, message) = f.with(|w| {
         let pods = w.pods();
         let Some(pod) = pods.iter().find(|p| p.namespace == ns && p.name == name) else {
@@ -395,6 +424,17 @@ async fn metrics(State(f): State<Facade>) -> Response {
 
 async fn mutations(State(f): State<Facade>) -> String {
     f.mutations.load(Ordering::SeqCst).to_string()
+}
+
+/// The next `n` LIST continuations meet `410 Expired`, as after an etcd
+/// compaction between two pages: a test shows what the client does then.
+async fn expire_continues(State(f): State<Facade>, Path(n): Path<u32>) -> String {
+    f.pager.expire_next(n);
+    n.to_string()
+}
+
+async fn expired_continues(State(f): State<Facade>) -> String {
+    f.pager.expired_answers().to_string()
 }
 
 /// Keep the simulated fleet in step with EC2: poll the managed workers and

@@ -54,6 +54,21 @@ struct NodeObject {
 }
 
 impl NodeObject {
+    /// What of a node the simulator can change behind the façade's back.
+    fn state(node: &Node) -> (bool, bool, bool) {
+        (node.ready, node.cordoned, node.startup_taint)
+    }
+
+    /// A change the simulator made since the node was last seen (a kubelet,
+    /// the node controller) moves the version, as it would on the server.
+    fn observe(&mut self, node: &Node) {
+        let state = Self::state(node);
+        if self.seen.is_some_and(|seen| seen != state) {
+            self.version += 1;
+        }
+        self.seen = Some(state);
+    }
+
     fn seeded() -> Self {
         NodeObject {
             version: 1,
@@ -121,12 +136,8 @@ impl NodeObjects {
     /// The node as the API server would show it.
     pub fn render(&self, node: &Node) -> Value {
         let mut value = kube_json::node(node);
-        let state = (node.ready, node.cordoned, node.startup_taint);
         let (version, mut taints) = self.with(&node.name, |o| {
-            if o.seen.is_some_and(|seen| seen != state) {
-                o.version += 1;
-            }
-            o.seen = Some(state);
+            o.observe(node);
             (o.version, o.foreign_taints.clone())
         });
         let (ready, _) = kube_json::ready_condition(node);
@@ -140,18 +151,22 @@ impl NodeObjects {
         value
     }
 
-    /// Check a patch of `name` against its content type and version and
-    /// record what it changes on the object; the caller applies the rest
-    /// to the world. `Err((status, reason, message))` as the API server
-    /// answers.
+    /// Check a patch of the node, as it is `current`ly, against its content
+    /// type and version, and record what it changes on the object; the
+    /// caller applies the rest to the world and then `settle`s. The version
+    /// is judged against the node as it is now, not as it was last shown:
+    /// a change nobody has read yet still makes an older version stale.
+    /// `Err((status, reason, message))` as the API server answers.
     pub fn patch(
         &self,
-        name: &str,
+        current: &Node,
         content_type: &str,
         patch: &Value,
     ) -> Result<NodePatch, (u16, &'static str, String)> {
         patch_type_applied(content_type)?;
+        let name = &current.name;
         self.with(name, |object| {
+            object.observe(current);
             if let Some(rv) = patch
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
@@ -182,14 +197,17 @@ impl NodeObjects {
                     .collect();
             }
             object.version += 1;
-            // The change this patch makes is the façade's own: the next
-            // render records it without a second bump.
-            object.seen = None;
             Ok(NodePatch {
                 cordon: patch.pointer("/spec/unschedulable").and_then(Value::as_bool),
                 keeps_startup_taint,
             })
         })
+    }
+
+    /// The node as a patch left it (applied to the world under the same
+    /// lock): the patch's own change is already counted in the version.
+    pub fn settle(&self, node: &Node) {
+        self.with(&node.name, |o| o.seen = Some(NodeObject::state(node)));
     }
 
     /// A node object deleted: a node that registers again is a new object.

@@ -43,11 +43,14 @@ pub fn cpu(millis: u64) -> String {
 
 /// Memory of `bytes` in the canonical form of `format`. The largest suffix
 /// that divides exactly is used; a value no suffix divides is printed bare.
+/// A binary value under 1024 is printed in decimal, as
+/// `Quantity.CanonicalizeBytes` does (`1000` is `1k`, never `1000`).
 /// `Fractional` prints 0.8 byte less than `bytes` in millibytes, the shape
 /// of a value like `1.2Gi`: a client rounding requests up, as the
 /// scheduler does, reads `bytes` back.
 pub fn memory(bytes: u64, format: Format) -> String {
     match format {
+        Format::BinarySi if bytes < 1024 => memory(bytes, Format::DecimalSi),
         Format::BinarySi => largest_suffix(bytes, 1024, &["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]),
         Format::DecimalSi => largest_suffix(bytes, 1000, &["k", "M", "G", "T", "P", "E"]),
         Format::DecimalExponent => {
@@ -91,7 +94,9 @@ mod tests {
     fn memory_takes_each_canonical_form() {
         assert_eq!(memory(123 << 20, Format::BinarySi), "123Mi");
         assert_eq!(memory(7 << 30, Format::BinarySi), "7Gi");
-        assert_eq!(memory(1000, Format::BinarySi), "1000");
+        assert_eq!(memory(1000, Format::BinarySi), "1k");
+        assert_eq!(memory(999, Format::BinarySi), "999");
+        assert_eq!(memory(2000, Format::BinarySi), "2000");
         assert_eq!(memory(129_000_000, Format::DecimalSi), "129M");
         assert_eq!(memory(129_000_000, Format::DecimalExponent), "129e6");
         assert_eq!(memory(512 << 20, Format::DecimalExponent), "536870912");
