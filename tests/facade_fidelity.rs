@@ -163,6 +163,22 @@ async fn the_facade_shows_the_simulator_exactly() {
             .all(|f| forms.contains(f)),
         "memory forms served: {forms:?} in {memory:?}"
     );
+    // Requests come in the shapes the scheduler adds up, not one container:
+    // an init container asking for more, a runtime class's overhead.
+    let served = raw_pods["items"].as_array().expect("items");
+    let with = |field: &str| {
+        served
+            .iter()
+            .filter(|p| !p["spec"][field].is_null())
+            .count()
+    };
+    assert!(
+        with("initContainers") > 0 && with("overhead") > 0,
+        "{} pods: {} with init containers, {} with overhead",
+        served.len(),
+        with("initContainers"),
+        with("overhead")
+    );
     let mut api_pods = kube.pods().await.unwrap();
     let mut sim_pods = k3s_autoscaler::sim::ports::lock(&world).pods();
     api_pods.sort_by(|a, b| a.uid.cmp(&b.uid));

@@ -132,25 +132,58 @@ pub fn pod(p: &Pod) -> Value {
     if p.terminating {
         metadata["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
     }
+    let mut spec = json!({
+        "nodeName": p.node_name,
+        "priorityClassName": p.priority_class,
+        "volumes": volumes,
+    });
+    spec_requests(&mut spec, p);
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": {
-            "nodeName": p.node_name,
-            "priorityClassName": p.priority_class,
-            "containers": [{
-                "name": "app",
-                "image": "k3s-sim/app",
-                "resources": {"requests": {
-                    "cpu": quantity::cpu(p.requests.cpu_millis),
-                    "memory": quantity::memory(p.requests.memory_bytes, Format::for_object(&p.name)),
-                }},
-            }],
-            "volumes": volumes,
-        },
+        "spec": spec,
         "status": {"phase": phase, "conditions": [scheduled]},
     })
+}
+
+/// `{"requests": {cpu, memory}}` in the object's canonical forms.
+fn requests(name: &str, cpu_millis: u64, memory_bytes: u64) -> Value {
+    json!({"requests": {
+        "cpu": quantity::cpu(cpu_millis),
+        "memory": quantity::memory(memory_bytes, Format::for_object(name)),
+    }})
+}
+
+/// The pod's requests as the scheduler would add them up, in one of three
+/// shapes by name (issue 19): one container; half in the container and an
+/// init container asking for all of it (the scheduler reserves the larger:
+/// a client that sums the containers reads half); or the container plus a
+/// runtime class's `overhead` of a quarter (a client that skips the
+/// overhead reads three quarters). Each shape adds up to `p.requests`.
+fn spec_requests(spec: &mut Value, p: &Pod) {
+    let (cpu, memory) = (p.requests.cpu_millis, p.requests.memory_bytes);
+    let container = |cpu, memory| json!([{"name": "app", "image": "k3s-sim/app", "resources": requests(&p.name, cpu, memory)}]);
+    // FNV-1a: the simulator's name suffixes have byte sums that are all
+    // multiples of three, so a plain sum would pick one shape for all.
+    let shape = p.name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    match shape % 3 {
+        0 => spec["containers"] = container(cpu, memory),
+        1 => {
+            spec["containers"] = container(cpu / 2, memory / 2);
+            spec["initContainers"] = json!([{
+                "name": "init", "image": "k3s-sim/init",
+                "resources": requests(&p.name, cpu, memory),
+            }]);
+        }
+        _ => {
+            let (cpu_overhead, memory_overhead) = (cpu / 4, memory / 4);
+            spec["containers"] = container(cpu - cpu_overhead, memory - memory_overhead);
+            spec["overhead"] = requests(&p.name, cpu_overhead, memory_overhead)["requests"].clone();
+        }
+    }
 }
 
 pub fn pdb(p: &Pdb, expected: i32, healthy: i32) -> Value {
