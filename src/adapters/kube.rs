@@ -132,9 +132,10 @@ fn eviction_refused(status: &ApiStatus, namespace: &str) -> EvictionOutcome {
 /// cluster's pods come in bounded answers, not one of tens of megabytes.
 const LIST_PAGE: u32 = 500;
 
-/// Pages one LIST may take (a million items at `LIST_PAGE`): a server that
-/// keeps handing out tokens is wrong, and the view must not wait on it.
-const MAX_PAGES: usize = 2_000;
+/// Items one LIST may hold: a server that keeps handing out more is wrong,
+/// and the view must not grow without bound on it. Counted in items, not
+/// pages, since a server may answer pages far shorter than `LIST_PAGE`.
+const MAX_LIST_ITEMS: usize = 1_000_000;
 
 /// A whole paged LIST, every page included. Each page is bounded by the
 /// read timeout; this bounds their sum, so one slow list makes the view
@@ -175,7 +176,7 @@ where
         let mut params = first.clone();
         let mut items = Vec::new();
         let mut tokens = std::collections::HashSet::new();
-        for _ in 0..MAX_PAGES {
+        while items.len() <= MAX_LIST_ITEMS {
             let page = match api.list(&params).await {
                 Ok(page) => page,
                 Err(Error::Api(status))
@@ -202,7 +203,7 @@ where
             }
         }
         return Err(PortError::Unavailable(format!(
-            "{what}: more than {MAX_PAGES} pages of {LIST_PAGE}"
+            "{what}: more than {MAX_LIST_ITEMS} items"
         )));
     }
 }

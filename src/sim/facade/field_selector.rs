@@ -101,7 +101,7 @@ impl FieldSelector {
             let (field, equal, raw) = split_term(term).ok_or_else(|| {
                 format!("invalid selector: '{selector}'; can't understand '{term}'")
             })?;
-            let field = field.trim();
+            // Not trimmed: the server's `splitTerm` takes the field as written.
             let indexed = kind
                 .fields()
                 .iter()
@@ -257,6 +257,8 @@ mod tests {
         let refused = FieldSelector::parse("spec.hostname=x", Kind::Pod);
         assert!(matches!(refused, Err(e) if e.contains("field label not supported")));
         assert!(FieldSelector::parse("spec.nodeName", Kind::Pod).is_err());
+        // The field is taken as written, as `splitTerm` takes it.
+        assert!(FieldSelector::parse(" spec.nodeName=x", Kind::Pod).is_err());
         // Indexed for pods, not for nodes; nodes are cluster-scoped.
         assert!(FieldSelector::parse("spec.nodeName=x", Kind::Node).is_err());
         assert!(FieldSelector::parse("metadata.namespace=x", Kind::Node).is_err());

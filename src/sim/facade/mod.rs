@@ -197,8 +197,16 @@ async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, Str
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
-    match f.with(|w| w.nodes().into_iter().find(|n| n.name == name)) {
-        Some(n) => json(StatusCode::OK, f.node_objects.render(&n)),
+    // Rendered under the world's lock, as a list is: a patch landing
+    // between the read and the render would otherwise be shown stale, under
+    // a version bumped for it.
+    match f.with(|w| {
+        w.nodes()
+            .into_iter()
+            .find(|n| n.name == name)
+            .map(|n| f.node_objects.render(&n))
+    }) {
+        Some(n) => json(StatusCode::OK, n),
         None => not_found(&format!("nodes \"{name}\"")),
     }
 }
@@ -257,9 +265,11 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
     let existed = f.with(|w| {
         let found = w.fleet.nodes.contains_key(&name);
         w.delete_node(&name);
+        // Under the same lock: a render racing the delete cannot bring the
+        // forgotten object back.
+        f.node_objects.forget(&name);
         found
     });
-    f.node_objects.forget(&name);
     if existed {
         json(
             StatusCode::OK,
