@@ -52,6 +52,7 @@ pub fn observation(workers: usize) -> Observation {
             ]),
             annotations: BTreeMap::new(),
             created: Timestamp(NOW.0 - (i as i64) * 60_000),
+            ready_since: Timestamp(NOW.0 - (i as i64) * 60_000),
         });
         fleet.push(Instance {
             id: name.clone(),

@@ -64,6 +64,7 @@ impl ClusterApi for BusyCluster {
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::new(),
                 created: Timestamp(0),
+                ready_since: Timestamp(0),
             })
             .collect())
     }

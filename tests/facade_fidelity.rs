@@ -66,14 +66,19 @@ async fn the_facade_shows_the_simulator_exactly() {
         }
     }
     // Every node NotReady: the façade shows them as "False" and as
-    // "Unknown" (by name), with both providerID forms; all must read the same.
-    {
+    // "Unknown" (by name), with both providerID forms; all must read the
+    // same. Ten minutes after they registered, so the Ready condition's
+    // transition time is not their creation time.
+    let flapped = {
         let mut w = k3s_autoscaler::sim::ports::lock(&world);
+        let later = w.now.plus(std::time::Duration::from_secs(600));
+        w.advance_to(later);
         let names: Vec<String> = w.fleet.nodes.keys().cloned().collect();
         for name in &names {
             w.flap_node(name, std::time::Duration::from_secs(3600));
         }
-    }
+        w.now
+    };
     let http = reqwest::Client::new();
     let raw: serde_json::Value = http
         .get(format!("{url}/api/v1/nodes"))
@@ -106,10 +111,18 @@ async fn the_facade_shows_the_simulator_exactly() {
     let through_api = kube.nodes().await.unwrap();
     let direct = k3s_autoscaler::sim::ports::lock(&world).nodes();
     assert!(direct.iter().all(|n| !n.ready));
+    let flapped = Timestamp(flapped.0 / 1000 * 1000);
+    assert!(
+        through_api
+            .iter()
+            .all(|n| n.ready_since == flapped && n.created < flapped),
+        "NotReady since the flap, as lastTransitionTime says"
+    );
     // Timestamps travel at second precision.
     let trim = |mut ns: Vec<Node>| {
         for n in &mut ns {
             n.created = Timestamp(n.created.0 / 1000 * 1000);
+            n.ready_since = Timestamp(n.ready_since.0 / 1000 * 1000);
         }
         ns.sort_by(|a, b| a.name.cmp(&b.name));
         ns
@@ -164,20 +177,31 @@ async fn the_facade_shows_the_simulator_exactly() {
         "memory forms served: {forms:?} in {memory:?}"
     );
     // Requests come in the shapes the scheduler adds up, not one container:
-    // an init container asking for more, a runtime class's overhead.
+    // an init container asking for more, a runtime class's overhead, a
+    // sidecar (an init container that keeps running) adding to the rest.
     let served = raw_pods["items"].as_array().expect("items");
-    let with = |field: &str| {
+    let init_containers = |sidecar: bool| {
         served
             .iter()
-            .filter(|p| !p["spec"][field].is_null())
+            .filter(|p| {
+                p["spec"]["initContainers"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| (c["restartPolicy"] == "Always") == sidecar)
+                })
+            })
             .count()
     };
+    let with_overhead = served
+        .iter()
+        .filter(|p| !p["spec"]["overhead"].is_null())
+        .count();
     assert!(
-        with("initContainers") > 0 && with("overhead") > 0,
-        "{} pods: {} with init containers, {} with overhead",
+        init_containers(false) > 0 && init_containers(true) > 0 && with_overhead > 0,
+        "{} pods: {} with init containers, {} with sidecars, {} with overhead",
         served.len(),
-        with("initContainers"),
-        with("overhead")
+        init_containers(false),
+        init_containers(true),
+        with_overhead
     );
     let mut api_pods = kube.pods().await.unwrap();
     let mut sim_pods = k3s_autoscaler::sim::ports::lock(&world).pods();
@@ -487,7 +511,11 @@ async fn lifecycle_taints_and_versions_move_with_the_node_itself() {
         before.push(get(name).await);
     }
     {
+        // Two minutes after registering: the NoExecute taint is added when
+        // the node went NotReady, not when it was created.
         let mut w = lock(&world);
+        let later = w.now.plus(std::time::Duration::from_secs(120));
+        w.advance_to(later);
         for name in &names {
             w.flap_node(name, std::time::Duration::from_secs(3600));
             w.fleet.nodes.get_mut(name).expect("node").startup_taint = true;
@@ -514,6 +542,13 @@ async fn lifecycle_taints_and_versions_move_with_the_node_itself() {
                 taints(&now)
             );
         }
+        let added = now["spec"]["taints"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["effect"] == "NoExecute"))
+            .map(|t| t["timeAdded"].clone());
+        let transition = &now["status"]["conditions"][0]["lastTransitionTime"];
+        assert_eq!(added.as_ref(), Some(transition), "{name}");
+        assert_ne!(transition, &now["metadata"]["creationTimestamp"], "{name}");
         // A patch on the version read before the simulator's change.
         let stale = http
             .patch(format!("{url}/api/v1/nodes/{name}"))
@@ -576,71 +611,41 @@ async fn a_change_nobody_has_read_yet_still_makes_a_version_stale() {
     let name = lock(&world).nodes()[0].name.clone();
     let http = reqwest::Client::new();
     let node_url = format!("{url}/api/v1/nodes/{name}");
-    let read: serde_json::Value = http
-        .get(&node_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rv = read["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    lock(&world).flap_node(&name, std::time::Duration::from_secs(3600));
-    let patch = |rv: &str| {
-        serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": true}})
+    let version_now = || async {
+        let node: serde_json::Value = http
+            .get(&node_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        node["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
             .to_string()
     };
-    let stale = http
-        .patch(&node_url)
-        .header("content-type", "application/merge-patch+json")
-        .body(patch(&rv))
-        .send()
-        .await
-        .unwrap();
+    let cordon_at = |rv: String| {
+        let body = serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": true}});
+        http.patch(&node_url)
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+    };
+    let rv = version_now().await;
+    lock(&world).flap_node(&name, std::time::Duration::from_secs(3600));
+    let stale = cordon_at(rv.clone()).await.unwrap();
     assert_eq!(stale.status().as_u16(), 409);
     assert!(!lock(&world).fleet.nodes[&name].cordoned);
     // Read again, and the patch on the fresh version lands; its answer
     // carries the version after it, which a second GET agrees with.
-    let fresh: serde_json::Value = http
-        .get(&node_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fresh_rv = fresh["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fresh_rv = version_now().await;
     assert_ne!(fresh_rv, rv);
-    let landed = http
-        .patch(&node_url)
-        .header("content-type", "application/merge-patch+json")
-        .body(patch(&fresh_rv))
-        .send()
-        .await
-        .unwrap();
+    let landed = cordon_at(fresh_rv.clone()).await.unwrap();
     assert_eq!(landed.status().as_u16(), 200);
     let after: serde_json::Value = landed.json().await.unwrap();
-    let again: serde_json::Value = http
-        .get(&node_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        after["metadata"]["resourceVersion"],
-        again["metadata"]["resourceVersion"]
-    );
-    assert_ne!(
-        after["metadata"]["resourceVersion"].as_str(),
-        Some(fresh_rv.as_str())
-    );
+    let after_rv = after["metadata"]["resourceVersion"].as_str().unwrap();
+    assert_eq!(after_rv, version_now().await);
+    assert_ne!(after_rv, fresh_rv);
     assert!(lock(&world).fleet.nodes[&name].cordoned);
 }

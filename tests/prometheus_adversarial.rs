@@ -85,6 +85,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         labels: Default::default(),
         annotations: Default::default(),
         created: Timestamp(0),
+        ready_since: Timestamp(0),
     };
     let pending = Pod {
         namespace: "default".into(),

@@ -95,10 +95,11 @@ pub fn instance_id(provider_id: Option<&str>, node_name: &str) -> Option<String>
 pub fn node(n: &core::Node) -> Result<Node, String> {
     let name = n.metadata.name.clone().ok_or("a node without a name")?;
     let status = n.status.as_ref();
-    let ready = status
+    let ready_condition = status
         .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let ready = ready_condition.is_some_and(|c| c.status == "True");
+    let created = time(&n.metadata.creation_timestamp).unwrap_or_default();
     let allocatable = resources(
         status.and_then(|s| s.allocatable.as_ref()),
         &format!("node {name}: allocatable"),
@@ -114,7 +115,10 @@ pub fn node(n: &core::Node) -> Result<Node, String> {
         allocatable,
         labels: n.metadata.labels.clone().unwrap_or_default(),
         annotations: n.metadata.annotations.clone().unwrap_or_default(),
-        created: time(&n.metadata.creation_timestamp).unwrap_or_default(),
+        created,
+        ready_since: ready_condition
+            .and_then(|c| time(&c.last_transition_time))
+            .unwrap_or(created),
         name,
     })
 }

@@ -7,6 +7,7 @@ use super::id_map::IdMap;
 use super::observation::{ClusterView, NodeIndex};
 use super::settings::Settings;
 use crate::ports::{Instance, Node, Pod, Resources};
+use std::collections::BTreeMap;
 
 /// At most this many blocked nodes are named in a decision's reasons; the
 /// rest are counted (a 1 000-worker cluster would print a page per tick).
@@ -33,16 +34,23 @@ pub struct Candidate {
 }
 
 /// The chosen node, or why no node can go (one line per node).
+/// `held_back`: nodes not to try now, each with why (a recent scale-down of
+/// it that did not finish).
 pub fn choose(
     settings: &Settings,
     view: &ClusterView,
     fleet: &[Instance],
+    held_back: &BTreeMap<String, String>,
 ) -> Result<Candidate, Vec<String>> {
     let index = view.index();
     let managed = managed_by_id(fleet);
     let mut blocked = Blocked::default();
     let mut eligible: Vec<(usize, &Node, &str, f64)> = Vec::new();
     for (n, node) in view.nodes.iter().enumerate() {
+        if let Some(why) = held_back.get(&node.name) {
+            blocked.push(|| format!("{}: {why}", node.name));
+            continue;
+        }
         let (pods, requested) = (index.pods_at(n), index.requested_at(n));
         match check(settings, view, pods, requested, &managed, node) {
             Ok((instance_id, load)) => eligible.push((n, node, instance_id, load)),

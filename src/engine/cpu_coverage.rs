@@ -31,7 +31,9 @@ pub fn shortfall(
     let expected: Vec<&str> = view
         .nodes
         .iter()
-        .filter(|n| n.ready && now.since(n.created) > CPU_REPORT_GRACE)
+        // From the Ready transition, not creation: a node back from a flap
+        // has no fresh `rate()` yet either.
+        .filter(|n| n.ready && now.since(n.ready_since) > CPU_REPORT_GRACE)
         .map(|n| n.name.as_str())
         .collect();
     let by_name = view.nodes.iter().any(|n| per_node.contains_key(&n.name));
@@ -81,10 +83,14 @@ mod tests {
         // No per-node answer at all says nothing about coverage.
         assert_eq!(shortfall(None, &view, now), None);
         assert_eq!(shortfall(Some(&BTreeMap::new()), &view, now), None);
-        // A worker that only just registered may be missing.
-        let mut young = view.clone();
-        young.nodes[1].created = now;
-        assert_eq!(shortfall(Some(&three), &young, now), None);
+        // A worker that only just turned Ready (registered, or back from
+        // a flap however old it is) may be missing; once the grace has
+        // passed since that transition, it may not.
+        let mut back = view.clone();
+        back.nodes[1].ready_since = now;
+        assert_eq!(shortfall(Some(&three), &back, now), None);
+        let later = now.plus(CPU_REPORT_GRACE + Duration::from_secs(1));
+        assert!(shortfall(Some(&three), &back, later).is_some());
         // Labels that are not node names: by count.
         let other: BTreeMap<String, f64> =
             (0..3).map(|i| (format!("10.0.0.{i}:9100"), 20.0)).collect();

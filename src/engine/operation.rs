@@ -60,8 +60,10 @@ pub struct OpView<'a> {
     /// Pods on the node being drained (scale-down).
     pub node_pods: &'a [Pod],
     pub pdbs: &'a [Pdb],
-    /// Pods whose eviction was refused or failed transiently this tick: not
-    /// retried until the next tick (that is the backoff).
+    /// Pods (by uid) whose eviction was refused or failed transiently this
+    /// tick, and nodes (by [`untaint_key`]) whose startup taint removal was
+    /// sent this tick: not sent again until the next tick (that is the
+    /// backoff).
     pub tried: &'a BTreeSet<String>,
     /// The K3s server (a scale-up's plan needs its address).
     pub master: Option<&'a Instance>,
@@ -168,6 +170,44 @@ pub enum Next {
     Wait(String),
 }
 
+/// The `tried` entry of a node whose startup taint removal was sent this
+/// tick (pods are entered by uid, which never looks like this).
+pub fn untaint_key(node: &str) -> String {
+    format!("untaint:{node}")
+}
+
+/// Scale-ups in a row that ended Failed, and when the last one ended, as
+/// of the operation `last` (the record's last or current one). Every
+/// operation carries the row forward, not only scale-ups: a clean-up or
+/// an operator's cordon between two failed launches must not reset the
+/// back-off. A scale-up that ends Done ends the row, and so does quiet: a
+/// row whose last failure is [`BACKOFF_RESET_AFTER`] old is forgotten (the
+/// Cluster Autoscaler's back-off reset), so a failure last week does not
+/// make today's first one wait thirty minutes.
+pub fn failure_streak(last: Option<&Operation>, now: Timestamp) -> (u32, Option<Timestamp>) {
+    match streak_of(last) {
+        (failures, Some(since)) if now.since(since) < BACKOFF_RESET_AFTER => {
+            (failures, Some(since))
+        }
+        _ => (0, None),
+    }
+}
+
+/// How long a row of failed scale-ups is remembered after its last failure.
+pub const BACKOFF_RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(3 * 3600);
+
+fn streak_of(last: Option<&Operation>) -> (u32, Option<Timestamp>) {
+    match last {
+        None => (0, None),
+        Some(op) if matches!(op.kind, OpKind::ScaleUp { .. }) => match op.phase {
+            OpPhase::Failed => (op.failed_before.saturating_add(1), Some(op.updated)),
+            OpPhase::Done => (0, None),
+            _ => (op.failed_before, op.last_failure),
+        },
+        Some(op) => (op.failed_before, op.last_failure),
+    }
+}
+
 /// The record that starts an operation, to be written with the lock held.
 pub fn start(
     record: &OpRecord,
@@ -225,7 +265,7 @@ pub fn start(
             format!("intent: delete the node object {node} (its instance is gone)"),
         ),
     };
-    let kind_is_scale_up = matches!(kind, OpKind::ScaleUp { .. });
+    let streak = failure_streak(record.op.as_ref(), now);
     let op = Operation {
         id: op_id.to_string(),
         kind,
@@ -241,14 +281,8 @@ pub fn start(
         }],
         outcome: None,
         fence,
-        failed_before: match (&kind_is_scale_up, record.op.as_ref()) {
-            (true, Some(last))
-                if matches!(last.kind, OpKind::ScaleUp { .. }) && last.phase == OpPhase::Failed =>
-            {
-                last.failed_before.saturating_add(1)
-            }
-            _ => 0,
-        },
+        failed_before: streak.0,
+        last_failure: streak.1,
     };
     OpRecord {
         rev: record.rev + 1,
@@ -458,11 +492,15 @@ pub fn next(
                         .iter()
                         .any(|i| i.id == id && i.state.is_live())
                 });
-                (live, n.ready)
+                (
+                    live,
+                    !super::reconcile::not_ready_long_enough(n, now),
+                    n.ready,
+                )
             });
             match ghost {
-                Some((false, false)) => Next::Act(Effect::DeleteNode { node: node.clone() }),
-                Some((true, _)) => end(
+                Some((false, false, _)) => Next::Act(Effect::DeleteNode { node: node.clone() }),
+                Some((true, _, _)) => end(
                     record,
                     op,
                     OpPhase::Done,
@@ -470,12 +508,20 @@ pub fn next(
                     fence,
                     now,
                 ),
-                // A Ready node has a kubelet behind it: never deleted.
-                Some((false, true)) => end(
+                // A Ready node has a kubelet behind it: never deleted; nor
+                // one whose Ready condition changed since the ghost was found (a
+                // flap: Ready and NotReady again, so NotReady under 5 min).
+                Some((false, true, ready)) => end(
                     record,
                     op,
                     OpPhase::Done,
-                    format!("{node} is Ready again; kept"),
+                    if ready {
+                        format!("{node} is Ready again; kept")
+                    } else {
+                        format!(
+                            "{node}'s Ready condition changed since it was found a ghost (NotReady under 5 min); kept"
+                        )
+                    },
                     fence,
                     now,
                 ),

@@ -9,6 +9,7 @@ use super::operation::Intent;
 use super::settings::Settings;
 use super::sizing;
 use crate::ports::{Instance, OpRecord, Reading, Timestamp, format_duration};
+use std::collections::BTreeMap;
 
 /// What the policy remembers between ticks: since when CPU has been above
 /// the up threshold, and since when the cluster has been idle.
@@ -19,6 +20,58 @@ pub struct PolicyMemory {
     /// The node count of the last tick that saw the cluster, for the
     /// sanity stop's "the list halved in one tick".
     pub last_nodes: Option<usize>,
+    /// Nodes whose scale-down ended without removing them (a drain that
+    /// reached its deadline on a pod that would not go, an abort), and
+    /// when: not chosen again for [`DRAIN_RETRY_AFTER`], so a node whose
+    /// pods cannot leave (a namespace stuck Terminating, a budget at 0)
+    /// does not take a drain deadline of capacity every cooldown.
+    pub unfinished_drains: BTreeMap<String, Timestamp>,
+}
+
+/// How long a node whose scale-down did not finish is passed over. With
+/// the default drain timeout (5 min) and scale-down cooldown (10 min), a
+/// node whose pods never leave would otherwise spend a third of its time
+/// cordoned under a drain that cannot end; passed over, other idle nodes go
+/// first, and it is tried again at most every 45 minutes.
+pub const DRAIN_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1800);
+
+impl PolicyMemory {
+    /// Remember the record's last operation if it is a scale-down that
+    /// ended without its node removed; forget what is past the retry time.
+    /// Fed from the shared record every tick, so an engine that took over
+    /// (or restarted) knows the last one too.
+    fn note_unfinished_drain(&mut self, record: &OpRecord, now: Timestamp) {
+        use crate::ports::{OpKind, OpPhase};
+        if let Some(op) = &record.op
+            && let OpKind::ScaleDown { node, .. } = &op.kind
+            && matches!(op.phase, OpPhase::Aborted | OpPhase::Failed)
+            && now.since(op.updated) < DRAIN_RETRY_AFTER
+        {
+            let at = self
+                .unfinished_drains
+                .entry(node.clone())
+                .or_insert(op.updated);
+            *at = (*at).max(op.updated);
+        }
+        self.unfinished_drains
+            .retain(|_, at| now.since(*at) < DRAIN_RETRY_AFTER);
+    }
+
+    fn held_back(&self, now: Timestamp) -> BTreeMap<String, String> {
+        self.unfinished_drains
+            .iter()
+            .map(|(node, at)| {
+                (
+                    node.clone(),
+                    format!(
+                        "its scale-down did not finish {} ago; passed over for {} more",
+                        format_duration(now.since(*at)),
+                        format_duration(DRAIN_RETRY_AFTER.saturating_sub(now.since(*at)))
+                    ),
+                )
+            })
+            .collect()
+    }
 }
 
 /// The facts a decision was made on, checked and ready to use.
@@ -82,14 +135,18 @@ pub fn decide(
     let k = match known(settings, obs, now) {
         Ok(k) => k,
         Err(reasons) => {
-            // Blind ticks break both streaks: we cannot claim CPU stayed high or idle.
+            // Blind ticks break both streaks: we cannot claim CPU stayed
+            // high or idle. What happened to nodes still did.
             *memory = PolicyMemory {
                 last_nodes: memory.last_nodes,
+                unfinished_drains: std::mem::take(&mut memory.unfinished_drains),
                 ..PolicyMemory::default()
             };
+            memory.note_unfinished_drain(record, now);
             return Decision::hold(now, reasons);
         }
     };
+    memory.note_unfinished_drain(record, now);
     let sanity = super::sanity::implausible(settings, k.view, k.fleet, memory.last_nodes, now);
     memory.last_nodes = Some(k.view.nodes.len());
     let decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
@@ -236,8 +293,8 @@ fn decide_known(
                 format_duration(left),
                 format_duration(p.scale_up_cooldown)
             ))
-        } else if let Some((failures, backoff)) = failure_backoff(record)
-            && let Some(left) = cooldown_left(record.op.as_ref().map(|o| o.updated), backoff, now)
+        } else if let Some((failures, backoff, since)) = failure_backoff(record, now)
+            && let Some(left) = cooldown_left(Some(since), backoff, now)
         {
             Some(format!(
                 "scale-up blocked: backing off after {failures} failed scale-up(s), {} left of {}",
@@ -332,7 +389,7 @@ fn scale_down(
             format_duration(p.scale_down_cooldown)
         )]);
     }
-    candidates::choose(settings, k.view, k.fleet).map_err(|nodes| {
+    candidates::choose(settings, k.view, k.fleet, &memory.held_back(now)).map_err(|nodes| {
         nodes
             .into_iter()
             .map(|line| format!("scale-down blocked: {line}"))
@@ -354,20 +411,19 @@ pub fn pause_reason(p: &crate::ports::Pause, now: Timestamp) -> String {
 /// with each failure in a row, at most 30 minutes (the Cluster
 /// Autoscaler's back-off). A launch that fails for a reason that does not
 /// change (no capacity anywhere, a refused AMI) must not be retried every
-/// cooldown. `(failures in a row, back-off)`.
-pub fn failure_backoff(record: &OpRecord) -> Option<(u32, std::time::Duration)> {
-    let last = record.op.as_ref()?;
-    if !matches!(last.kind, crate::ports::OpKind::ScaleUp { .. })
-        || last.phase != crate::ports::OpPhase::Failed
-    {
-        return None;
-    }
-    let failures = last.failed_before.saturating_add(1);
+/// cooldown, nor after any operation that came between.
+/// `(failures in a row, back-off, when the last failure ended)`.
+pub fn failure_backoff(
+    record: &OpRecord,
+    now: Timestamp,
+) -> Option<(u32, std::time::Duration, Timestamp)> {
+    let (failures, since) = super::operation::failure_streak(record.op.as_ref(), now);
+    let since = since.filter(|_| failures > 0)?;
     let base = std::time::Duration::from_secs(180);
     let backoff = base
         .saturating_mul(1u32 << (failures - 1).min(4))
         .min(std::time::Duration::from_secs(1800));
-    Some((failures, backoff))
+    Some((failures, backoff, since))
 }
 
 fn cooldown_left(

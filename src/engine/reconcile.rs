@@ -10,6 +10,20 @@ use crate::ports::{OpKind, OpPhase, OpRecord, Timestamp, format_duration};
 use serde::Serialize;
 use std::time::Duration;
 
+/// How long a node without an instance must have been NotReady before it
+/// counts as a ghost: a kubelet that missed a few heartbeats, or whose
+/// instance a lagging Describe does not show yet, comes back within it.
+/// Five minutes is the default `tolerationSeconds` of the unreachable and
+/// not-ready taints, after which the node lifecycle controller evicts the
+/// node's pods anyway.
+pub const GHOST_NOT_READY_FOR: Duration = Duration::from_secs(300);
+
+/// Whether a node with no live instance behind it may be deleted as a
+/// ghost: NotReady, and for long enough.
+pub fn not_ready_long_enough(node: &crate::ports::Node, now: Timestamp) -> bool {
+    !node.ready && now.since(node.ready_since) >= GHOST_NOT_READY_FOR
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "class", rename_all = "snake_case")]
 pub enum Finding {
@@ -253,12 +267,13 @@ pub fn reconcile(
         if Some(n.name.as_str()) == op_node {
             continue;
         }
-        // A ghost is a node whose instance is gone *and* that is not Ready:
-        // a Ready node is a kubelet talking to the API server, whatever our
-        // (tag-filtered) instance list says: an unmanaged instance, another
-        // cluster's tags, a Describe that lags. Deleting it would let the
-        // pod garbage collector kill every pod on a live machine.
-        if !first.is_some_and(|f| backed[f]) && !n.ready {
+        // A ghost is a node whose instance is gone *and* that has not been
+        // Ready for a while: a Ready node is a kubelet talking to the API
+        // server, whatever our (tag-filtered) instance list says: an
+        // unmanaged instance, another cluster's tags, a Describe that lags.
+        // Deleting it would let the pod garbage collector kill every pod
+        // on a live machine.
+        if !first.is_some_and(|f| backed[f]) && not_ready_long_enough(n, now) {
             findings.push(Finding::GhostNode {
                 node: n.name.clone(),
                 instance: n.instance_id.clone(),
@@ -316,19 +331,29 @@ mod tests {
         fleet.retain(|i| i.id != "w3"); // w3's too, but it is Ready: never a ghost
         let view = view_mut(&mut obs);
         view.nodes[0].ready = false;
+        view.nodes[0].ready_since = at(10_000 - 300);
         view.nodes[1].cordoned = true; // w2: stray cordon
-        let classes: Vec<&str> = reconcile(&s, &obs, &OpRecord::default(), now)
-            .iter()
-            .map(|f| f.class())
-            .collect();
+        let classes = |obs: &Observation| -> Vec<&'static str> {
+            reconcile(&s, obs, &OpRecord::default(), now)
+                .iter()
+                .map(|f| f.class())
+                .collect()
+        };
         assert_eq!(
-            classes,
+            classes(&obs),
             [
                 "never joined",
                 "orphan instance",
                 "ghost node",
                 "stray cordon"
             ]
+        );
+        // NotReady for less than five minutes: a missed heartbeat, not yet
+        // a ghost (its node is no stray cordon either).
+        view_mut(&mut obs).nodes[0].ready_since = at(10_000 - 299);
+        assert_eq!(
+            classes(&obs),
+            ["never joined", "orphan instance", "stray cordon"]
         );
 
         // A scale-up whose instances vanished.

@@ -22,6 +22,7 @@ pub fn node(name: &str, created_secs: i64) -> Node {
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),
         created: at(created_secs),
+        ready_since: at(created_secs),
     }
 }
 

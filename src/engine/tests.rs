@@ -281,6 +281,64 @@ fn idle_for_ten_minutes_scales_down_the_newest_least_loaded() {
     );
 }
 
+/// A node whose scale-down did not finish (its drain reached the deadline
+/// on a pod that would not go) is passed over for half an hour, even once
+/// other operations followed; then it may be chosen again.
+#[test]
+fn a_node_whose_drain_did_not_finish_is_passed_over_for_half_an_hour() {
+    let s = settings();
+    let mut aborted = super::operation::start(
+        &OpRecord::default(),
+        &Intent::ScaleDown {
+            node: "w5".into(),
+            instance_id: "w5".into(),
+        },
+        "op-d",
+        Origin::Engine,
+        vec![],
+        1,
+        at(0),
+    );
+    if let Some(op) = aborted.op.as_mut() {
+        op.phase = OpPhase::Aborted;
+        op.updated = at(300);
+    }
+    let mut memory = PolicyMemory::default();
+    let mut decide_at = |record: &OpRecord, t: i64| {
+        decide(&s, &mut memory, &cluster(5, 20.0, at(t)), record, at(t))
+    };
+    // Idle for ten minutes, the aborted drain the last operation: the next
+    // newest goes.
+    for t in (0..=900).step_by(15) {
+        decide_at(&aborted, t);
+    }
+    let d = decide_at(&aborted, 915);
+    assert!(
+        matches!(&d.action, Action::ScaleDown { node, .. } if node == "w4"),
+        "{d:?}"
+    );
+    // Another operation since (w4's scale-down, done): w5 still waits.
+    let mut later = aborted.clone();
+    if let Some(op) = later.op.as_mut() {
+        op.kind = OpKind::ScaleDown {
+            node: "w4".into(),
+            instance_id: Some("w4".into()),
+        };
+        op.phase = OpPhase::Done;
+    }
+    let d = decide_at(&later, 930);
+    assert!(
+        matches!(&d.action, Action::ScaleDown { node, .. } if node == "w4"),
+        "{d:?}"
+    );
+    // Half an hour after it ended: chosen again.
+    let d = decide_at(&later, 2100);
+    assert!(
+        matches!(&d.action, Action::ScaleDown { node, .. } if node == "w5"),
+        "{d:?}"
+    );
+}
+
 #[test]
 fn pending_pods_block_a_scale_down() {
     let d = sustained(
@@ -386,6 +444,7 @@ fn an_operation_in_flight_holds_everything_else() {
             outcome: None,
             fence: 1,
             failed_before: 0,
+            last_failure: None,
         }),
         ..OpRecord::default()
     };

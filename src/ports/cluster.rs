@@ -77,6 +77,10 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub created: Timestamp,
+    /// When the Ready condition last changed (its `lastTransitionTime`;
+    /// the creation time when the server gives none): how long the node
+    /// has been Ready, or NotReady.
+    pub ready_since: Timestamp,
 }
 
 impl Node {

@@ -230,10 +230,15 @@ pub struct Operation {
     pub outcome: Option<String>,
     /// Fence of the lock holder that wrote this version.
     pub fence: u64,
-    /// Scale-ups in a row that ended Failed right before this one (a
-    /// scale-up only): the back-off after a failure doubles with each.
+    /// Scale-ups in a row that ended Failed before this operation started
+    /// (other operations between them do not break the row; a scale-up
+    /// that ends Done does): the back-off after a failure doubles with each.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_before: u32,
+    /// When the last of those failures ended: the back-off runs from it,
+    /// whatever operations came after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Timestamp>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -86,7 +86,14 @@ impl Engine {
                 now,
             ),
             Err(e) => {
-                self.memory = PolicyMemory::default();
+                // Sustained conditions restart after a blind tick, but the
+                // nodes whose drains did not finish stay passed over: an
+                // outage of the store must not send the next scale-down
+                // back to a node whose pods cannot leave.
+                self.memory = PolicyMemory {
+                    unfinished_drains: std::mem::take(&mut self.memory.unfinished_drains),
+                    ..PolicyMemory::default()
+                };
                 Decision::hold(
                     now,
                     vec![

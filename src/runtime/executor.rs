@@ -469,6 +469,9 @@ impl Executor {
         {
             tried.insert(pod.uid.clone());
         }
+        if let Effect::Untaint { nodes } = effect {
+            tried.extend(nodes.iter().map(|n| operation::untaint_key(n)));
+        }
         if matches!(result, EffectResult::Err(_)) {
             warn!(target: "engine", "{}: {outcome}", effect.describe());
         } else {

@@ -91,6 +91,10 @@ pub struct SimNode {
     pub cordoned: bool,
     pub startup_taint: bool,
     pub created: Timestamp,
+    /// When `ready` last changed (the Ready condition's transition time).
+    pub ready_since: Timestamp,
+    /// When the instance behind it stopped running (pods are reaped a
+    /// while later); a flap does not set it.
     pub not_ready_since: Option<Timestamp>,
     /// Fault injection: NotReady until then, whatever the instance does.
     pub flapping_until: Option<Timestamp>,
@@ -110,6 +114,16 @@ impl SimNode {
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),
             created: self.created,
+            ready_since: self.ready_since,
+        }
+    }
+
+    /// Every change of `ready` goes through here, so the transition time
+    /// the API server would show stays true.
+    pub fn set_ready(&mut self, ready: bool, now: Timestamp) {
+        if self.ready != ready {
+            self.ready = ready;
+            self.ready_since = now;
         }
     }
 }
@@ -199,6 +213,7 @@ impl Fleet {
                 cordoned: false,
                 startup_taint,
                 created: now,
+                ready_since: now,
                 not_ready_since: None,
                 flapping_until: None,
                 labels,
@@ -243,15 +258,15 @@ impl Fleet {
                 .get(&node.instance_id)
                 .is_some_and(|i| i.state == InstanceState::Running);
             match node.flapping_until {
-                Some(until) if now < until => node.ready = false,
+                Some(until) if now < until => node.set_ready(false, now),
                 Some(_) => {
                     node.flapping_until = None;
-                    node.ready = alive;
+                    node.set_ready(alive, now);
                 }
                 None => {}
             }
             if !alive && node.ready {
-                node.ready = false;
+                node.set_ready(false, now);
                 node.not_ready_since = Some(now);
             }
         }

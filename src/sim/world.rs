@@ -336,7 +336,7 @@ impl World {
         let until = self.now.plus(duration);
         if let Some(n) = self.fleet.nodes.get_mut(node) {
             n.flapping_until = Some(until);
-            n.ready = false;
+            n.set_ready(false, self.now);
             *self.injected.entry("flap_not_ready").or_default() += 1;
         }
     }

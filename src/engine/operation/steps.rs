@@ -114,7 +114,22 @@ pub(super) fn verify(
     let past_deadline = op.deadline.is_some_and(|d| now > d);
     let ending = joined.len() == ids.len() || waiting.is_empty() || past_deadline;
     if ending && !tainted.is_empty() {
-        return Next::Act(Effect::Untaint { nodes: tainted });
+        // Once per node per tick: a removal answered OK that the next list
+        // still shows is a list that lags (or something putting the taint
+        // back), and sending it again at once would only repeat it up to
+        // the executor's step bound, every tick.
+        let fresh: Vec<String> = tainted
+            .iter()
+            .filter(|n| !view.tried.contains(&super::untaint_key(n)))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return Next::Wait(format!(
+                "startup taint removal already sent to {} this tick and still listed; looking again next tick",
+                tainted.join(", ")
+            ));
+        }
+        return Next::Act(Effect::Untaint { nodes: fresh });
     }
     if joined.len() == ids.len() {
         return end(

@@ -490,6 +490,14 @@ fn verified_nodes_lose_the_startup_taint_before_done() {
         after(&s, &verifying, &effect, EffectResult::Ok, 1, at(100)),
         Next::Continue
     );
+    // Still listed right after the removal answered OK (a lagging list):
+    // not sent again this tick.
+    w.tried.insert(untaint_key("i-a"));
+    assert!(matches!(
+        next(&s, &verifying, &w.view(), 1, at(100)),
+        Next::Wait(why) if why.contains("already sent")
+    ));
+    w.tried.clear();
     w.nodes.last_mut().unwrap().startup_taint = false;
     assert_eq!(
         op(&written(next(&s, &verifying, &w.view(), 1, at(101)))).phase,

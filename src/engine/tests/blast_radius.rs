@@ -191,6 +191,82 @@ fn a_failed_scale_up_backs_off_three_minutes_doubling_to_thirty() {
         at(10),
     );
     assert_eq!(next.op.as_ref().map(|o| o.failed_before), Some(3));
+
+    // Another operation in between (a clean-up, an operator's cordon)
+    // carries the row and its clock: the back-off still runs from the
+    // failure, and the next scale-up still counts it.
+    let between = |after: &OpRecord, at_secs: i64| {
+        let mut r = super::operation::start(
+            after,
+            &Intent::DeleteGhost { node: "w9".into() },
+            "op-c",
+            Origin::Engine,
+            vec![],
+            1,
+            at(at_secs),
+        );
+        if let Some(op) = r.op.as_mut() {
+            op.phase = OpPhase::Done;
+            op.updated = at(at_secs + 5);
+        }
+        r
+    };
+    let cleaned = between(&failed(2, 7200 - 700), 7200 - 60);
+    let d = once(&obs, &cleaned, now);
+    assert!(d.action.is_hold(), "{d:?}");
+    assert!(reasons(&d).contains("backing off after 3 failed"), "{d:?}");
+    assert!(
+        !once(&obs, &between(&failed(2, 7200 - 721), 7200 - 60), now)
+            .action
+            .is_hold()
+    );
+    let next = super::operation::start(
+        &cleaned,
+        &Intent::ScaleUp { count: 1 },
+        "op-h",
+        Origin::Engine,
+        vec![],
+        1,
+        now,
+    );
+    assert_eq!(next.op.as_ref().map(|o| o.failed_before), Some(3));
+    // A scale-up that ends Done ends the row.
+    let mut done = next;
+    if let Some(op) = done.op.as_mut() {
+        op.phase = OpPhase::Done;
+    }
+    assert!(!once(&obs, &between(&done, 7200 - 60), now).action.is_hold());
+    assert_eq!(
+        super::operation::failure_streak(done.op.as_ref(), now),
+        (0, None)
+    );
+    // Quiet ends it too: three hours after the last failure the row is
+    // forgotten, and the next scale-up starts a new one.
+    let last_failure = cleaned.op.as_ref().and_then(|o| o.last_failure);
+    let Some(last_failure) = last_failure else {
+        panic!("the clean-up carries the row: {cleaned:?}")
+    };
+    let reset = super::operation::BACKOFF_RESET_AFTER;
+    let just_before = last_failure.plus(reset).minus(Duration::from_secs(1));
+    assert_eq!(
+        super::operation::failure_streak(cleaned.op.as_ref(), just_before).0,
+        3
+    );
+    let later = last_failure.plus(reset);
+    assert_eq!(
+        super::operation::failure_streak(cleaned.op.as_ref(), later),
+        (0, None)
+    );
+    let fresh = super::operation::start(
+        &cleaned,
+        &Intent::ScaleUp { count: 1 },
+        "op-i",
+        Origin::Engine,
+        vec![],
+        1,
+        later,
+    );
+    assert_eq!(fresh.op.as_ref().map(|o| o.failed_before), Some(0));
 }
 
 #[test]

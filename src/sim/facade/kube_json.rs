@@ -61,7 +61,7 @@ pub fn node(n: &Node) -> Value {
                 "type": "Ready",
                 "status": ready,
                 "reason": reason,
-                "lastTransitionTime": time(n.created),
+                "lastTransitionTime": time(n.ready_since),
             }],
         },
     })
@@ -155,12 +155,16 @@ fn requests(name: &str, cpu_millis: u64, memory_bytes: u64) -> Value {
     }})
 }
 
-/// The pod's requests as the scheduler would add them up, in one of three
+/// The pod's requests as the scheduler would add them up, in one of four
 /// shapes by name (issue 19): one container; half in the container and an
 /// init container asking for all of it (the scheduler reserves the larger:
-/// a client that sums the containers reads half); or the container plus a
+/// a client that sums the containers reads half); the container plus a
 /// runtime class's `overhead` of a quarter (a client that skips the
-/// overhead reads three quarters). Each shape adds up to `p.requests`.
+/// overhead reads three quarters); or the container plus a sidecar of a
+/// quarter (an init container with `restartPolicy: Always`, which runs
+/// beside the containers, so its request adds to theirs: a client that
+/// takes it for an ordinary init container reads three quarters). Each
+/// shape adds up to `p.requests`.
 fn spec_requests(spec: &mut Value, p: &Pod) {
     let (cpu, memory) = (p.requests.cpu_millis, p.requests.memory_bytes);
     let container = |cpu, memory| json!([{"name": "app", "image": "k3s-sim/app", "resources": requests(&p.name, cpu, memory)}]);
@@ -169,7 +173,7 @@ fn spec_requests(spec: &mut Value, p: &Pod) {
     let shape = p.name.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    match shape % 3 {
+    match shape % 4 {
         0 => spec["containers"] = container(cpu, memory),
         1 => {
             spec["containers"] = container(cpu / 2, memory / 2);
@@ -178,10 +182,18 @@ fn spec_requests(spec: &mut Value, p: &Pod) {
                 "resources": requests(&p.name, cpu, memory),
             }]);
         }
-        _ => {
+        2 => {
             let (cpu_overhead, memory_overhead) = (cpu / 4, memory / 4);
             spec["containers"] = container(cpu - cpu_overhead, memory - memory_overhead);
             spec["overhead"] = requests(&p.name, cpu_overhead, memory_overhead)["requests"].clone();
+        }
+        _ => {
+            let (cpu_sidecar, memory_sidecar) = (cpu / 4, memory / 4);
+            spec["containers"] = container(cpu - cpu_sidecar, memory - memory_sidecar);
+            spec["initContainers"] = json!([{
+                "name": "proxy", "image": "k3s-sim/proxy", "restartPolicy": "Always",
+                "resources": requests(&p.name, cpu_sidecar, memory_sidecar),
+            }]);
         }
     }
 }

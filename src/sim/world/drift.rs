@@ -59,15 +59,18 @@ impl World {
             .map(|n| (n.name.clone(), n.instance_id.clone()))
             .collect();
         workers.sort();
-        // Ghost: the last worker's instance terminated behind our back.
+        // Ghost: the last worker's instance terminated behind our back ten
+        // minutes ago, so its node has been NotReady for longer than the
+        // five minutes a ghost must be NotReady before it is deleted.
         let (ghost_node, ghost_instance) = workers.pop().unwrap_or_default();
+        let ghost_since = now.minus(Duration::from_secs(600));
         if let Some(i) = self.fleet.instances.get_mut(&ghost_instance) {
             i.state = InstanceState::Terminated;
-            i.state_since = now;
+            i.state_since = ghost_since;
         }
         if let Some(n) = self.fleet.nodes.get_mut(&ghost_node) {
-            n.ready = false;
-            n.not_ready_since = Some(now);
+            n.set_ready(false, ghost_since);
+            n.not_ready_since = Some(ghost_since);
         }
         // Stray cordon: the next one, cordoned by hand.
         let (stray_cordon, _) = workers.pop().unwrap_or_default();
@@ -118,6 +121,7 @@ impl World {
                 outcome: None,
                 fence,
                 failed_before: 0,
+                last_failure: None,
             }),
             ..previous
         };

@@ -163,3 +163,44 @@ fn the_k3s_release_is_pinned_in_the_plan() {
         op(&failed).outcome
     );
 }
+
+#[test]
+fn a_ghost_is_deleted_only_after_five_minutes_notready_and_never_after_a_flap() {
+    let s = settings();
+    let now = at(10_000);
+    let rec = start(
+        &OpRecord::default(),
+        &Intent::DeleteGhost { node: "w2".into() },
+        "op-g",
+        Origin::Engine,
+        vec![],
+        1,
+        now,
+    );
+    let mut w = World::new();
+    let outcome = |next: Next| op(&written(next)).outcome.clone().unwrap_or_default();
+    // NotReady for five minutes, no instance behind it: deleted.
+    w.nodes[1].ready = false;
+    w.nodes[1].ready_since = at(10_000 - 300);
+    assert_eq!(
+        acted(next(&s, &rec, &w.view(), 1, now)),
+        Effect::DeleteNode { node: "w2".into() }
+    );
+    // Ready again for a moment since it was found (a flap): kept.
+    w.nodes[1].ready_since = at(10_000 - 30);
+    let kept = outcome(next(&s, &rec, &w.view(), 1, now));
+    assert!(
+        kept.contains("Ready condition changed since it was found"),
+        "{kept}"
+    );
+    // Ready now: kept.
+    w.nodes[1].ready = true;
+    let kept = outcome(next(&s, &rec, &w.view(), 1, now));
+    assert!(kept.contains("is Ready again"), "{kept}");
+    // Its instance listed again (an unfiltered look-up found it): kept.
+    w.nodes[1].ready = false;
+    w.nodes[1].ready_since = at(0);
+    w.instances = vec![instance("w2")];
+    let kept = outcome(next(&s, &rec, &w.view(), 1, now));
+    assert!(kept.contains("live instance again"), "{kept}");
+}
