@@ -80,14 +80,7 @@ async fn the_facade_shows_the_simulator_exactly() {
         w.now
     };
     let http = reqwest::Client::new();
-    let raw: serde_json::Value = http
-        .get(format!("{url}/api/v1/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = get_json(&http, &format!("{url}/api/v1/nodes")).await;
     let items = raw["items"].as_array().expect("items");
     let statuses: std::collections::BTreeSet<&str> = items
         .iter()
@@ -130,14 +123,7 @@ async fn the_facade_shows_the_simulator_exactly() {
     assert_eq!(trim(through_api), trim(direct));
     // Quantities come in the server's canonical forms, not one easy shape:
     // binary suffixes, bare bytes, millibytes (what `1.2Gi` becomes).
-    let raw_pods: serde_json::Value = http
-        .get(format!("{url}/api/v1/pods"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw_pods = get_json(&http, &format!("{url}/api/v1/pods")).await;
     let memory: Vec<&str> = items
         .iter()
         .filter_map(|n| n["status"]["allocatable"]["memory"].as_str())
@@ -236,17 +222,7 @@ async fn removing_our_taint_keeps_the_owners_and_patches_are_judged_like_the_api
     let kube = support::kube_client(&url).await;
     let http = reqwest::Client::new();
     let node_url = format!("{url}/api/v1/nodes/{name}");
-    let get = || async {
-        let v: serde_json::Value = http
-            .get(&node_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v
-    };
+    let get = || get_json(&http, &node_url);
     let taint_keys = |v: &serde_json::Value| -> Vec<String> {
         v["spec"]["taints"]
             .as_array()
@@ -612,14 +588,7 @@ async fn a_change_nobody_has_read_yet_still_makes_a_version_stale() {
     let http = reqwest::Client::new();
     let node_url = format!("{url}/api/v1/nodes/{name}");
     let version_now = || async {
-        let node: serde_json::Value = http
-            .get(&node_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let node = get_json(&http, &node_url).await;
         node["metadata"]["resourceVersion"]
             .as_str()
             .unwrap()
@@ -648,4 +617,9 @@ async fn a_change_nobody_has_read_yet_still_makes_a_version_stale() {
     assert_eq!(after_rv, version_now().await);
     assert_ne!(after_rv, fresh_rv);
     assert!(lock(&world).fleet.nodes[&name].cordoned);
+}
+
+/// One object or list read from the façade as JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
