@@ -33,6 +33,7 @@ pub fn observation(workers: usize) -> Observation {
         unschedulable_since: None,
         terminating: false,
         node_selector: Default::default(),
+        scheduling_gates: Vec::new(),
     };
     for i in 0..workers {
         let name = format!("i-{i:017x}");

@@ -464,3 +464,62 @@ async fn a_cluster_pause_stops_another_engine_until_resumed() {
     );
     assert_eq!(lock(&demo.world).invariants.violations.len(), 0);
 }
+
+/// Half an hour of `--auto` on a steady cluster that also holds twelve
+/// large pods Pending; returns the scale-ups and the last reasons.
+fn half_hour_with_pending_job(gated: bool) -> (u32, Vec<String>) {
+    use k3s_autoscaler::ports::Resources;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (config, demo) = demo(ScenarioKind::Steady, 3, false);
+        {
+            let mut w = lock(&demo.world);
+            w.workload
+                .add_gated_job("queued", 12, Resources::new(1_500, 1 << 30));
+            if !gated {
+                // The control: the same Job with its gate lifted.
+                for c in &mut w.workload.controllers {
+                    c.scheduling_gates.clear();
+                }
+            }
+        }
+        let settings = engine_settings(&config);
+        let exec = executor(&demo, "auto", 3);
+        let mut engine = Engine::new(demo.ports.clone(), settings, Some(exec), Mode::Auto);
+        let outcome = headless::run(
+            &mut engine,
+            demo.ports.clock.clone(),
+            config.engine.interval.get(),
+            StopAfter {
+                ticks: Some(120),
+                duration: None,
+                full_last_interval: true,
+            },
+            Some(demo.world.clone()),
+            &Shutdown::new(),
+        )
+        .await;
+        let reasons = outcome.last.map(|t| t.decision.reasons).unwrap_or_default();
+        let summary = lock(&demo.world).summary();
+        assert_eq!(summary.invariant_violations, 0, "{:?}", summary.violations);
+        (summary.scale_ups, reasons)
+    })
+}
+
+/// Issue 19: pods held by a scheduling gate wait for their gate, not for
+/// capacity. Twelve of them, each too big for the free room, trigger no
+/// scale-up in half an hour; the same Job ungated does.
+#[test]
+fn gated_pods_trigger_no_scale_up_and_the_same_pods_ungated_do() {
+    let (gated_ups, reasons) = half_hour_with_pending_job(true);
+    assert_eq!(gated_ups, 0, "gated pods scaled the fleet: {reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("0 pending")),
+        "gated pods are not pending pods: {reasons:?}"
+    );
+    let (ungated_ups, reasons) = half_hour_with_pending_job(false);
+    assert!(ungated_ups >= 1, "the control must scale up: {reasons:?}");
+}

@@ -623,3 +623,61 @@ async fn a_change_nobody_has_read_yet_still_makes_a_version_stale() {
 async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// Pods held by a scheduling gate (issue 19) are served as the API server
+/// serves them: `spec.schedulingGates` and PodScheduled False with reason
+/// `SchedulingGated`, never `Unschedulable`. The adapter reads the gates
+/// and does not count such a pod as waiting for capacity, however large
+/// its requests (the Cluster Autoscaler ignores gated pods too).
+#[tokio::test]
+async fn gated_pods_are_served_gated_and_are_not_unschedulable() {
+    use k3s_autoscaler::ports::Resources;
+    use k3s_autoscaler::sim::ports::lock;
+    let (url, world) = support::facade(ScenarioKind::Steady, 2).await;
+    {
+        let mut w = lock(&world);
+        w.workload
+            .add_gated_job("queued", 3, Resources::new(1_800, 1 << 30));
+        let later = w.now.plus(std::time::Duration::from_secs(120));
+        w.advance_to(later);
+    }
+    let http = reqwest::Client::new();
+    let served = get_json(&http, &format!("{url}/api/v1/namespaces/batch/pods")).await;
+    let items = served["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{served}");
+    for p in items {
+        assert_eq!(
+            p["spec"]["schedulingGates"],
+            serde_json::json!([{"name": "k3s-sim.example/queue"}]),
+            "{p}"
+        );
+        assert!(p["spec"]["nodeName"].is_null(), "{p}");
+        let scheduled = &p["status"]["conditions"][0];
+        assert_eq!(
+            (
+                &scheduled["type"],
+                &scheduled["status"],
+                &scheduled["reason"]
+            ),
+            (
+                &serde_json::json!("PodScheduled"),
+                &serde_json::json!("False"),
+                &serde_json::json!("SchedulingGated")
+            ),
+            "{p}"
+        );
+    }
+    let kube = support::kube_client(&url).await;
+    let gated: Vec<Pod> = kube
+        .pods()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.namespace == "batch")
+        .collect();
+    assert_eq!(gated.len(), 3);
+    for p in &gated {
+        assert_eq!(p.scheduling_gates, ["k3s-sim.example/queue"]);
+        assert!(!p.is_unschedulable(), "{p:?}");
+    }
+}

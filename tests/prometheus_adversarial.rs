@@ -102,6 +102,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         unschedulable_since: Some(now.minus(Duration::from_secs(600))),
         terminating: false,
         node_selector: Default::default(),
+        scheduling_gates: Vec::new(),
     };
     let instance = |i: usize| Instance {
         id: format!("w{i}"),

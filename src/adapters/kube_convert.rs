@@ -189,6 +189,10 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
         node_selector: spec
             .and_then(|s| s.node_selector.clone())
             .unwrap_or_default(),
+        scheduling_gates: spec
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .map(|gates| gates.iter().map(|g| g.name.clone()).collect())
+            .unwrap_or_default(),
         namespace,
         name,
     })
@@ -409,7 +413,15 @@ mod tests {
         let d = pod(&p).unwrap();
         assert_eq!(d.phase, PodPhase::Pending);
         assert_eq!(d.unschedulable_since, None);
+        assert_eq!(d.scheduling_gates, vec!["example.com/quota".to_string()]);
         assert!(!d.is_unschedulable());
+        // A gate added after the scheduler gave up: the old condition
+        // still says Unschedulable, but the gate decides.
+        let mut stale = d.clone();
+        stale.unschedulable_since = Some(Timestamp(1_767_571_210_000));
+        assert!(!stale.is_unschedulable());
+        stale.scheduling_gates.clear();
+        assert!(stale.is_unschedulable());
     }
     /// The scheduler's arithmetic: max(containers + sidecars, largest init
     /// container + the sidecars before it) + overhead, per resource.

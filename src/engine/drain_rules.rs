@@ -123,6 +123,7 @@ mod tests {
             unschedulable_since: None,
             terminating: false,
             node_selector: BTreeMap::new(),
+            scheduling_gates: Vec::new(),
         }
     }
 

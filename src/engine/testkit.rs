@@ -60,6 +60,7 @@ pub fn pod(name: &str, node: Option<&str>, cpu: u64, owner: Option<&str>) -> Pod
         unschedulable_since: None,
         terminating: false,
         node_selector: BTreeMap::new(),
+        scheduling_gates: Vec::new(),
     }
 }
 

@@ -144,6 +144,12 @@ pub struct Pod {
     /// `spec.nodeSelector`: labels a node must carry to take the pod.
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    /// `spec.schedulingGates` by name: while any is left the scheduler
+    /// does not consider the pod (PodScheduled False, reason
+    /// `SchedulingGated`), so it waits for whoever removes the gate, not
+    /// for capacity, and no new worker can help it.
+    #[serde(default)]
+    pub scheduling_gates: Vec<String>,
 }
 
 impl Pod {
@@ -167,8 +173,14 @@ impl Pod {
         matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
     }
 
+    /// Waiting for capacity: the scheduler tried and found no node. A
+    /// gated pod is not (the scheduler has not tried), even if a condition
+    /// left from before its gate was added still says Unschedulable.
     pub fn is_unschedulable(&self) -> bool {
-        self.node_name.is_none() && self.unschedulable_since.is_some() && !self.terminating
+        self.node_name.is_none()
+            && self.unschedulable_since.is_some()
+            && !self.terminating
+            && self.scheduling_gates.is_empty()
     }
 }
 

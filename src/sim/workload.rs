@@ -52,6 +52,9 @@ pub struct Controller {
     next_ordinal: u64,
     /// The replica count the controller last asked for (its `spec.replicas`).
     pub scale: u32,
+    /// `spec.schedulingGates` of its pods (a queue controller holding them
+    /// back): the scheduler leaves a gated pod alone.
+    pub scheduling_gates: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +73,7 @@ pub struct SimPod {
     pub deleting_at: Option<Timestamp>,
     pub priority_class: Option<String>,
     pub volumes: Vec<VolumeKind>,
+    pub scheduling_gates: Vec<String>,
 }
 
 impl SimPod {
@@ -103,6 +107,7 @@ impl SimPod {
             },
             terminating: self.deleting_at.is_some(),
             node_selector: BTreeMap::new(),
+            scheduling_gates: self.scheduling_gates.clone(),
         }
     }
 }
@@ -160,6 +165,7 @@ impl Workload {
                 volumes: vec![],
                 next_ordinal: 0,
                 scale: 0,
+                scheduling_gates: Vec::new(),
             };
         let max_web = ((80.0 * scale).ceil() as u32).max(10);
         let controllers = vec![
@@ -222,6 +228,26 @@ impl Workload {
             ],
             ..Workload::default()
         }
+    }
+
+    /// A Job whose pods a queue controller holds back with a scheduling
+    /// gate (issue 19): Pending for as long as the gate stays, asking for
+    /// `requests` each, which no new worker can help.
+    pub fn add_gated_job(&mut self, name: &str, pods: u32, requests: Resources) {
+        self.controllers.push(Controller {
+            namespace: "batch".into(),
+            name: name.into(),
+            pod_owner_kind: "Job",
+            labels: labels(name),
+            requests,
+            replicas: Replicas::Fixed(pods),
+            usage_millis: Some(0.0),
+            priority_class: None,
+            volumes: vec![],
+            next_ordinal: 0,
+            scale: 0,
+            scheduling_gates: vec!["k3s-sim.example/queue".into()],
+        });
     }
 
     fn desired(&self, c: &Controller, demand: f64, nodes: usize) -> u32 {
@@ -289,6 +315,7 @@ impl Workload {
             deleting_at: None,
             priority_class: c.priority_class.clone(),
             volumes: c.volumes.clone(),
+            scheduling_gates: c.scheduling_gates.clone(),
         }
     }
 
@@ -405,6 +432,7 @@ impl Workload {
             .pods
             .values()
             .filter(|p| p.node.is_none() && p.deleting_at.is_none())
+            .filter(|p| p.scheduling_gates.is_empty())
             .map(|p| (p.created, p.uid.clone()))
             .collect();
         waiting.sort();

@@ -1,11 +1,12 @@
 //! The fault schedule of a chaos run: which faults, how often, and how many
 //! were actually injected. Every draw comes from the run's seed.
 
+use crate::ports::Timestamp;
 use crate::sim::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Every kind of fault the harness injects (ISSUE 6's list).
-pub const KINDS: [&str; 29] = [
+pub const KINDS: [&str; 30] = [
     "crash_after_intent",
     "crash_after_launch",
     "crash_mid_drain",
@@ -43,6 +44,10 @@ pub const KINDS: [&str; 29] = [
     // label removed by hand). The instances run on; only the view lies.
     "selector_typo",
     "label_removed",
+    // A worker's node-exporter scrape failing for a few minutes (a
+    // saturated node times out first): its per-node CPU series is missing
+    // and the worker average covers only the rest, so it reads low.
+    "cpu_series_missing",
 ];
 
 /// Probabilities per opportunity (a matching call, or a harness step).
@@ -67,6 +72,7 @@ pub struct Rates {
     pub stale: f64,
     pub blind: f64,
     pub unlabel: f64,
+    pub scrape_gap: f64,
 }
 
 impl Rates {
@@ -91,6 +97,8 @@ impl Rates {
             stale: r(0.15),
             blind: r(0.1),
             unlabel: r(0.15),
+            // Drawn from its own stream by `FaultPlan::new`.
+            scrape_gap: 0.0,
         }
     }
 }
@@ -103,18 +111,30 @@ pub struct FaultPlan {
     /// Remaining calls in the current throttling / 5xx burst, per service.
     pub store_burst: Option<(&'static str, u32)>,
     pub ec2_burst: Option<(&'static str, u32)>,
+    /// The worker whose CPU series is missing, and until when.
+    pub scrape_gap: Option<(String, Timestamp)>,
+    /// The scrape gaps' own draws: a fault kind added later must not shift
+    /// every other draw of the seed (the negative controls' seeds were
+    /// chosen on that sequence).
+    pub scrape_rng: Rng,
     pub injected: BTreeMap<&'static str, u64>,
 }
 
 impl FaultPlan {
     pub fn new(mut rng: Rng) -> FaultPlan {
-        let rates = Rates::draw(&mut rng);
+        let mut scrape_rng = rng.clone().fork(0x005c_4a9e);
+        let mut rates = Rates::draw(&mut rng);
+        // Per metrics call, about two a tick: at most one gap in about ten
+        // minutes, so a scale-down's idle window can still be seen whole.
+        rates.scrape_gap = scrape_rng.range(0.0, 0.01);
         FaultPlan {
             rng,
             rates,
             active: true,
             store_burst: None,
             ec2_burst: None,
+            scrape_gap: None,
+            scrape_rng,
             injected: BTreeMap::new(),
         }
     }

@@ -146,6 +146,39 @@ impl FaultyPorts {
         plan.roll(kind, p)
     }
 
+    /// The worker whose node-exporter scrape is failing now, if any: a gap
+    /// lasts one to five minutes and, when one starts, hits the busiest
+    /// worker (the one whose scrape times out first).
+    fn scrape_gap(&self) -> Option<String> {
+        let now = self.shared.clock.now();
+        {
+            let mut plan = self.shared.plan();
+            if let Some((node, until)) = &plan.scrape_gap
+                && now < *until
+            {
+                return Some(node.clone());
+            }
+            plan.scrape_gap = None;
+            let p = plan.rates.scrape_gap;
+            if !(plan.active && plan.scrape_rng.chance(p)) {
+                return None;
+            }
+            plan.count("cpu_series_missing");
+        }
+        // The world is locked only once the plan is released (the harness
+        // takes them in that order elsewhere).
+        let busiest = lock(&self.shared.world)
+            .workload
+            .node_cpu
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(node, _)| node.clone())?;
+        let mut plan = self.shared.plan();
+        let lasts = Duration::from_secs(60 + plan.scrape_rng.below(240));
+        plan.scrape_gap = Some((busiest.clone(), now.plus(lasts)));
+        Some(busiest)
+    }
+
     /// Someone else frees the lock (break-glass) in the middle of what this
     /// engine is doing.
     fn maybe_steal(&self) {
@@ -206,12 +239,38 @@ impl MetricsSource for FaultyPorts {
         if self.alive().is_err() {
             return Reading::unknown("dead");
         }
-        self.inner.instant(signal).await
+        let reading = self.inner.instant(signal).await;
+        match (signal, self.scrape_gap(), reading) {
+            // `avg()` over the series that are there: the missing
+            // (busiest) worker drops out and the rest read low.
+            (Signal::WorkerCpu, Some(missing), Reading::Known { at, .. }) => {
+                let rest: Vec<f64> = self
+                    .inner
+                    .node_cpu()
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(node, _)| *node != missing)
+                    .map(|(_, cpu)| cpu)
+                    .collect();
+                if rest.is_empty() {
+                    Reading::unknown("no worker CPU series (injected scrape gap)")
+                } else {
+                    let value = rest.iter().sum::<f64>() / rest.len() as f64;
+                    Reading::Known { value, at }
+                }
+            }
+            (_, _, reading) => reading,
+        }
     }
 
     async fn node_cpu(&self) -> PortResult<BTreeMap<String, f64>> {
         self.alive()?;
-        self.inner.node_cpu().await
+        let mut per_node = self.inner.node_cpu().await?;
+        if let Some(missing) = self.scrape_gap() {
+            per_node.remove(&missing);
+        }
+        Ok(per_node)
     }
 
     async fn range(

@@ -154,6 +154,11 @@ impl Sabotage {
             // drain rule too, and this control is for the blast radius).
             rates.flap_per_step *= 10.0;
         }
+        if self == Sabotage::IgnoresMinWorkers {
+            // It breaks the rule by scaling down, which a missing CPU
+            // series holds (rightly): without gaps it gets the chance.
+            rates.scrape_gap = 0.0;
+        }
     }
 
     /// Whether engine 0 is a read-only engine (that should not mutate).

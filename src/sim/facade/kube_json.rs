@@ -89,6 +89,13 @@ pub fn pod(p: &Pod) -> Value {
     };
     let scheduled = match (&p.node_name, p.unschedulable_since) {
         (Some(_), _) => json!({"type": "PodScheduled", "status": "True"}),
+        // As the scheduler marks a pod it will not consider yet.
+        (None, _) if !p.scheduling_gates.is_empty() => json!({
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "SchedulingGated",
+            "message": "Scheduling is blocked due to non-empty scheduling gates",
+        }),
         (None, Some(since)) => json!({
             "type": "PodScheduled",
             "status": "False",
@@ -137,6 +144,14 @@ pub fn pod(p: &Pod) -> Value {
         "priorityClassName": p.priority_class,
         "volumes": volumes,
     });
+    if !p.scheduling_gates.is_empty() {
+        let gates: Vec<Value> = p
+            .scheduling_gates
+            .iter()
+            .map(|g| json!({"name": g}))
+            .collect();
+        spec["schedulingGates"] = json!(gates);
+    }
     spec_requests(&mut spec, p);
     json!({
         "apiVersion": "v1",
