@@ -687,3 +687,116 @@ async fn a_forgotten_instance_is_gone_and_its_token_launches_nothing() {
     assert!(matches!(again, PortError::TokenReused(_)), "{again}");
     assert_eq!(f.strict.launches(), before, "nothing launched");
 }
+
+/// EC2's launch refusals in its own XML shape, through the real adapter
+/// (issue 19): each code after which another zone or type may succeed is
+/// read as "no capacity" (the plan moves on); throttling (503
+/// `RequestLimitExceeded`) is transient, retried as such, never "no
+/// capacity". Nothing is launched by any of them.
+#[tokio::test]
+async fn launch_refusals_are_read_as_ec2_means_them() {
+    let f = MotoFixture::new().await;
+    // The fixture's own master went through the proxy.
+    let launched_before = f.strict.launches();
+    for (n, code) in [
+        "InsufficientInstanceCapacity",
+        "Unsupported",
+        "VcpuLimitExceeded",
+        "InstanceLimitExceeded",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        f.strict.refuse_type("t3.large", code);
+        let refused = f
+            .fleet
+            .launch(&launch_request(&format!("op-refused-{n}"), 1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, PortError::InsufficientCapacity(m) if m.starts_with(code)),
+            "{code}: {refused:?}"
+        );
+    }
+    f.strict.refuse_type("t3.large", "RequestLimitExceeded");
+    let throttled = f
+        .fleet
+        .launch(&launch_request("op-throttled", 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(throttled, PortError::Throttled(_)),
+        "{throttled:?}"
+    );
+    assert_eq!(
+        f.strict.launches(),
+        launched_before,
+        "a refusal launches nothing"
+    );
+    f.strict.clear_refusals();
+    let launched = f
+        .fleet
+        .launch(&launch_request("op-after", 1))
+        .await
+        .unwrap();
+    assert_eq!(launched.len(), 1);
+}
+
+/// `*` and `?` are wildcards in EC2 filter values (issue 19): a cluster
+/// named `NAME*` must list its own workers and not those of `NAME`, and
+/// by op id too. moto reads the escapes as EC2 does, so this fails if the
+/// adapter sends the name unescaped (its own workers still match, but so
+/// do the other cluster's, and only the exact tag check would save it) or
+/// escapes what it should not (its own workers vanish).
+#[tokio::test]
+async fn a_cluster_name_with_a_wildcard_matches_only_itself() {
+    let f = MotoFixture::new().await;
+    let starred = format!("{}*", f.cluster);
+    let mut config = support::moto_config(&starred, "unused");
+    config.ec2.master_tag = format!("k3s-autoscaler/master={}", f.cluster);
+    let star = Ec2Fleet::new(
+        &support::sdk_at(&f.strict.url).await,
+        &starred,
+        &config.ec2,
+        DEFAULT_TEMPLATE.into(),
+    );
+    let plain = f
+        .fleet
+        .launch(&launch_request("op-plain", 1))
+        .await
+        .unwrap();
+    let own = star.launch(&launch_request("op-star", 1)).await.unwrap();
+    assert!(own.iter().all(|i| i.managed), "{own:?}");
+    let listed = ids(&star.managed_instances().await.unwrap());
+    assert_eq!(listed, ids(&own), "the starred cluster lists itself only");
+    assert!(
+        star.instances_for_op("op-plain").await.unwrap().is_empty(),
+        "another cluster's operation is not ours"
+    );
+    assert_eq!(
+        ids(&star.instances_for_op("op-star").await.unwrap()),
+        ids(&own)
+    );
+    // The same check through the filters alone (the exact tag comparison
+    // is the second line): EC2 itself must not return the other worker.
+    let out = f
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:k3s-autoscaler/cluster")
+                .values(format!("{}\\*", f.cluster))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let matched: BTreeSet<String> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect();
+    assert_eq!(matched, ids(&own), "an escaped * is a literal *");
+    assert!(ids(&plain).is_disjoint(&matched));
+}

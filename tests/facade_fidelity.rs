@@ -681,3 +681,129 @@ async fn gated_pods_are_served_gated_and_are_not_unschedulable() {
         assert!(!p.is_unschedulable(), "{p:?}");
     }
 }
+
+/// Budgets as `eviction.go` reads them (issue 19): a pod that is Pending
+/// (or finished, or terminating) is evicted without a budget check, even
+/// when two budgets cover it; a Running pod under two budgets is a 500;
+/// a budget with an empty selector (`{}`) is skipped, and so is a null
+/// one, which the façade serves as `selector: null` and the adapter reads
+/// as covering no pod.
+#[tokio::test]
+async fn budgets_are_applied_in_the_eviction_subresources_order() {
+    use k3s_autoscaler::ports::cluster::LabelSelector;
+    use k3s_autoscaler::sim::ports::lock;
+    use k3s_autoscaler::sim::workload::{Budget, SimPdb};
+    let (url, world) = support::facade(ScenarioKind::Steady, 4).await;
+    let budget = |ns: &str, name: &str, selector: LabelSelector, budget| SimPdb {
+        namespace: ns.into(),
+        name: name.into(),
+        controller: "web".into(),
+        selector,
+        budget,
+    };
+    let app_web = LabelSelector {
+        match_labels: [("app".to_string(), "web".to_string())].into(),
+        match_expressions: vec![],
+    };
+    // A second budget over the web pods, and one web pod back to Pending.
+    let (running, pending) = {
+        let mut w = lock(&world);
+        w.workload.pdbs.push(budget(
+            "default",
+            "web-overlap",
+            app_web.clone(),
+            Budget::MaxUnavailable(1),
+        ));
+        let mut web: Vec<String> = w
+            .workload
+            .pods
+            .values()
+            .filter(|p| p.controller == "web" && p.node.is_some())
+            .map(|p| p.uid.clone())
+            .collect();
+        web.sort();
+        let pending = web.pop().expect("a web pod");
+        let p = w.workload.pods.get_mut(&pending).expect("pod");
+        p.node = None;
+        p.bound_at = None;
+        let name = |uid: &String| w.workload.pods[uid].name.clone();
+        (name(&web[0]), name(&pending))
+    };
+    let http = reqwest::Client::new();
+    let evict = |name: String| {
+        let body = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": name, "namespace": "default"}});
+        http.post(format!(
+            "{url}/api/v1/namespaces/default/pods/{name}/eviction"
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+    };
+    let two = evict(running.clone()).await.unwrap();
+    assert_eq!(
+        two.status().as_u16(),
+        500,
+        "a Running pod under two budgets"
+    );
+    let text = two.text().await.unwrap();
+    assert!(text.contains("more than one PodDisruptionBudget"), "{text}");
+    let before_budgets = evict(pending.clone()).await.unwrap();
+    assert_eq!(
+        before_budgets.status().as_u16(),
+        201,
+        "a Pending pod goes before budgets are counted"
+    );
+
+    // Both web budgets replaced by an empty-selector one that would refuse
+    // every eviction if it counted, and a null one in kube-system.
+    {
+        let mut w = lock(&world);
+        w.workload
+            .pdbs
+            .retain(|b| b.name != "web-overlap" && b.name != "web");
+        w.workload.pdbs.push(budget(
+            "default",
+            "everything",
+            LabelSelector::default(),
+            Budget::MinAvailable(1_000),
+        ));
+        w.workload.pdbs.push(budget(
+            "kube-system",
+            "null-selector",
+            LabelSelector::nothing(),
+            Budget::MinAvailable(1_000),
+        ));
+    }
+    let skipped = evict(running.clone()).await.unwrap();
+    assert_eq!(
+        skipped.status().as_u16(),
+        201,
+        "an empty selector is skipped: {}",
+        skipped.text().await.unwrap()
+    );
+    let served = get_json(&http, &format!("{url}/apis/policy/v1/poddisruptionbudgets")).await;
+    let null = served["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["metadata"]["name"] == "null-selector")
+        .expect("the null budget is listed");
+    assert!(null["spec"]["selector"].is_null(), "{null}");
+    let kube = support::kube_client(&url).await;
+    let read = kube.pdbs().await.unwrap();
+    let null = read
+        .iter()
+        .find(|b| b.name == "null-selector")
+        .expect("read back");
+    let pods = kube.pods().await.unwrap();
+    let coredns: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| p.namespace == "kube-system")
+        .collect();
+    assert!(!coredns.is_empty());
+    assert!(
+        coredns.iter().all(|p| !null.covers(p)),
+        "a null selector covers no pod: {null:?}"
+    );
+}

@@ -234,6 +234,19 @@ impl LabelSelector {
         }
     }
 
+    /// Whether this is the null selector (`nothing()`).
+    pub fn is_nothing(&self) -> bool {
+        *self == LabelSelector::nothing()
+    }
+
+    /// No term at all (`{}`): the disruption controller counts every pod
+    /// of the namespace under it, but the eviction subresource skips such
+    /// a budget, as it skips a null one ("it should match nothing, not
+    /// everything", `eviction.go`).
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+
     /// Kubernetes semantics: every term must hold. A PDB with an empty
     /// selector matches every pod in its namespace (policy/v1 behaviour);
     /// one with a null selector matches none ([`LabelSelector::nothing`]).

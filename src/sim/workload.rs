@@ -569,6 +569,7 @@ impl Workload {
         let blocking = self
             .pdbs
             .iter()
+            .filter(|pdb| !pdb.selector.is_empty())
             .find(|pdb| pdb.namespace == pod.namespace && pdb.selector.matches(&pod.labels));
         if let Some(pdb) = blocking
             && pod.is_running(now)

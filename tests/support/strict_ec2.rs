@@ -239,9 +239,22 @@ async fn handle(
                 "VcpuLimitExceeded" => format!(
                     "You have requested more vCPU capacity than your current vCPU limit allows for the instance bucket that the specified instance type {t} belongs to."
                 ),
+                "Unsupported" => format!(
+                    "Your requested instance type ({t}) is not supported in your requested Availability Zone."
+                ),
+                "InstanceLimitExceeded" => format!(
+                    "You have requested more instances than your current instance limit allows for the specified instance type {t}."
+                ),
+                "RequestLimitExceeded" => "Request limit exceeded.".to_string(),
                 other => format!("{other} for {t}"),
             };
-            return ec2_error(StatusCode::BAD_REQUEST, code, &message);
+            // EC2 answers throttling with 503, every other refusal with 400.
+            let status = if code == "RequestLimitExceeded" {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return ec2_error(status, code, &message);
         }
     }
     let (response, answer) = forward(&s, method, &uri, &headers, body).await;

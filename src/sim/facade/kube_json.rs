@@ -232,7 +232,12 @@ pub fn pdb(p: &Pdb, expected: i32, healthy: i32) -> Value {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": p.name, "namespace": p.namespace, "resourceVersion": "1"},
-        "spec": {"selector": {"matchLabels": p.selector.match_labels, "matchExpressions": expressions}},
+        // A null selector is served as the server stores one: `null`.
+        "spec": {"selector": if p.selector.is_nothing() {
+            Value::Null
+        } else {
+            json!({"matchLabels": p.selector.match_labels, "matchExpressions": expressions})
+        }},
         "status": {
             "disruptionsAllowed": p.disruptions_allowed,
             "currentHealthy": healthy,

@@ -407,8 +407,19 @@ async fn evict(
         if want_uid.as_ref().is_some_and(|u| u != &pod.uid) {
             return (409, "Conflict", format!("Precondition failed: UID in precondition: {}, UID in object meta: {}", want_uid.unwrap_or_default(), pod.uid));
         }
-        let budgets = w.workload.pdb_view(w.now).into_iter().filter(|b| b.covers(pod)).count();
-        if budgets > 1 {
+        // `eviction.go`'s order: a pod that is Pending, finished or already
+        // terminating is deleted without looking at budgets; then budgets
+        // with a null or empty selector are skipped, and two that cover
+        // the pod are a 500.
+        let ignores_budgets = pod.terminating
+            || matches!(pod.phase, PodPhase::Pending | PodPhase::Succeeded | PodPhase::Failed);
+        let budgets = w
+            .workload
+            .pdb_view(w.now)
+            .into_iter()
+            .filter(|b| !b.selector.is_empty() && b.covers(pod))
+            .count();
+        if !ignores_budgets && budgets > 1 {
             return (500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into());
         }
         match w.evict(&pod.uid) {
