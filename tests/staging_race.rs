@@ -1,7 +1,8 @@
 //! Eight headless engines on one staging stack, the lock and the operation
 //! record in DynamoDB Local (reached through `AWS_ENDPOINT_URL_DYNAMODB`,
-//! with no `[aws] endpoint_url` in the config), EC2 on moto, through the
-//! flash-sale scenario's spikes. The race that the lock protocol exists for,
+//! with no `[aws] endpoint_url` in the config), EC2 on moto behind the strict
+//! EC2 proxy, through the flash-sale scenario's spikes (a scale-up after a
+//! scale-down, so more than one). The race that the lock protocol exists for,
 //! on AWS's own emulator: every operation launches once, and exactly the
 //! instances its one `launched` line names; the fleet never passes
 //! `max_workers`; every engine exits 0 on SIGTERM and the lock ends free.
@@ -51,6 +52,11 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
         // A spike every two simulated hours: one every three minutes here.
         ("STACK_SPEED", "40"),
     ]);
+    // EC2 through the strict proxy (issue 19): every request the engines
+    // send is checked against EC2's documented limits, and a token is
+    // idempotent as on EC2 (moto ignores it).
+    let strict = support::strict_ec2::StrictEc2::start(&stack.moto_url()).await;
+    stack.set_env("AWS_ENDPOINT_URL_EC2", &strict.url);
     let config = std::fs::read_to_string(&stack.config).unwrap();
     assert!(
         !config.contains("endpoint_url"),
@@ -63,9 +69,12 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
     let logs: Vec<_> = engines.iter().map(|e| e.log.clone()).collect();
 
     // Several spikes: wait for three completed scale-ups across the engines
-    // (any engine may win any round), sampling the fleet size all along.
+    // (any engine may win any round), one of them after a completed
+    // scale-down (so a second sale, not one spike's steps), sampling the
+    // fleet size all along.
     let start = Instant::now();
     let mut most_workers = 0usize;
+    let mut ups_before_first_down: Option<usize> = None;
     loop {
         let workers = stack.status()["workers"]
             .as_array()
@@ -80,12 +89,19 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
             .iter()
             .map(|l| support::stack::read_log(l).completed("scale-up").len())
             .sum();
-        if done >= 3 {
+        let downs: usize = logs
+            .iter()
+            .map(|l| support::stack::read_log(l).completed("scale-down").len())
+            .sum();
+        if downs > 0 && ups_before_first_down.is_none() {
+            ups_before_first_down = Some(done);
+        }
+        if done >= 3 && ups_before_first_down.is_some_and(|before| done > before) {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(420),
-            "waited 420 s for three scale-ups; {done} so far; launches {:?}",
+            start.elapsed() < Duration::from_secs(600),
+            "waited 600 s for three scale-ups, one after a scale-down; {done} so far ({ups_before_first_down:?} before the first of {downs} scale-downs); launches {:?}",
             launch_lines(&logs)
         );
         std::thread::sleep(Duration::from_secs(1));
@@ -137,9 +153,17 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
         status["lock"]["held"], false,
         "the lock ends free: {status}"
     );
+    let refused = strict.violations();
+    assert!(
+        refused.is_empty(),
+        "requests EC2 refuses:\n{}",
+        refused.join("\n")
+    );
     println!(
-        "race: {ENGINES} engines, {} operations launched once each, {} instances, at most {most_workers} workers (max {MAX_WORKERS}), lock free",
+        "race: {ENGINES} engines, {} operations launched once each ({} scale-ups before the first scale-down), {} instances, at most {most_workers} workers (max {MAX_WORKERS}), lock free, {} RunInstances through the strict EC2 proxy",
         launches.len(),
-        every_launched.len()
+        ups_before_first_down.unwrap_or(0),
+        every_launched.len(),
+        strict.launches()
     );
 }
