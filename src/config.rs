@@ -527,6 +527,18 @@ impl Config {
                 format!("the API server would refuse it: {why}"),
             );
         }
+        let table = &self.dynamodb.table;
+        let legal = table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !(3..=255).contains(&table.chars().count()) || !legal {
+            return bad(
+                "dynamodb.table",
+                format!(
+                    "\"{table}\" is not a DynamoDB table name (3 to 255 characters of a-z, A-Z, 0-9, _, . and -)"
+                ),
+            );
+        }
         ec2_limits::check_tags(&self.ec2, &self.cluster.name)
     }
 }

@@ -800,3 +800,71 @@ async fn a_cluster_name_with_a_wildcard_matches_only_itself() {
     assert_eq!(matched, ids(&own), "an escaped * is a literal *");
     assert!(ids(&plain).is_disjoint(&matched));
 }
+
+/// The EC2 request checker can fail (it guards every test that goes
+/// through the strict proxy): each limit it knows, broken once, is
+/// flagged, and a request within them is not.
+#[test]
+fn the_ec2_request_checker_can_fail() {
+    use support::service_model::check_ec2;
+    let form = |pairs: &[(&str, String)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    let run = |extra: &[(&str, String)]| {
+        let mut pairs = vec![
+            ("Action", "RunInstances".to_string()),
+            ("ImageId", "ami-12c6146b".to_string()),
+            ("MinCount", "1".to_string()),
+            ("MaxCount", "1".to_string()),
+            ("ClientToken", "k3sa-op-1-0".to_string()),
+            (
+                "TagSpecification.1.Tag.1.Key",
+                "k3s-autoscaler/cluster".to_string(),
+            ),
+            ("TagSpecification.1.Tag.1.Value", "prod".to_string()),
+        ];
+        pairs.extend(extra.iter().cloned());
+        check_ec2(&form(&pairs))
+    };
+    assert!(run(&[]).is_empty(), "{:?}", run(&[]));
+    let big_user_data = k3s_autoscaler::adapters::user_data::base64(&[b'#'; 16 * 1024 + 1]);
+    for (extra, want) in [
+        (vec![("ClientToken", "t".repeat(65))], "ClientToken"),
+        (
+            vec![("TagSpecification.1.Tag.2.Key", "k".repeat(128))],
+            "128 characters",
+        ),
+        (
+            vec![("TagSpecification.1.Tag.2.Key", "aws:owner".to_string())],
+            "reserved aws:",
+        ),
+        (
+            vec![("TagSpecification.1.Tag.1.Value", "v".repeat(257))],
+            "at most 256",
+        ),
+        (
+            vec![("UserData", big_user_data)],
+            "user data is 16385 bytes",
+        ),
+        (vec![("MinCount", "0".to_string())], "MinCount/MaxCount"),
+    ] {
+        let flagged = run(&extra);
+        assert!(
+            flagged.iter().any(|v| v.contains(want)),
+            "{want}: {flagged:?}"
+        );
+    }
+    let describe = check_ec2(&form(&[
+        ("Action", "DescribeInstances".to_string()),
+        ("InstanceId.1", "i-1".to_string()),
+        ("MaxResults", "1001".to_string()),
+    ]));
+    assert!(
+        describe.iter().any(|v| v.contains("cannot be combined"))
+            && describe.iter().any(|v| v.contains("outside 5..=1000")),
+        "{describe:?}"
+    );
+}

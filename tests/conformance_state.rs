@@ -498,3 +498,61 @@ async fn a_transaction_conflict_is_retried_then_reported_transient() {
         assert_eq!(proxy.violations(), Vec::<String>::new());
     }
 }
+
+/// The limits the model does not carry are checked by hand, and the
+/// checks can fail: a table name too short or with a character DynamoDB
+/// refuses, an expression attribute name without its `#`, an item over
+/// 400 KB. A request within every limit passes clean.
+#[test]
+fn the_hand_written_dynamodb_limits_can_fail() {
+    let model = support::service_model::ServiceModel::dynamodb();
+    let put = |table: &str, names: serde_json::Value, payload: usize| {
+        serde_json::json!({
+            "TableName": table,
+            "Item": {"pk": {"S": "lock#c"}, "v": {"S": "x".repeat(payload)}},
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": names,
+        })
+    };
+    let clean = model.check(
+        "PutItem",
+        &put("k3s-autoscaler", serde_json::json!({"#pk": "pk"}), 10),
+    );
+    assert!(clean.is_empty(), "{clean:?}");
+    for (body, want) in [
+        (
+            put("ab", serde_json::json!({"#pk": "pk"}), 10),
+            "table name \"ab\"",
+        ),
+        (
+            put("my table!", serde_json::json!({"#pk": "pk"}), 10),
+            "table name \"my table!\"",
+        ),
+        (
+            put("k3s-autoscaler", serde_json::json!({"pk": "pk"}), 10),
+            "\"pk\" is not #",
+        ),
+        (
+            put(
+                "k3s-autoscaler",
+                serde_json::json!({"#pk": "pk"}),
+                401 * 1024,
+            ),
+            "an item of",
+        ),
+    ] {
+        let flagged = model.check("PutItem", &body);
+        assert!(
+            flagged.iter().any(|v| v.contains(want)),
+            "{want}: {flagged:?}"
+        );
+    }
+    // Inside a transaction too.
+    let nested =
+        serde_json::json!({"TransactItems": [{"Put": put("x", serde_json::json!({}), 1)}]});
+    let flagged = model.check("TransactWriteItems", &nested);
+    assert!(
+        flagged.iter().any(|v| v.contains("table name \"x\"")),
+        "{flagged:?}"
+    );
+}

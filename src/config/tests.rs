@@ -170,3 +170,15 @@ fn a_worker_selector_the_api_server_would_refuse_is_refused_at_load() {
     .expect("a set-based selector");
     assert!(ok.kubernetes.worker_selector.contains("in (worker,spot)"));
 }
+
+#[test]
+fn a_table_name_dynamodb_would_refuse_is_refused_at_load() {
+    for table in ["ab", "my table", "k3s/autoscaler", &"t".repeat(256)] {
+        let err = parse(&format!("[dynamodb]\ntable = \"{table}\"\n")).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("dynamodb.table"), "{err}");
+        assert_eq!(err.line, Some(2), "{err}");
+        assert!(err.message.contains("3 to 255 characters"), "{err}");
+    }
+    let ok = parse("[dynamodb]\ntable = \"k3s-autoscaler.prod_1\"\n").expect("a legal name");
+    assert_eq!(ok.dynamodb.table, "k3s-autoscaler.prod_1");
+}

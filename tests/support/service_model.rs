@@ -57,6 +57,7 @@ impl ServiceModel {
             Some(input) if input.is_empty() => {}
             Some(input) => self.walk(input, body, operation, &mut out),
         }
+        check_dynamodb_limits(body, operation, &mut out);
         out
     }
 
@@ -173,6 +174,66 @@ impl ServiceModel {
                 "{at}: expected a {kind} ({shape_name}), found {value}"
             )),
         }
+    }
+}
+
+/// DynamoDB's limits that the model does not carry (the Developer Guide's
+/// "Service, account, and table quotas"; botocore types `TableName` as a
+/// table ARN, 1 to 1024 characters, and gives expression attribute names
+/// no pattern): a table name of 3 to 255 characters of `[a-zA-Z0-9_.-]`
+/// (or an ARN), expression attribute names `#` and then letters, digits
+/// or `_`, and an item of at most 400 KB, counted here as its JSON (which
+/// is larger than DynamoDB's own measure, so never lenient).
+pub fn check_dynamodb_limits(value: &Value, at: &str, out: &mut Vec<String>) {
+    const ITEM_MAX_BYTES: usize = 400 * 1024;
+    match value {
+        Value::Object(members) => {
+            for (name, member) in members {
+                let path = format!("{at}.{name}");
+                match (name.as_str(), member) {
+                    ("TableName", Value::String(table)) if !table.starts_with("arn:") => {
+                        let n = table.chars().count();
+                        let legal = table
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                        if !(3..=255).contains(&n) || !legal {
+                            out.push(format!(
+                                "{path}: table name {table:?} must be 3 to 255 characters of a-z, A-Z, 0-9, _, . and -"
+                            ));
+                        }
+                    }
+                    ("ExpressionAttributeNames", Value::Object(names)) => {
+                        for key in names.keys() {
+                            let legal = key.strip_prefix('#').is_some_and(|rest| {
+                                !rest.is_empty()
+                                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            });
+                            if !legal {
+                                out.push(format!(
+                                    "{path}: {key:?} is not # followed by letters, digits or _"
+                                ));
+                            }
+                        }
+                    }
+                    ("Item", Value::Object(_)) => {
+                        let bytes = member.to_string().len();
+                        if bytes > ITEM_MAX_BYTES {
+                            out.push(format!(
+                                "{path}: an item of {bytes} bytes (at most {ITEM_MAX_BYTES})"
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+                check_dynamodb_limits(member, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_dynamodb_limits(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 
