@@ -556,3 +556,65 @@ fn the_hand_written_dynamodb_limits_can_fail() {
         "{flagged:?}"
     );
 }
+
+/// The clock check on AWS's own emulator (issue 13): DynamoDB Local's
+/// answer carries a `Date` the adapter reads (a sample, within a few
+/// seconds of ours), and a host whose clock is five minutes ahead is
+/// refused the lock with the reason, while a correct clock takes it.
+#[tokio::test]
+async fn a_skewed_clock_is_refused_the_lock_on_dynamodb_local() {
+    use k3s_autoscaler::config::Config;
+    use k3s_autoscaler::runtime::ids::IdSource;
+    use k3s_autoscaler::runtime::lease::{Acquired, LockClient};
+    use k3s_autoscaler::runtime::settings::engine_settings;
+    use k3s_autoscaler::sim::SimClock;
+    let sdk = support::dynamodb_sdk().await;
+    let store = DynamoStateStore::new(&sdk, &support::unique("conf-skew"), "c");
+    store.create_table().await.unwrap();
+    let store: Store = Arc::new(store);
+    let system: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let sample = store
+        .clock_sample(system.as_ref())
+        .await
+        .unwrap()
+        .expect("DynamoDB Local answers with a Date header");
+    let (low, high) = sample.skew_bounds();
+    assert!(low <= 5_000 && high >= -5_000, "{sample:?}");
+    let rules = engine_settings(&Config::default()).lease;
+    let client = |clock: Arc<dyn Clock>, owner: &str| {
+        LockClient::new(
+            store.clone(),
+            clock,
+            rules.clone(),
+            owner.to_string(),
+            Arc::new(IdSource::random()),
+        )
+    };
+    let ahead: Arc<dyn Clock> = Arc::new(SimClock::scaled(
+        system.now().plus(Duration::from_secs(300)),
+        1.0,
+    ));
+    match client(ahead, "skewed").acquire().await.unwrap() {
+        Acquired::ClockSkew(why) => {
+            assert!(why.contains("ahead of the state store's"), "{why}");
+            assert!(why.contains("lock.skew_margin"), "{why}");
+        }
+        other => panic!("a clock 5 min ahead must be refused: {other:?}"),
+    }
+    assert!(
+        store
+            .read()
+            .await
+            .unwrap()
+            .lock
+            .is_none_or(|l| !l.in_progress),
+        "the refused host wrote no lock"
+    );
+    assert!(
+        matches!(
+            client(system, "correct").acquire().await.unwrap(),
+            Acquired::Held(_)
+        ),
+        "a correct clock takes the lock"
+    );
+}

@@ -77,6 +77,11 @@ impl LockClient {
         }
         match self.state.clock_sample(self.clock.as_ref()).await {
             Ok(sample) => {
+                if sample.is_none() {
+                    // Not a refusal (a proxy may strip the header), but
+                    // never silent: the margin is not enforced meanwhile.
+                    warn!(target: "lock", "the state store's answer carried no Date header: the clock cannot be compared with it, so lock.skew_margin is not checked (tried again in an hour)");
+                }
                 let verdict = sample
                     .and_then(|s| crate::engine::lock::skew_refusal(&s, self.rules.skew_margin));
                 match &verdict {
