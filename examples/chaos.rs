@@ -1,4 +1,4 @@
-//! Seeded fault-injection runs of the engine (ISSUE 6):
+//! Seeded fault-injection runs of the engine:
 //!
 //!   cargo run --release --example chaos -- --seeds N --start-seed S [--engines K] [--threads T] [--trace]
 //!

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Footprint (ISSUE 7): peak RSS and average CPU of
+# Footprint: peak RSS and average CPU of
 #   1. the headless engine on a simulated cluster of 1 000 workers, in real
 #      time, for SECONDS (default 600);
 #   2. the console left idle on --demo for 60 s.

@@ -1,4 +1,4 @@
-//! Command line (DESIGN §5) and the dispatch from it to the runtime.
+//! Command line (README, "Running headless") and the dispatch from it to the runtime.
 
 use crate::app::keymap::Keymap;
 use crate::config::{Config, ConfigError};

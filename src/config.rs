@@ -1,4 +1,4 @@
-//! Configuration (DESIGN §5): TOML, every key optional with the documented
+//! Configuration (README, "Configuration"; `config.example.toml`): TOML, every key optional with the documented
 //! default, unknown keys refused, durations as strings. Every error names the
 //! file and the key (and the line where the text has one) and maps to exit 2.
 

@@ -1,4 +1,4 @@
-//! Entry points for fuzzing hostile input (ISSUE 6): each takes arbitrary
+//! Entry points for fuzzing hostile input: each takes arbitrary
 //! bytes and must return, whatever they are. Used by the cargo-fuzz targets
 //! in `fuzz/`, by the property tests, and to replay the fuzz corpus in CI.
 

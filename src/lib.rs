@@ -1,7 +1,7 @@
 //! k3s-autoscaler: an operations console and scaling engine for K3s
 //! clusters whose workers are plain EC2 instances.
 //!
-//! # Architecture (DESIGN §1)
+//! # Architecture (docs/architecture.md §1)
 //!
 //! ```text
 //!  Prometheus ─ MetricsSource ┐

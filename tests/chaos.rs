@@ -1,4 +1,4 @@
-//! Seeded fault injection (ISSUE 6) in CI: a batch of at least 500 seeds,
+//! Seeded fault injection in CI: a batch of at least 500 seeds,
 //! every kind of fault injected, zero invariant violations; the same seed
 //! replays the same run; and the checker does catch a broken engine: one
 //! planted breakage per invariant, each reported as exactly that invariant.
@@ -123,7 +123,7 @@ async fn the_checker_catches_a_rogue_engine() {
     assert!(broken.contains(&3), "{:?}", world.invariants.violations);
 }
 
-/// Negative controls in the real chaos runner (issue 20): for every
+/// Negative controls in the real chaos runner: for every
 /// invariant, an engine broken in exactly that way (runtime/chaos/sabotage.rs)
 /// beside a healthy one, under the full fault plan. The run must report the
 /// breakage, as that invariant only and with the breakage's own words; and

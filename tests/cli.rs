@@ -75,7 +75,7 @@ fn every_kind_of_bad_config_exits_2_naming_file_and_key() {
             "[policy]\nidle_for = \"-10m\"\n",
             &["negative.toml", "line 2", "policy.idle_for", "negative"],
         ),
-        // What EC2 refuses at launch is refused at load (issue 19).
+        // What EC2 refuses at launch is refused at load.
         (
             "awstag.toml",
             "[ec2.tags]\nteam = \"shop\"\n\"aws:owner\" = \"me\"\n",

@@ -688,8 +688,8 @@ async fn a_forgotten_instance_is_gone_and_its_token_launches_nothing() {
     assert_eq!(f.strict.launches(), before, "nothing launched");
 }
 
-/// EC2's launch refusals in its own XML shape, through the real adapter
-/// (issue 19): each code after which another zone or type may succeed is
+/// EC2's launch refusals in its own XML shape, through the real adapter:
+/// each code after which another zone or type may succeed is
 /// read as "no capacity" (the plan moves on); throttling (503
 /// `RequestLimitExceeded`) is transient, retried as such, never "no
 /// capacity". Nothing is launched by any of them.
@@ -742,7 +742,7 @@ async fn launch_refusals_are_read_as_ec2_means_them() {
     assert_eq!(launched.len(), 1);
 }
 
-/// `*` and `?` are wildcards in EC2 filter values (issue 19): a cluster
+/// `*` and `?` are wildcards in EC2 filter values: a cluster
 /// named `NAME*` must list its own workers and not those of `NAME`, and
 /// by op id too. moto reads the escapes as EC2 does, so this fails if the
 /// adapter sends the name unescaped (its own workers still match, but so

@@ -200,7 +200,7 @@ mod cases {
     }
 }
 
-/// One world for both sides (issue 20: symmetric fixtures): four Ready
+/// One world for both sides (symmetric fixtures): four Ready
 /// workers on a manual clock, so nothing moves between a case's calls on
 /// either side; `busy` pushes demand past what four workers hold.
 fn world(busy: bool) -> (Arc<std::sync::Mutex<World>>, Arc<SimClock>) {

@@ -557,7 +557,7 @@ fn the_hand_written_dynamodb_limits_can_fail() {
     );
 }
 
-/// The clock check on AWS's own emulator (issue 13): DynamoDB Local's
+/// The clock check on AWS's own emulator: DynamoDB Local's
 /// answer carries a `Date` the adapter reads (a sample, within a few
 /// seconds of ours), and a host whose clock is five minutes ahead is
 /// refused the lock with the reason, while a correct clock takes it.

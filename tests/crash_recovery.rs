@@ -1,5 +1,5 @@
-//! Crash recovery on the real path (ISSUE 6): the real `--auto` binary is
-//! stopped dead at each step boundary of DESIGN §3 (a failpoint, compiled
+//! Crash recovery on the real path: the real `--auto` binary is
+//! stopped dead at each step boundary of docs/architecture.md §3 (a failpoint, compiled
 //! in only with the `failpoints` feature) and `kill -9`ed there; a fresh
 //! process takes over once the lease expires. The operation must converge
 //! with no leaked instance and no double launch. Then SIGTERM at the same

@@ -371,7 +371,7 @@ fn the_same_seed_replays_the_same_day() {
     );
 }
 
-/// ISSUE 8: a pause written by one process (here `set_pause`, what the
+/// A cluster-wide pause written by one process (here `set_pause`, what the
 /// `pause` command runs) stops another engine: nothing starts, an
 /// operation in flight waits; `resume` lets both go on.
 #[tokio::test]

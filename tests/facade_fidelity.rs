@@ -1,4 +1,4 @@
-//! The Kubernetes façade answers as kube-apiserver does (issue 19), on the
+//! The Kubernetes façade answers as kube-apiserver does, on the
 //! points where an easy fake would accept what the real server refuses:
 //! resourceVersion conflicts, atomic taint lists and patch types, the
 //! selector languages, eviction's checks in their order, paged lists
@@ -202,7 +202,7 @@ async fn the_facade_shows_the_simulator_exactly() {
     }
 }
 
-/// Taints as the API server keeps them (issue 19): every façade node also
+/// Taints as the API server keeps them: every façade node also
 /// carries its owner's taint, `spec.taints` is an atomic list (a patch that
 /// names it replaces it whole), a node's resourceVersion moves on every
 /// change, and patch types other than merge and strategic-merge are 415.
@@ -342,7 +342,7 @@ async fn node_lists_honour_the_api_servers_selector_language() {
 }
 
 /// Evictions are judged as `eviction.go` and the admission before it judge
-/// them (issue 19): the body must be an Eviction of the pod in the URL
+/// them: the body must be an Eviction of the pod in the URL
 /// (400 otherwise), and a namespace being deleted refuses new content with
 /// `403` cause `NamespaceTerminating`, which the adapter reads as blocked
 /// (the drain waits, as `kubectl drain` does) rather than as a failure.
@@ -442,7 +442,7 @@ async fn evictions_are_judged_like_the_api_server() {
 }
 
 /// What the node lifecycle controller and the kubelet do to a Node, the
-/// façade does too (issue 19): a NotReady node carries `not-ready` (Ready
+/// façade does too: a NotReady node carries `not-ready` (Ready
 /// `False`) or `unreachable` (`Unknown`) taints, NoSchedule and NoExecute,
 /// which are the controller's (our taint removal keeps them; they go when
 /// the node is Ready again), and a change the simulator makes moves the
@@ -624,7 +624,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-/// Pods held by a scheduling gate (issue 19) are served as the API server
+/// Pods held by a scheduling gate are served as the API server
 /// serves them: `spec.schedulingGates` and PodScheduled False with reason
 /// `SchedulingGated`, never `Unschedulable`. The adapter reads the gates
 /// and does not count such a pod as waiting for capacity, however large
@@ -682,7 +682,7 @@ async fn gated_pods_are_served_gated_and_are_not_unschedulable() {
     }
 }
 
-/// Budgets as `eviction.go` reads them (issue 19): a pod that is Pending
+/// Budgets as `eviction.go` reads them: a pod that is Pending
 /// (or finished, or terminating) is evicted without a budget check, even
 /// when two budgets cover it; a Running pod under two budgets is a 500;
 /// a budget with an empty selector (`{}`) is skipped, and so is a null

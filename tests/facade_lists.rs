@@ -1,4 +1,4 @@
-//! LISTs as kube-apiserver serves them (issue 19): short pages with a
+//! LISTs as kube-apiserver serves them: short pages with a
 //! `continue` token, every page of a list from one snapshot, `410
 //! Expired` for a continuation whose snapshot was compacted (the adapter
 //! starts the list over, a bounded number of times), and each kind's
@@ -45,7 +45,7 @@ fn names(list: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// LISTs come in pages (issue 19): the façade answers a `limit` with short
+/// LISTs come in pages: the façade answers a `limit` with short
 /// pages and a `continue` token, as the API server may, so the adapter
 /// must follow the token to see the whole cluster; field selectors take
 /// `=`, `==`, `!=` and refuse a field the server does not index.

@@ -1,4 +1,4 @@
-//! Hostile input (ISSUE 6): property tests over the config parser, the
+//! Hostile input: property tests over the config parser, the
 //! Prometheus answer parser and the Kubernetes object conversion. Any input
 //! yields a value or an error; none panics. The committed fuzz seeds
 //! (fuzz/seeds, a slice of a minimised libFuzzer corpus) and the local corpus

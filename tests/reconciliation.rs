@@ -1,4 +1,4 @@
-//! Reconciliation (ISSUE 8) on the simulated cluster: `--drift` puts one of
+//! Reconciliation on the simulated cluster: `--drift` puts one of
 //! each finding into a seeded world; the engine finds every class, the
 //! console's `R` view shows them, and every fix is a confirmed request that
 //! the engine carries out under the lock.
@@ -264,7 +264,7 @@ async fn auto_mode_cleans_up_the_never_joined_and_only_reports_the_rest() {
 
 /// A node that looks like a ghost because its instance fell out of the
 /// managed list (its tags edited by hand) while the instance still runs:
-/// confirmed by id before the delete, it is kept (issue 14, item 5).
+/// confirmed by id before the delete, it is kept.
 #[tokio::test]
 async fn a_ghost_whose_instance_still_runs_under_other_tags_is_kept() {
     let (config, demo) = support::demo(ScenarioKind::Steady, SEED, false);

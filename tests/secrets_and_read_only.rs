@@ -1,4 +1,4 @@
-//! ISSUE 6 §5 as tests on the real path (the staging stack):
+//! Secrets and read-only as tests on the real path (the staging stack):
 //! * canary credentials and a canary join token never appear in logs, the
 //!   console's screen, the DynamoDB items or the rendered user data;
 //! * read-only mode makes zero mutating requests, counted at DynamoDB Local

@@ -1,4 +1,4 @@
-//! `assets/k3s-autoscaler.service` (ISSUE 8): hardened, restarts on
+//! `assets/k3s-autoscaler.service`: hardened, restarts on
 //! failure, gives the graceful stop more time than it can take, runs
 //! flags the binary accepts, and passes `systemd-analyze verify` where
 //! systemd is installed.

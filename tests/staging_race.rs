@@ -52,7 +52,7 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
         // A spike every two simulated hours: one every three minutes here.
         ("STACK_SPEED", "40"),
     ]);
-    // EC2 through the strict proxy (issue 19): every request the engines
+    // EC2 through the strict proxy: every request the engines
     // send is checked against EC2's documented limits, and a token is
     // idempotent as on EC2 (moto ignores it).
     let strict = support::strict_ec2::StrictEc2::start(&stack.moto_url()).await;

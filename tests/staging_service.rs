@@ -1,4 +1,4 @@
-//! ISSUE 8 on the loopback staging stack: the engine as a service.
+//! The engine as a service, on the loopback staging stack.
 //! `--metrics-addr` is scraped by the stack's real Prometheus and the
 //! engine's own series are queried back through the Prometheus API; a
 //! pause written by one process stops the engine of another; `/healthz`

@@ -1,4 +1,4 @@
-//! `StateStore` on DynamoDB (DESIGN §4): the lock item and the operation
+//! `StateStore` on DynamoDB (docs/architecture.md §4): the lock item and the operation
 //! item in one table. Acquire, renew and release are conditional
 //! UpdateItems; every operation write is a TransactWriteItems of a
 //! ConditionCheck on the lock plus the Update of the operation item.

@@ -1,4 +1,4 @@
-//! The two items of the state table (DESIGN §4) and their translation to
+//! The two items of the state table (docs/architecture.md §4) and their translation to
 //! and from DynamoDB attribute maps. Pure: no client here.
 
 use crate::ports::{LockRecord, OpRecord, Operation, PortError, Timestamp};

@@ -1,5 +1,5 @@
 //! Adapters: each translates one port to a real system and decides nothing
-//! (DESIGN §1).
+//! (docs/architecture.md §1).
 
 pub mod aws;
 pub mod dynamodb;

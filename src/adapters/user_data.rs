@@ -1,4 +1,4 @@
-//! Worker user data (DESIGN §6): a template with `{{placeholders}}`,
+//! Worker user data (README, "On AWS"): a template with `{{placeholders}}`,
 //! rendered at launch with the master's address and the *name* of the SSM
 //! parameter that holds the join token. The token itself never passes
 //! through here.

@@ -175,7 +175,7 @@ fn b(keys: Vec<Key>, action: Action, help: &'static str, in_footer: bool) -> Bin
 }
 
 impl Keymap {
-    /// The default keys (DESIGN §7, k9s habits), minus the dangerous ones
+    /// The default keys (the README's console section, k9s habits), minus the dangerous ones
     /// when `read_only`, with `[ui.keys]` overrides applied.
     pub fn new(read_only: bool, overrides: &BTreeMap<String, String>) -> Result<Keymap, String> {
         use KeyCode::*;

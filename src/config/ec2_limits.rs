@@ -1,4 +1,4 @@
-//! What EC2 refuses, refused at load time instead (issue 19): a config that
+//! What EC2 refuses, refused at load time instead: a config that
 //! EC2 would answer with `InvalidParameterValue` or `TagLimitExceeded` on
 //! the first launch, during a flash sale, is an error of the config file,
 //! named by key with the limit, and the process exits 2.

@@ -1,4 +1,4 @@
-//! Whether the average worker CPU is the whole fleet's (issue 14, item 6).
+//! Whether the average worker CPU is the whole fleet's.
 //! `avg()` over the workers that report silently covers only those: a
 //! saturated node whose scrape times out drops out, the rest read low, and
 //! a scale-down would follow. So when the per-node CPU misses a Ready

@@ -1,4 +1,4 @@
-//! Which pods a drain evicts, ignores, or refuses to touch (DESIGN §3 table:
+//! Which pods a drain evicts, ignores, or refuses to touch (docs/architecture.md §3 table:
 //! kubectl drain's filters and Cluster Autoscaler's rules).
 
 use super::settings::DrainRules;

@@ -1,4 +1,4 @@
-//! Lease rules of DESIGN §4, as arithmetic on the monotonic clock.
+//! Lease rules of docs/architecture.md §4, as arithmetic on the monotonic clock.
 //!
 //! The holder measures its own deadline from just *before* it sent the
 //! acquire (or renew) request, minus the skew margin: whatever the request's

@@ -1,4 +1,4 @@
-//! The operation state machines of DESIGN §3, as a protocol engine without
+//! The operation state machines of docs/architecture.md §3, as a protocol engine without
 //! IO: given the durable record and a fresh view of the world, say the next
 //! thing to do; given what happened, say what to record. The executor in
 //! `runtime/` performs the effects and the fenced writes.

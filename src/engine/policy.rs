@@ -1,4 +1,4 @@
-//! The scaling policy of DESIGN §2: from one observation (and a little memory
+//! The scaling policy of docs/architecture.md §2: from one observation (and a little memory
 //! of the previous ones) to a decision with its reasons. Pure: `now` is an
 //! argument and nothing here performs IO.
 

@@ -49,6 +49,6 @@ pub struct TickReport {
     pub decision: Decision,
     pub state: Result<StateSnapshot, String>,
     pub exec: Option<ExecReport>,
-    /// Reconciliation findings (ISSUE 8) on this tick's observation.
+    /// Reconciliation findings on this tick's observation.
     pub findings: Vec<super::reconcile::Finding>,
 }

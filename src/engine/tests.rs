@@ -1,11 +1,11 @@
-//! Table-driven policy tests with a manual clock: every rule of DESIGN §2.
+//! Table-driven policy tests with a manual clock: every rule of docs/architecture.md §2.
 
 use super::testkit::*;
 use super::*;
 use crate::ports::{OpKind, OpPhase, OpRecord, Operation, Origin, Reading};
 use std::time::Duration;
 
-/// The rules with DESIGN §2's numbers (3 min pending, 30 % down, 3 min
+/// The rules with docs/architecture.md §2's numbers (3 min pending, 30 % down, 3 min
 /// scale-up cooldown); three defaults were tuned since (see below).
 fn settings() -> Settings {
     let mut s = Settings::default();

@@ -1,4 +1,4 @@
-//! Ports: one trait per outside system, speaking domain types (DESIGN §1).
+//! Ports: one trait per outside system, speaking domain types (docs/architecture.md §1).
 //! The engine depends on the types here and nothing else; adapters and the
 //! simulator implement the traits.
 

@@ -1,4 +1,4 @@
-//! `StateStore`: the lock and the durable operation record (DESIGN §4).
+//! `StateStore`: the lock and the durable operation record (docs/architecture.md §4).
 
 use super::error::PortResult;
 use super::time::Timestamp;
@@ -330,7 +330,7 @@ impl ClockSample {
 pub trait StateStore: Send + Sync {
     /// Strongly consistent read of the lock and the operation item.
     async fn read(&self) -> PortResult<StateSnapshot>;
-    /// Conditional acquire (DESIGN §4). `Ok(Some)` with the new lock when
+    /// Conditional acquire (docs/architecture.md §4). `Ok(Some)` with the new lock when
     /// taken; `Ok(None)` when someone else holds it.
     async fn acquire(&self, request: &AcquireRequest) -> PortResult<Option<LockRecord>>;
     /// Extend our lease; `PreconditionFailed` when it is no longer ours.

@@ -1,5 +1,5 @@
 //! `--compare static-5,seed-cadence`: the same seeded workload under this
-//! engine and under the baselines it must beat (ISSUE 7):
+//! engine and under the baselines it must beat:
 //! * `static-5`: five workers, never scaled;
 //! * `seed-cadence`: the seed design's cadence — the same thresholds, a
 //!   decision only every 2 minutes, one node per scale-up, so a launch is

@@ -521,7 +521,7 @@ pub(super) fn fail(backend: &'static str, op_id: Option<&str>, message: String) 
     }
 }
 
-/// Crash-recovery failpoints at the step boundaries of DESIGN §3.
+/// Crash-recovery failpoints at the step boundaries of docs/architecture.md §3.
 fn failpoint_after(effect: &Effect, result: &EffectResult) {
     use super::failpoint::{AFTER_LAUNCH, AFTER_TERMINATE, MID_DRAIN, hit};
     match (effect, result) {

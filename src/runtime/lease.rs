@@ -1,4 +1,4 @@
-//! Taking, keeping and giving back the lock (DESIGN §4), on top of the
+//! Taking, keeping and giving back the lock (docs/architecture.md §4), on top of the
 //! engine's lease arithmetic.
 
 use super::ids::IdSource;

@@ -1,4 +1,4 @@
-//! The checker's own tests (issue 20): each invariant check fires on the
+//! The checker's own tests: each invariant check fires on the
 //! breach it names and stays quiet on its nearest legal neighbour. The
 //! chaos suite's zero-violation figures mean nothing without these.
 

@@ -1,4 +1,4 @@
-//! DESIGN §4's invariants, checked by the simulator on every call that
+//! the invariants of docs/architecture.md §4, checked by the simulator on every call that
 //! changes the world and on every step. A breach is recorded (and logged by
 //! the runtime), never silently ignored.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
     pub at: Timestamp,
-    /// Number of the invariant in DESIGN §4.
+    /// Number of the invariant in docs/architecture.md §4.
     pub invariant: u8,
     pub text: String,
 }

@@ -1,5 +1,5 @@
 //! The state table with DynamoDB's conditional-write semantics: the
-//! conditions are exactly those the real adapter sends (DESIGN §4), so a
+//! conditions are exactly those the real adapter sends (docs/architecture.md §4), so a
 //! protocol bug shows up here first.
 
 use crate::ports::{

@@ -1,5 +1,5 @@
 //! The embedded simulated cluster: one seeded world that implements every
-//! port (DESIGN §1). It backs `--demo`, the simulation tests and the
+//! port (docs/architecture.md §1). It backs `--demo`, the simulation tests and the
 //! benchmarks.
 
 pub mod accounting;

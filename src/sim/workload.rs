@@ -231,7 +231,7 @@ impl Workload {
     }
 
     /// A Job whose pods a queue controller holds back with a scheduling
-    /// gate (issue 19): Pending for as long as the gate stays, asking for
+    /// gate: Pending for as long as the gate stays, asking for
     /// `requests` each, which no new worker can help.
     pub fn add_gated_job(&mut self, name: &str, pods: u32, requests: Resources) {
         self.controllers.push(Controller {

@@ -1,6 +1,6 @@
 //! The simulated world: one seeded model of EC2, Kubernetes, Prometheus and
 //! the state table, advanced in small steps up to whatever time the clock
-//! says. Ports call into it; it checks DESIGN §4's invariants as they do.
+//! says. Ports call into it; it checks the invariants of docs/architecture.md §4 as they do.
 
 mod checks;
 mod drift;

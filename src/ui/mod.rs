@@ -1,5 +1,5 @@
 //! The console's view: `view(frame, &app)` draws the state and changes
-//! nothing (DESIGN §1). Each panel is its own file.
+//! nothing (docs/architecture.md §1). Each panel is its own file.
 
 mod charts;
 mod footer;

@@ -1,4 +1,4 @@
-//! Every transition of the two operation state machines (DESIGN §3).
+//! Every transition of the two operation state machines (docs/architecture.md §3).
 
 use super::*;
 use crate::engine::testkit::*;

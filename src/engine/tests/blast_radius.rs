@@ -338,7 +338,7 @@ fn a_cpu_reading_outside_0_to_100_is_unknown() {
     );
 }
 
-/// A worker missing from the per-node CPU (issue 14, item 6): the average
+/// A worker missing from the per-node CPU: the average
 /// of the rest cannot show the fleet idle, so no scale-down rests on it;
 /// pending pods still get their scale-up.
 #[test]

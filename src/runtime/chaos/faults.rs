@@ -5,7 +5,7 @@ use crate::ports::Timestamp;
 use crate::sim::rng::Rng;
 use std::collections::BTreeMap;
 
-/// Every kind of fault the harness injects (ISSUE 6's list).
+/// Every kind of fault the harness injects (the README's Reliability section lists them in words).
 pub const KINDS: [&str; 30] = [
     "crash_after_intent",
     "crash_after_launch",
@@ -30,7 +30,7 @@ pub const KINDS: [&str; 30] = [
     "eviction_500",
     "external_terminate",
     "slow_call",
-    // Faults from outside the model (the DynamoDB Local issue): a write the
+    // Faults from outside the model: a write the
     // service refuses as malformed, a transaction conflict, a host
     // suspended right after renewing its lease, an intent left behind while
     // every engine was away for longer than its bound.
@@ -38,7 +38,7 @@ pub const KINDS: [&str; 30] = [
     "transaction_conflict",
     "suspended_past_lease",
     "stale_intent",
-    // A hostile world (the blast-radius issue): the node list comes back
+    // A hostile world: the node list comes back
     // empty (a misspelled selector, another cluster's context, an API
     // server answering []), or one node is missing from it (its worker
     // label removed by hand). The instances run on; only the view lies.

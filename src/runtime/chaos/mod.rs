@@ -1,6 +1,6 @@
-//! Deterministic fault-injection simulation (ISSUE 6): one to four engines
+//! Deterministic fault-injection simulation: one to four engines
 //! share one simulated world and lock table; one seed drives the workload,
-//! every fault, every clock skew and every restart. DESIGN §4's invariants
+//! every fault, every clock skew and every restart. The invariants of docs/architecture.md §4
 //! are checked on every call and every step; once the faults stop, every
 //! operation must end and the lock must come free (invariant 9).
 

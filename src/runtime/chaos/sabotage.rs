@@ -1,5 +1,5 @@
 //! Negative controls: one deliberately broken engine behaviour per
-//! invariant, planted in the real chaos runner (issue 20). A checker that
+//! invariant, planted in the real chaos runner. A checker that
 //! cannot fail proves nothing, so the chaos CI test runs each of these and
 //! requires that exactly its invariant fires.
 //!
@@ -62,7 +62,7 @@ impl Sabotage {
         Sabotage::TerminatesTwo,
     ];
 
-    /// The invariant (DESIGN §4 numbering, `Violation::invariant`) this
+    /// The invariant (docs/architecture.md §4 numbering, `Violation::invariant`) this
     /// breakage must trip.
     pub fn invariant(self) -> u8 {
         match self {

@@ -1,5 +1,5 @@
-//! `fieldSelector`, as kube-apiserver reads it (issue 19;
-//! `apimachinery/pkg/fields/selector.go`): terms split on unescaped commas,
+//! `fieldSelector`, as kube-apiserver reads it
+//! (`apimachinery/pkg/fields/selector.go`): terms split on unescaped commas,
 //! each `field=value`, `field==value` or `field!=value`, ANDed; `\`
 //! escapes `\`, `,` and `=` in a value, and any other escape, or a bare
 //! `=` left in a value, is a 400. Each kind indexes its own fields; any

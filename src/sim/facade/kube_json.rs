@@ -171,7 +171,7 @@ fn requests(name: &str, cpu_millis: u64, memory_bytes: u64) -> Value {
 }
 
 /// The pod's requests as the scheduler would add them up, in one of four
-/// shapes by name (issue 19): one container; half in the container and an
+/// shapes by name: one container; half in the container and an
 /// init container asking for all of it (the scheduler reserves the larger:
 /// a client that sums the containers reads half); the container plus a
 /// runtime class's `overhead` of a quarter (a client that skips the

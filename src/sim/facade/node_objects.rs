@@ -1,5 +1,5 @@
 //! What the API server keeps on a Node object beyond the simulator's model,
-//! so that a patch is judged as kube-apiserver judges it (issue 19):
+//! so that a patch is judged as kube-apiserver judges it:
 //!
 //! * a `resourceVersion` per node, bumped by every change made through the
 //!   façade; a patch naming an older one is `409 Conflict`;

@@ -1,4 +1,4 @@
-//! `limit` / `continue` paging, as kube-apiserver pages a LIST (issue 19).
+//! `limit` / `continue` paging, as kube-apiserver pages a LIST.
 //!
 //! * Items come in key order (`namespace/name`), and a page may hold
 //!   *fewer* items than the `limit` asked for: this façade always answers

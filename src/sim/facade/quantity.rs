@@ -1,4 +1,4 @@
-//! Quantities as kube-apiserver prints them (issue 19). The server never
+//! Quantities as kube-apiserver prints them. The server never
 //! echoes what a user wrote: it stores a `resource.Quantity` and prints its
 //! canonical form, which depends on the format the value was written in.
 //! A client that only ever sees `"300m"` and plain bytes has not been shown

@@ -1,5 +1,5 @@
 //! `--demo --drift`: start the simulated cluster with one of each
-//! reconciliation finding (ISSUE 8), so the console's reconciliation view
+//! reconciliation finding, so the console's reconciliation view
 //! and `status` have something to show and tests something to detect.
 //! Each is what a real cluster accumulates: an instance that booted but
 //! never joined, one launched by hand, a node whose instance someone

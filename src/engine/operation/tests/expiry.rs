@@ -1,4 +1,4 @@
-//! Intents that go stale before they are acted on (DESIGN §3).
+//! Intents that go stale before they are acted on (docs/architecture.md §3).
 
 use super::*;
 use crate::engine::lock::EFFECT_CALL_CEILING;

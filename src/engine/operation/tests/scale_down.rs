@@ -246,7 +246,7 @@ fn a_node_missing_from_the_list_is_not_terminated_on_trust() {
     ));
 }
 
-/// The drain itself rests on the cordon too (review of issue 20): a node
+/// The drain itself rests on the cordon too: a node
 /// missing from the list gets no evictions (its pods could land on it
 /// again), and the drain's deadline ends the wait with an uncordon.
 #[test]
