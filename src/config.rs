@@ -531,11 +531,13 @@ impl Config {
         let legal = table
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !(3..=255).contains(&table.chars().count()) || !legal {
+        // A table ARN is accepted where a name is (another account's table).
+        let arn = table.starts_with("arn:") && table.contains(":table/");
+        if !arn && (!(3..=255).contains(&table.chars().count()) || !legal) {
             return bad(
                 "dynamodb.table",
                 format!(
-                    "\"{table}\" is not a DynamoDB table name (3 to 255 characters of a-z, A-Z, 0-9, _, . and -)"
+                    "\"{table}\" is not a DynamoDB table name (3 to 255 characters of a-z, A-Z, 0-9, _, . and -) nor a table ARN"
                 ),
             );
         }

@@ -133,7 +133,7 @@ async fn the_checker_catches_a_rogue_engine() {
 /// on the wrong rule or for the wrong cause, fails here.
 #[test]
 fn each_planted_breakage_trips_exactly_its_invariant() {
-    const TRIES: u64 = 8;
+    const TRIES: u64 = 24;
     let mut failures = Vec::new();
     for sabotage in Sabotage::ALL {
         let want = sabotage.invariant();

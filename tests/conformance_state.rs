@@ -547,6 +547,19 @@ fn the_hand_written_dynamodb_limits_can_fail() {
             "{want}: {flagged:?}"
         );
     }
+    // An update is measured by its key and the values it sets.
+    let update = serde_json::json!({
+        "TableName": "k3s-autoscaler",
+        "Key": {"pk": {"S": "op#c"}},
+        "UpdateExpression": "SET #r = :r",
+        "ExpressionAttributeNames": {"#r": "record"},
+        "ExpressionAttributeValues": {":r": {"S": "x".repeat(401 * 1024)}},
+    });
+    let flagged = model.check("UpdateItem", &update);
+    assert!(
+        flagged.iter().any(|v| v.contains("an update of at least")),
+        "{flagged:?}"
+    );
     // Inside a transaction too.
     let nested =
         serde_json::json!({"TransactItems": [{"Put": put("x", serde_json::json!({}), 1)}]});

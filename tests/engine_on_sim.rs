@@ -503,13 +503,32 @@ fn half_hour_with_pending_job(gated: bool) -> (u32, Vec<String>) {
         )
         .await;
         let reasons = outcome.last.map(|t| t.decision.reasons).unwrap_or_default();
-        let summary = lock(&demo.world).summary();
+        let w = lock(&demo.world);
+        let summary = w.summary();
         assert_eq!(summary.invariant_violations, 0, "{:?}", summary.violations);
+        if gated {
+            // The scheduler left them alone: never placed, never found
+            // unschedulable (so the engine's own gate check is not the
+            // only thing keeping them out).
+            let queued: Vec<_> = w
+                .workload
+                .pods
+                .values()
+                .filter(|p| p.controller == "queued")
+                .collect();
+            assert_eq!(queued.len(), 12);
+            assert!(
+                queued
+                    .iter()
+                    .all(|p| p.node.is_none() && p.unschedulable_since.is_none()),
+                "{queued:?}"
+            );
+        }
         (summary.scale_ups, reasons)
     })
 }
 
-/// Issue 19: pods held by a scheduling gate wait for their gate, not for
+/// Pods held by a scheduling gate wait for their gate, not for
 /// capacity. Twelve of them, each too big for the free room, trigger no
 /// scale-up in half an hour; the same Job ungated does.
 #[test]

@@ -415,8 +415,8 @@ mod tests {
         assert_eq!(d.unschedulable_since, None);
         assert_eq!(d.scheduling_gates, vec!["example.com/quota".to_string()]);
         assert!(!d.is_unschedulable());
-        // A gate added after the scheduler gave up: the old condition
-        // still says Unschedulable, but the gate decides.
+        // A status that says Unschedulable beside a gate (written by a
+        // client, or out of step): the gate decides.
         let mut stale = d.clone();
         stale.unschedulable_since = Some(Timestamp(1_767_571_210_000));
         assert!(!stale.is_unschedulable());

@@ -181,4 +181,6 @@ fn a_table_name_dynamodb_would_refuse_is_refused_at_load() {
     }
     let ok = parse("[dynamodb]\ntable = \"k3s-autoscaler.prod_1\"\n").expect("a legal name");
     assert_eq!(ok.dynamodb.table, "k3s-autoscaler.prod_1");
+    parse("[dynamodb]\ntable = \"arn:aws:dynamodb:eu-west-1:123456789012:table/k3s\"\n")
+        .expect("a table ARN");
 }

@@ -1,4 +1,4 @@
-//! Which worker a scale-down removes (docs/architecture.md §3, scale-down step 1): the most recently
+//! Which worker a scale-down removes (docs/architecture.md §2, rule 5): the most recently
 //! launched among the least loaded, never one with a blocking pod, never
 //! one whose pods would not fit on the workers that remain.
 

@@ -1,5 +1,6 @@
-//! Which pods a drain evicts, ignores, or refuses to touch (docs/architecture.md §3 table:
-//! kubectl drain's filters and Cluster Autoscaler's rules).
+//! Which pods a drain evicts, ignores, or refuses to touch (docs/architecture.md §2,
+//! "Pods that block a scale-down": kubectl drain's filters and the Cluster
+//! Autoscaler's rules).
 
 use super::settings::DrainRules;
 use crate::ports::cluster::{ANNOTATION_DO_NOT_DISRUPT, ANNOTATION_SAFE_TO_EVICT};
@@ -83,7 +84,9 @@ pub fn classify(pod: &Pod, pdbs: &[Pdb], rules: &DrainRules) -> Disposition {
             key()
         ));
     }
-    if pod.namespace == "kube-system" && !pdbs.iter().any(|pdb| pdb.covers(pod)) {
+    // A budget the Eviction API would skip (an empty selector) leaves the
+    // pod as unguarded as no budget at all.
+    if pod.namespace == "kube-system" && !pdbs.iter().any(|pdb| pdb.guards(pod)) {
         return Disposition::Block(format!(
             "pod {} is in kube-system without a PodDisruptionBudget",
             key()
@@ -176,6 +179,17 @@ mod tests {
             },
             disruptions_allowed: 1,
         };
+        // A budget with an empty selector is skipped by the Eviction API:
+        // the pod is as unguarded as with none.
+        let everything = Pdb {
+            name: "everything".into(),
+            selector: LabelSelector::default(),
+            ..pdb.clone()
+        };
+        assert!(
+            blocked(classify(&system, std::slice::from_ref(&everything), &r))
+                .contains("kube-system")
+        );
         assert_eq!(classify(&system, &[pdb], &r), Disposition::Evict);
 
         let mut annotated = pod(Some("ReplicaSet"));

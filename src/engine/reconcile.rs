@@ -1,7 +1,8 @@
 //! Reconciliation: the three sources of truth — managed EC2
 //! instances, Kubernetes nodes and the operation record — compared every
 //! tick. What does not add up is classified; only the first class is ever
-//! acted on automatically (the engine's own clean-up rule, docs/architecture.md §3–§4).
+//! acted on automatically (the engine's own clean-up rule: docs/architecture.md §2 rule 3 and
+//! §5, "Never joined, confirmed").
 
 use super::id_map::IdMap;
 use super::observation::Observation;

@@ -94,6 +94,32 @@ pub fn implausible(
             view.nodes.len()
         ));
     }
+    // Ready workers, not one of them on an instance of ours, while some of
+    // ours have run past the join timeout with no node: the list is
+    // another fleet's (a kubeconfig context, a DNS name or a load balancer
+    // pointing at another cluster). Its answers would confirm "never
+    // joined" for every instance of ours, however small the fleet (the
+    // percentage rule below lets three through).
+    let ours: std::collections::BTreeSet<&str> = fleet
+        .iter()
+        .filter(|i| i.managed && i.state.is_live())
+        .map(|i| i.id.as_str())
+        .collect();
+    let ready: Vec<&crate::ports::Node> = view.nodes.iter().filter(|n| n.ready).collect();
+    let nodeless = settled
+        .iter()
+        .filter(|i| view.node_for_instance(&i.id).is_none())
+        .count();
+    if nodeless > 0
+        && ready
+            .iter()
+            .all(|n| n.instance_id.as_deref().is_none_or(|id| !ours.contains(id)))
+    {
+        return Some(format!(
+            "none of the {} Ready worker node(s) runs on a managed instance of this cluster while {nodeless} of them have run past engine.join_timeout with no node: the node list is another fleet's (a kubeconfig context or API endpoint for another cluster?)",
+            ready.len()
+        ));
+    }
     if !settled.is_empty() {
         let unready = settled.iter().filter(|i| !ready_for(i)).count();
         let percent = 100.0 * unready as f64 / settled.len() as f64;
@@ -130,6 +156,28 @@ mod tests {
         );
         view.nodes.pop();
         view.nodes.push(node("i-1", 0));
+        assert_eq!(implausible(&settings(), &view, &fleet, None, now), None);
+    }
+
+    /// Another cluster's API server: Ready workers on instances that are
+    /// not ours, and ours (three: under the percentage rule's count) with
+    /// no node. One worker of ours among them makes the view plausible.
+    #[test]
+    fn a_node_list_of_another_fleet_stops_destructive_steps() {
+        let now = at(10_000);
+        let fleet = old_fleet(3, now);
+        let mut view = ClusterView::default();
+        for i in 0..3 {
+            let mut other = node(&format!("i-0other{i}"), 0);
+            other.name = format!("other-worker-{i}");
+            view.nodes.push(other);
+        }
+        let why = implausible(&settings(), &view, &fleet, None, now).expect("a stop");
+        assert!(
+            why.contains("none of the 3 Ready worker node(s) runs on a managed instance"),
+            "{why}"
+        );
+        view.nodes.push(node(&fleet[0].id, 0));
         assert_eq!(implausible(&settings(), &view, &fleet, None, now), None);
     }
 

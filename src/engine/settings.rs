@@ -72,7 +72,7 @@ impl Settings {
 }
 
 impl Default for Settings {
-    /// the defaults of docs/architecture.md §2–§4, three of them tuned against the baselines
+    /// The defaults of docs/architecture.md §2–§4; three of them were tuned against the baselines
     /// (README "Performance"): scale down below 45 % (not 30 %), pending
     /// pods count after 1 minute (not 3), next scale-up 1 minute after a
     /// verified one (not 3). The config's defaults are the same numbers.

@@ -5,8 +5,9 @@ use super::*;
 use crate::ports::{OpKind, OpPhase, OpRecord, Operation, Origin, Reading};
 use std::time::Duration;
 
-/// The rules with docs/architecture.md §2's numbers (3 min pending, 30 % down, 3 min
-/// scale-up cooldown); three defaults were tuned since (see below).
+/// The rules with the first design's numbers (3 min pending, 30 % down, 3 min
+/// scale-up cooldown); three defaults were tuned since (docs/architecture.md
+/// §2 has today's).
 fn settings() -> Settings {
     let mut s = Settings::default();
     s.policy.pending_for = Duration::from_secs(180);

@@ -174,8 +174,9 @@ impl Pod {
     }
 
     /// Waiting for capacity: the scheduler tried and found no node. A
-    /// gated pod is not (the scheduler has not tried), even if a condition
-    /// left from before its gate was added still says Unschedulable.
+    /// gated pod is not (the scheduler has not tried), even if a status out
+    /// of step with it says Unschedulable (gates are set at creation and
+    /// only ever removed).
     pub fn is_unschedulable(&self) -> bool {
         self.node_name.is_none()
             && self.unschedulable_since.is_some()
@@ -277,6 +278,14 @@ pub struct Pdb {
 impl Pdb {
     pub fn covers(&self, pod: &Pod) -> bool {
         self.namespace == pod.namespace && self.selector.matches(&pod.labels)
+    }
+
+    /// Whether the Eviction API checks this budget for `pod`: it covers it
+    /// and its selector is not empty (`eviction.go` skips a `{}` budget,
+    /// which the disruption controller counts over every pod: it guards
+    /// nothing at an eviction).
+    pub fn guards(&self, pod: &Pod) -> bool {
+        !self.selector.is_empty() && self.covers(pod)
     }
 }
 

@@ -369,6 +369,18 @@ impl Executor {
                         }
                         return Ok(());
                     }
+                    // A terminate or a node deletion rests on the node list
+                    // being this fleet's: on an implausible one (another
+                    // cluster's API server, an empty list) the step waits,
+                    // as a decision to start one would (engine/sanity.rs).
+                    if matches!(effect, Effect::Terminate { .. } | Effect::DeleteNode { .. })
+                        && let Some(why) = self.implausible_view(op_id.as_deref()).await?
+                    {
+                        let text = format!("sanity stop: {why}; {} held", effect.describe());
+                        warn!(target: "engine", "{text}");
+                        report.stopped = Some(text);
+                        return Ok(());
+                    }
                     // The reads since the loop's renew may have been slow:
                     // renew again if too little is left for this effect.
                     if let Err(e) = self.lock.keep(held).await {
@@ -419,8 +431,19 @@ impl Executor {
                         return Ok(());
                     }
                     own_intent = false;
-                    let result = self.perform(&effect).await;
+                    let mut result = self.perform(&effect).await;
                     failpoint_after(&effect, &result);
+                    // "No such node" ends a cordon or uncordon step, but a
+                    // 404 from another cluster's API server says nothing of
+                    // ours: on an implausible view it is retried instead.
+                    if matches!(effect, Effect::Cordon { .. } | Effect::Uncordon { .. })
+                        && matches!(result, EffectResult::Err(PortError::NotFound(_)))
+                        && let Some(why) = self.implausible_view(op_id.as_deref()).await?
+                    {
+                        result = EffectResult::Err(PortError::Unavailable(format!(
+                            "404 for the node while the view is implausible ({why})"
+                        )));
+                    }
                     self.note(&effect, &result, &mut tried, report);
                     let now = self.ports.clock.now();
                     pending = Some(operation::after(
@@ -480,6 +503,37 @@ impl Executor {
         report
             .steps
             .push(format!("{}: {outcome}", effect.describe()));
+    }
+
+    /// The sanity stop on a fresh read of the nodes and the fleet: why
+    /// the view cannot be true, if it cannot.
+    async fn implausible_view(&self, op_id: Option<&str>) -> Result<Option<String>, ExecFailure> {
+        let nodes = self.ports.cluster.nodes().await.map_err(|e| {
+            fail(
+                "kubernetes",
+                op_id,
+                format!("listing nodes for the sanity check: {e}; cannot advance the operation this tick"),
+            )
+        })?;
+        let fleet = self.ports.cloud.managed_instances().await.map_err(|e| {
+            fail(
+                "ec2",
+                op_id,
+                format!("describing instances for the sanity check: {e}; cannot advance the operation this tick"),
+            )
+        })?;
+        let view = crate::engine::ClusterView {
+            nodes,
+            ..Default::default()
+        };
+        let now = self.ports.clock.now();
+        Ok(crate::engine::sanity::implausible(
+            &self.settings,
+            &view,
+            &fleet,
+            None,
+            now,
+        ))
     }
 
     async fn perform(&self, effect: &Effect) -> EffectResult {

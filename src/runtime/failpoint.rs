@@ -3,7 +3,8 @@
 //! announces it on stderr and waits to be `kill -9`ed). Without the feature
 //! this compiles to nothing: a production binary has no such hook.
 
-/// The points the crash analysis of docs/architecture.md §3 names.
+/// The step boundaries of the operations (docs/architecture.md §3) that the
+/// crash-recovery tests stop at (listed in the README's Reliability section).
 pub const AFTER_INTENT: &str = "after-intent";
 pub const AFTER_LAUNCH: &str = "after-launch";
 pub const MID_DRAIN: &str = "mid-drain";

@@ -215,6 +215,19 @@ pub fn check_dynamodb_limits(value: &Value, at: &str, out: &mut Vec<String>) {
                             }
                         }
                     }
+                    // An update's item is at least its key and the values
+                    // it sets (the operation record is written this way).
+                    ("UpdateExpression", Value::String(_)) => {
+                        let bytes = members.get("Key").map_or(0, |k| k.to_string().len())
+                            + members
+                                .get("ExpressionAttributeValues")
+                                .map_or(0, |v| v.to_string().len());
+                        if bytes > ITEM_MAX_BYTES {
+                            out.push(format!(
+                                "{at}: an update of at least {bytes} bytes (an item is at most {ITEM_MAX_BYTES})"
+                            ));
+                        }
+                    }
                     ("Item", Value::Object(_)) => {
                         let bytes = member.to_string().len();
                         if bytes > ITEM_MAX_BYTES {

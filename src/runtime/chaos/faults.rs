@@ -6,7 +6,7 @@ use crate::sim::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Every kind of fault the harness injects (the README's Reliability section lists them in words).
-pub const KINDS: [&str; 30] = [
+pub const KINDS: [&str; 31] = [
     "crash_after_intent",
     "crash_after_launch",
     "crash_mid_drain",
@@ -48,6 +48,10 @@ pub const KINDS: [&str; 30] = [
     // saturated node times out first): its per-node CPU series is missing
     // and the worker average covers only the rest, so it reads low.
     "cpu_series_missing",
+    // The Kubernetes API answering for another cluster for a few minutes
+    // (a kubeconfig context, a DNS name or a load balancer pointing
+    // elsewhere): other nodes, none of our pods, every write a 404.
+    "other_cluster",
 ];
 
 /// Probabilities per opportunity (a matching call, or a harness step).
@@ -73,6 +77,7 @@ pub struct Rates {
     pub blind: f64,
     pub unlabel: f64,
     pub scrape_gap: f64,
+    pub other_cluster: f64,
 }
 
 impl Rates {
@@ -99,6 +104,7 @@ impl Rates {
             unlabel: r(0.15),
             // Drawn from its own stream by `FaultPlan::new`.
             scrape_gap: 0.0,
+            other_cluster: 0.0,
         }
     }
 }
@@ -117,6 +123,10 @@ pub struct FaultPlan {
     /// every other draw of the seed (the negative controls' seeds were
     /// chosen on that sequence).
     pub scrape_rng: Rng,
+    /// Until when the API server answers for another cluster.
+    pub other_cluster_until: Option<Timestamp>,
+    /// Its own stream too, for the same reason.
+    pub other_rng: Rng,
     pub injected: BTreeMap<&'static str, u64>,
 }
 
@@ -127,6 +137,9 @@ impl FaultPlan {
         // Per metrics call, about two a tick: at most one gap in about ten
         // minutes, so a scale-down's idle window can still be seen whole.
         rates.scrape_gap = scrape_rng.range(0.0, 0.01);
+        let mut other_rng = rng.clone().fork(0x00c1_a57e);
+        // Per node listing (a few a tick): a spell every few hours.
+        rates.other_cluster = other_rng.range(0.0, 0.0015);
         FaultPlan {
             rng,
             rates,
@@ -135,6 +148,8 @@ impl FaultPlan {
             ec2_burst: None,
             scrape_gap: None,
             scrape_rng,
+            other_cluster_until: None,
+            other_rng,
             injected: BTreeMap::new(),
         }
     }

@@ -42,7 +42,7 @@ impl Shared {
 
 pub struct FaultyPorts {
     inner: SimPorts,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     name: String,
     dead: AtomicBool,
 }
@@ -144,39 +144,6 @@ impl FaultyPorts {
         let mut plan = self.shared.plan();
         let p = p(&plan.rates);
         plan.roll(kind, p)
-    }
-
-    /// The worker whose node-exporter scrape is failing now, if any: a gap
-    /// lasts one to five minutes and, when one starts, hits the busiest
-    /// worker (the one whose scrape times out first).
-    fn scrape_gap(&self) -> Option<String> {
-        let now = self.shared.clock.now();
-        {
-            let mut plan = self.shared.plan();
-            if let Some((node, until)) = &plan.scrape_gap
-                && now < *until
-            {
-                return Some(node.clone());
-            }
-            plan.scrape_gap = None;
-            let p = plan.rates.scrape_gap;
-            if !(plan.active && plan.scrape_rng.chance(p)) {
-                return None;
-            }
-            plan.count("cpu_series_missing");
-        }
-        // The world is locked only once the plan is released (the harness
-        // takes them in that order elsewhere).
-        let busiest = lock(&self.shared.world)
-            .workload
-            .node_cpu
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
-            .map(|(node, _)| node.clone())?;
-        let mut plan = self.shared.plan();
-        let lasts = Duration::from_secs(60 + plan.scrape_rng.below(240));
-        plan.scrape_gap = Some((busiest.clone(), now.plus(lasts)));
-        Some(busiest)
     }
 
     /// Someone else frees the lock (break-glass) in the middle of what this
@@ -290,6 +257,9 @@ impl ClusterApi for FaultyPorts {
     async fn nodes(&self) -> PortResult<Vec<Node>> {
         self.alive()?;
         let mut nodes = self.inner.nodes().await?;
+        if self.other_cluster(true) {
+            return Ok(Self::foreign_nodes(&nodes));
+        }
         if self.roll("selector_typo", |r| r.blind) {
             return Ok(Vec::new());
         }
@@ -302,21 +272,36 @@ impl ClusterApi for FaultyPorts {
 
     async fn pods(&self) -> PortResult<Vec<Pod>> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Ok(Vec::new());
+        }
         self.inner.pods().await
     }
 
     async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Ok(Vec::new());
+        }
         self.inner.pods_on(node).await
     }
 
     async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Ok(Vec::new());
+        }
         self.inner.pdbs().await
     }
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {
         self.alive()?;
+        if self.other_cluster(false) {
+            self.note(format!(
+                "set_cordoned {node} {cordoned} -> 404 (other cluster)"
+            ));
+            return Err(Self::not_in_other_cluster(&format!("node {node}")));
+        }
         self.maybe_steal();
         let r = self.inner.set_cordoned(node, cordoned).await;
         self.note(format!("set_cordoned {node} {cordoned} -> {r:?}"));
@@ -325,6 +310,9 @@ impl ClusterApi for FaultyPorts {
 
     async fn remove_startup_taint(&self, node: &str) -> PortResult<()> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Err(Self::not_in_other_cluster(&format!("node {node}")));
+        }
         let r = self.inner.remove_startup_taint(node).await;
         self.note(format!("untaint {node} -> {r:?}"));
         r
@@ -332,6 +320,11 @@ impl ClusterApi for FaultyPorts {
 
     async fn evict(&self, pod: &PodRef) -> PortResult<EvictionOutcome> {
         self.alive()?;
+        if self.other_cluster(false) {
+            // The other cluster has no such pod: a 404, read as gone.
+            self.note(format!("evict {pod} -> 404 (other cluster)"));
+            return Ok(EvictionOutcome::AlreadyGone);
+        }
         if self.roll("eviction_500", |r| r.eviction_500) {
             self.note(format!("evict {pod} -> injected 500"));
             return Ok(EvictionOutcome::Rejected(
@@ -353,6 +346,9 @@ impl ClusterApi for FaultyPorts {
 
     async fn delete_node(&self, node: &str) -> PortResult<()> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Err(Self::not_in_other_cluster(&format!("node {node}")));
+        }
         let r = self.inner.delete_node(node).await;
         self.note(format!("delete_node {node} -> {r:?}"));
         r
@@ -360,6 +356,9 @@ impl ClusterApi for FaultyPorts {
 
     async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {
         self.alive()?;
+        if self.other_cluster(false) {
+            return Ok(None);
+        }
         self.inner.node_of_instance(instance_id).await
     }
 

@@ -6,6 +6,7 @@
 
 pub mod faults;
 pub mod faulty;
+mod hostile;
 pub mod sabotage;
 pub mod skew;
 
@@ -477,6 +478,7 @@ fn spoiled_by_a_fault(report: &TickReport) -> bool {
 fn note_tick(shared: &Shared, index: usize, incarnation: u32, report: &TickReport) {
     let exec = report.exec.as_ref();
     let stopped = exec.and_then(|e| e.stopped.as_deref());
+    let refused = exec.and_then(|e| e.refused.as_deref());
     let error = exec.and_then(|e| e.error.as_ref()).map(|e| e.to_string());
     let steps = exec.map_or(0, |e| e.steps.len());
     let unread = report.state.as_ref().err();
@@ -499,6 +501,9 @@ fn note_tick(shared: &Shared, index: usize, incarnation: u32, report: &TickRepor
         for step in &e.steps {
             text.push_str(&format!("; step: {step}"));
         }
+    }
+    if let Some(why) = refused {
+        text.push_str(&format!("; refused: {why}"));
     }
     if let Some(why) = stopped {
         text.push_str(&format!("; stopped: {why}"));

@@ -154,11 +154,13 @@ impl Sabotage {
             // drain rule too, and this control is for the blast radius).
             rates.flap_per_step *= 10.0;
         }
-        if self == Sabotage::IgnoresMinWorkers {
-            // It breaks the rule by scaling down, which a missing CPU
-            // series holds (rightly): without gaps it gets the chance.
-            rates.scrape_gap = 0.0;
-        }
+        // The views that are rightly not acted on (a worker's CPU series
+        // missing, another cluster's node list) hold scale-downs and
+        // terminates, the very moments a breakage needs: these runs test
+        // the checker, so they go without them (each is drawn from its own
+        // stream, so the rest of the seed is as before).
+        rates.scrape_gap = 0.0;
+        rates.other_cluster = 0.0;
     }
 
     /// Whether engine 0 is a read-only engine (that should not mutate).

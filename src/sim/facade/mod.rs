@@ -417,7 +417,7 @@ async fn evict(
             .workload
             .pdb_view(w.now)
             .into_iter()
-            .filter(|b| !b.selector.is_empty() && b.covers(pod))
+            .filter(|b| b.guards(pod))
             .count();
         if !ignores_budgets && budgets > 1 {
             return (500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into());
