@@ -552,7 +552,9 @@ mod expiry;
 pub use expiry::DESCRIBE_LAG;
 use expiry::expired_intent;
 mod launch;
+mod sanity_hold;
 pub use launch::is_k3s_version;
+pub use sanity_hold::{SanityHold, on_implausible_view};
 mod steps;
 #[cfg(test)]
 mod tests;

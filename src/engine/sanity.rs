@@ -116,7 +116,7 @@ pub fn implausible(
             .all(|n| n.instance_id.as_deref().is_none_or(|id| !ours.contains(id)))
     {
         return Some(format!(
-            "none of the {} Ready worker node(s) runs on a managed instance of this cluster while {nodeless} of them have run past engine.join_timeout with no node: the node list is another fleet's (a kubeconfig context or API endpoint for another cluster?)",
+            "none of the {} Ready worker node(s) runs on a managed instance of this cluster while {nodeless} managed instance(s) have run past engine.join_timeout with no node: either the node list is another cluster's (a kubeconfig context or API endpoint?) or those instances failed to join",
             ready.len()
         ));
     }

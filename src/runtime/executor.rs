@@ -6,7 +6,7 @@
 use super::lease::{Acquired, LockClient};
 use super::observe::observe;
 use super::shutdown::Shutdown;
-use crate::engine::operation::{self, Effect, EffectResult, Intent, Next};
+use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, SanityHold};
 use crate::engine::{
     ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
     validate_request,
@@ -371,15 +371,43 @@ impl Executor {
                     }
                     // A terminate or a node deletion rests on the node list
                     // being this fleet's: on an implausible one (another
-                    // cluster's API server, an empty list) the step waits,
-                    // as a decision to start one would (engine/sanity.rs).
+                    // cluster's API server, an empty list) the step waits a
+                    // while, then is given up without the call
+                    // (engine/operation/sanity_hold.rs).
+                    let mut refused = None;
                     if matches!(effect, Effect::Terminate { .. } | Effect::DeleteNode { .. })
                         && let Some(why) = self.implausible_view(op_id.as_deref()).await?
                     {
-                        let text = format!("sanity stop: {why}; {} held", effect.describe());
-                        warn!(target: "engine", "{text}");
-                        report.stopped = Some(text);
-                        return Ok(());
+                        let now = self.ports.clock.now();
+                        match operation::on_implausible_view(
+                            &self.settings,
+                            record,
+                            &effect,
+                            &why,
+                            now,
+                        ) {
+                            Some(SanityHold::Wait(text)) => {
+                                warn!(target: "engine", "{text}");
+                                report.stopped = Some(text);
+                                return Ok(());
+                            }
+                            Some(SanityHold::Refuse(e)) => refused = Some(e),
+                            None => {}
+                        }
+                    }
+                    if let Some(e) = refused {
+                        let result = EffectResult::Err(e);
+                        self.note(&effect, &result, &mut tried, report);
+                        let now = self.ports.clock.now();
+                        pending = Some(operation::after(
+                            &self.settings,
+                            record,
+                            &effect,
+                            result,
+                            fence,
+                            now,
+                        ));
+                        continue;
                     }
                     // The reads since the loop's renew may have been slow:
                     // renew again if too little is left for this effect.
@@ -433,16 +461,24 @@ impl Executor {
                     own_intent = false;
                     let mut result = self.perform(&effect).await;
                     failpoint_after(&effect, &result);
-                    // "No such node" ends a cordon or uncordon step, but a
-                    // 404 from another cluster's API server says nothing of
-                    // ours: on an implausible view it is retried instead.
-                    if matches!(effect, Effect::Cordon { .. } | Effect::Uncordon { .. })
+                    // "No such node" ends an uncordon as done, but a 404
+                    // from another cluster's API server says nothing of
+                    // ours: on an implausible view it is a refusal, and the
+                    // operation says the node may be left cordoned.
+                    if matches!(effect, Effect::Uncordon { .. })
                         && matches!(result, EffectResult::Err(PortError::NotFound(_)))
                         && let Some(why) = self.implausible_view(op_id.as_deref()).await?
                     {
-                        result = EffectResult::Err(PortError::Unavailable(format!(
-                            "404 for the node while the view is implausible ({why})"
-                        )));
+                        let now = self.ports.clock.now();
+                        if let Some(SanityHold::Refuse(e)) = operation::on_implausible_view(
+                            &self.settings,
+                            record,
+                            &effect,
+                            &why,
+                            now,
+                        ) {
+                            result = EffectResult::Err(e);
+                        }
                     }
                     self.note(&effect, &result, &mut tried, report);
                     let now = self.ports.clock.now();

@@ -1,7 +1,9 @@
 //! Faults from a world wider than the model, on the engine's view only:
 //! a worker's CPU series missing (its scrape failing) and the Kubernetes
 //! API answering for another cluster. Each keeps its own random stream
-//! (`FaultPlan`), so adding one did not shift the other draws of a seed.
+//! (`FaultPlan`), so its own draws shift no other; what the engines do
+//! differently while one lasts (fewer calls, other calls) does, so a seed
+//! recorded before they existed replays differently.
 
 use super::faulty::FaultyPorts;
 use crate::ports::{Clock, Node, PortError};

@@ -204,3 +204,68 @@ fn a_ghost_is_deleted_only_after_five_minutes_notready_and_never_after_a_flap() 
     let kept = outcome(next(&s, &rec, &w.view(), 1, now));
     assert!(kept.contains("live instance again"), "{kept}");
 }
+
+/// A step that rests on the node list, on a view the sanity stop finds
+/// implausible: a scale-up's terminate of its never-joined instances waits
+/// for `intent_ttl` past the join deadline and is then given up (the
+/// operation ends Failed with the instances left for the clean-up, so it
+/// does not hold every later operation); a node deletion is never held;
+/// an uncordon's 404 is a refusal that says the node may be left cordoned.
+#[test]
+fn a_step_held_by_the_sanity_stop_ends_instead_of_wedging() {
+    let s = settings();
+    let launched = scale_up_launched(&["i-a", "i-b"]);
+    let mut w = World::new();
+    w.instances = vec![instance("i-a"), instance("i-b")];
+    let verifying = written(next(&s, &launched, &w.view(), 1, at(1)));
+    let effect = acted(next(&s, &verifying, &w.view(), 1, at(601)));
+    assert!(matches!(effect, Effect::Terminate { .. }), "{effect:?}");
+    let why = "another fleet's nodes";
+    assert!(matches!(
+        on_implausible_view(&s, &verifying, &effect, why, at(601)),
+        Some(SanityHold::Wait(text)) if text.contains("another fleet's nodes")
+    ));
+    let late = at(600 + s.intent_ttl().as_secs() as i64 + 1);
+    let Some(SanityHold::Refuse(e)) = on_implausible_view(&s, &verifying, &effect, why, late)
+    else {
+        panic!("past intent_ttl the terminate is given up");
+    };
+    let failed = written(after(
+        &s,
+        &verifying,
+        &effect,
+        EffectResult::Err(e),
+        1,
+        late,
+    ));
+    assert_eq!(op(&failed).phase, OpPhase::Failed);
+    let outcome = op(&failed).outcome.clone().unwrap_or_default();
+    assert!(outcome.contains("not terminated: sanity stop"), "{outcome}");
+
+    let delete = Effect::DeleteNode { node: "i-a".into() };
+    assert!(matches!(
+        on_implausible_view(&s, &verifying, &delete, why, at(601)),
+        Some(SanityHold::Refuse(_))
+    ));
+
+    let drain = draining(&World::new());
+    let uncordon = Effect::Uncordon {
+        node: "w4".into(),
+        abort: Some("drain timed out".into()),
+    };
+    let Some(SanityHold::Refuse(e)) = on_implausible_view(&s, &drain, &uncordon, why, at(700))
+    else {
+        panic!("an uncordon's 404 is a refusal on an implausible view");
+    };
+    let aborted = written(after(
+        &s,
+        &drain,
+        &uncordon,
+        EffectResult::Err(e),
+        1,
+        at(700),
+    ));
+    assert_eq!(op(&aborted).phase, OpPhase::Aborted);
+    let outcome = op(&aborted).outcome.clone().unwrap_or_default();
+    assert!(outcome.contains("left cordoned"), "{outcome}");
+}
