@@ -397,16 +397,8 @@ impl Executor {
                     }
                     if let Some(e) = refused {
                         let result = EffectResult::Err(e);
-                        self.note(&effect, &result, &mut tried, report);
-                        let now = self.ports.clock.now();
-                        pending = Some(operation::after(
-                            &self.settings,
-                            record,
-                            &effect,
-                            result,
-                            fence,
-                            now,
-                        ));
+                        pending =
+                            Some(self.settle(record, &effect, result, fence, &mut tried, report));
                         continue;
                     }
                     // The reads since the loop's renew may have been slow:
@@ -480,16 +472,7 @@ impl Executor {
                             result = EffectResult::Err(e);
                         }
                     }
-                    self.note(&effect, &result, &mut tried, report);
-                    let now = self.ports.clock.now();
-                    pending = Some(operation::after(
-                        &self.settings,
-                        record,
-                        &effect,
-                        result,
-                        fence,
-                        now,
-                    ));
+                    pending = Some(self.settle(record, &effect, result, fence, &mut tried, report));
                 }
             }
         }
@@ -498,6 +481,22 @@ impl Executor {
             record.in_flight().map(|o| o.id.as_str()),
             format!("more than {MAX_STEPS_PER_TICK} steps in one tick; stopping (engine bug?)"),
         ))
+    }
+
+    /// An effect's result, performed or refused before the call: logged
+    /// and reported, then judged by the operation (`operation::after`).
+    fn settle(
+        &self,
+        record: &OpRecord,
+        effect: &Effect,
+        result: EffectResult,
+        fence: u64,
+        tried: &mut BTreeSet<String>,
+        report: &mut ExecReport,
+    ) -> Next {
+        self.note(effect, &result, tried, report);
+        let now = self.ports.clock.now();
+        operation::after(&self.settings, record, effect, result, fence, now)
     }
 
     fn note(
