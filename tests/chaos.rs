@@ -203,6 +203,26 @@ fn each_planted_breakage_trips_exactly_its_invariant() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Seeds a release run found violating, each a mechanism since fixed:
+/// 860 (a terminate decided on another cluster's node list went ahead
+/// because the sanity check read after the spell ended), 4794 (an
+/// operation's own never-joined launches made the unready share a stop
+/// for their own terminate) and 12123 (the clean-up they were left to
+/// waited behind a whole scale-up). Any engine change moves a seed's
+/// faults, so these guard the mechanism only while the trace stays put;
+/// the 600 seeds above and the release runs are the real coverage.
+#[test]
+fn seeds_a_release_run_broke_stay_clean() {
+    for (seed, engines) in [(860, 4), (4794, 1), (12123, 3)] {
+        let o = run_seed(seed, Some(engines));
+        assert!(
+            o.violations.is_empty(),
+            "seed {seed} ({engines} engines): {:?}",
+            o.violations
+        );
+    }
+}
+
 /// The same seeds under the plain settings are clean and scale.
 #[test]
 fn the_control_seeds_are_clean_without_the_breakage() {

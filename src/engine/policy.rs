@@ -8,7 +8,7 @@ use super::observation::{ClusterView, Observation};
 use super::operation::Intent;
 use super::settings::Settings;
 use super::sizing;
-use crate::ports::{Instance, OpRecord, Reading, Timestamp, format_duration};
+use crate::ports::{Instance, OpKind, OpPhase, OpRecord, Reading, Timestamp, format_duration};
 use std::collections::BTreeMap;
 
 /// What the policy remembers between ticks: since when CPU has been above
@@ -220,8 +220,7 @@ fn decide_known(
     // every worker look like one that never joined), only instances this
     // tool launched (the op-id tag), never one the last clean-up found
     // under other labels, and one per operation: whatever the view, one
-    // decision can cost at most one instance. It yields to a scale-up that
-    // is due, so a stray that cannot be cleaned never starves the pods.
+    // decision can cost at most one instance.
     let stray = if sanity.is_none() {
         super::reconcile::reconcile(settings, k.obs, record, now)
             .into_iter()
@@ -239,6 +238,20 @@ fn decide_known(
     } else {
         None
     };
+    // The clean-up comes before a scale-up (the Cluster Autoscaler, too,
+    // removes long-unregistered nodes before it scales up): it takes one
+    // tick, frees a slot under max_workers, and a launch that never joined
+    // is billed for as long as it waits behind another scale-up's join
+    // timeout. Unless the last operation was a clean-up that removed
+    // nothing (it failed, was aborted, or found the node under other
+    // labels): a stray that is not going away must not starve the pods.
+    let clean_up_failed = record.op.as_ref().is_some_and(|o| match &o.kind {
+        OpKind::TerminateStrays { kept, .. } => {
+            !kept.is_empty() || matches!(o.phase, OpPhase::Failed | OpPhase::Aborted)
+        }
+        _ => false,
+    });
+    let stray_first = stray.is_some() && !clean_up_failed;
     let clean_up = |mut reasons: Vec<String>, (instance, age): (String, std::time::Duration)| {
         reasons.push(format!(
             "clean-up: {instance} launched {} ago never joined",
@@ -280,6 +293,12 @@ fn decide_known(
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
     if (cpu_trigger || pending_trigger) && blind {
         reasons.push("scale-up held: no Ready worker in view".into());
+    }
+    if stray_first && let Some(stray) = stray.clone() {
+        if (cpu_trigger || pending_trigger) && !blind {
+            reasons.push("scale-up after the clean-up of a launch that never joined".into());
+        }
+        return clean_up(reasons, stray);
     }
     if (cpu_trigger || pending_trigger) && !blind {
         let blocked = if managed >= p.max_workers {

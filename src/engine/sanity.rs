@@ -16,6 +16,7 @@
 use super::observation::ClusterView;
 use super::settings::Settings;
 use crate::ports::{Instance, Timestamp};
+use std::collections::BTreeSet;
 
 /// The settings the sanity stop needs, in engine terms.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +53,27 @@ pub fn implausible(
     fleet: &[Instance],
     previous_nodes: Option<usize>,
     now: Timestamp,
+) -> Option<String> {
+    implausible_judging(settings, view, fleet, previous_nodes, now, &BTreeSet::new())
+}
+
+/// As `implausible`, for the operation in flight's own terminate of
+/// `judged` (its launches that never joined, or its drained node): their
+/// missing nodes are the claim under test, each already confirmed by a
+/// look-up under any labels, so they are no evidence against the view in
+/// the unready share (a launch of four that never joined beside four Ready
+/// workers is a broken launch, not a broken view). The other rules count
+/// them as before: another cluster's list would confirm them all. The
+/// policy's clean-up does not use this: its candidates are not looked up
+/// until it runs, and labels removed from half the fleet would make every
+/// one of them a candidate.
+pub fn implausible_judging(
+    settings: &Settings,
+    view: &ClusterView,
+    fleet: &[Instance],
+    previous_nodes: Option<usize>,
+    now: Timestamp,
+    judged: &BTreeSet<&str>,
 ) -> Option<String> {
     let rules = &settings.sanity;
     // Only instances old enough to have joined say anything about the view:
@@ -100,7 +122,7 @@ pub fn implausible(
     // pointing at another cluster). Its answers would confirm "never
     // joined" for every instance of ours, however small the fleet (the
     // percentage rule below lets three through).
-    let ours: std::collections::BTreeSet<&str> = fleet
+    let ours: BTreeSet<&str> = fleet
         .iter()
         .filter(|i| i.managed && i.state.is_live())
         .map(|i| i.id.as_str())
@@ -120,13 +142,17 @@ pub fn implausible(
             ready.len()
         ));
     }
-    if !settled.is_empty() {
-        let unready = settled.iter().filter(|i| !ready_for(i)).count();
-        let percent = 100.0 * unready as f64 / settled.len() as f64;
+    let counted: Vec<&&Instance> = settled
+        .iter()
+        .filter(|i| !judged.contains(i.id.as_str()))
+        .collect();
+    if !counted.is_empty() {
+        let unready = counted.iter().filter(|i| !ready_for(i)).count();
+        let percent = 100.0 * unready as f64 / counted.len() as f64;
         if unready > rules.ok_unready_count && percent > rules.max_unready_percent {
             return Some(format!(
                 "{unready} of {} running managed instances ({percent:.0} %) have no Ready node (more than engine.max_unready_percent {:.0} %)",
-                settled.len(),
+                counted.len(),
                 rules.max_unready_percent
             ));
         }
@@ -238,6 +264,39 @@ mod tests {
             implausible(&settings(), &ClusterView::default(), &fleet, None, now),
             None
         );
+    }
+
+    #[test]
+    fn an_operations_own_never_joined_launches_are_no_evidence_in_the_unready_share() {
+        let now = at(7200);
+        // Four Ready workers and the four launches of one operation that
+        // never joined: 50 %, a stop for anything else…
+        let fleet = old_fleet(8, now);
+        let half = view_of(&["i-0", "i-1", "i-2", "i-3"], true);
+        assert!(implausible(&settings(), &half, &fleet, None, now).is_some());
+        // …but not for that operation's terminate of those four.
+        let judged: BTreeSet<&str> = ["i-4", "i-5", "i-6", "i-7"].into();
+        assert_eq!(
+            implausible_judging(&settings(), &half, &fleet, None, now, &judged),
+            None
+        );
+        // Judging two of them leaves 2 of 6 other unready: still fine;
+        // judging instances that have nodes changes nothing.
+        let two: BTreeSet<&str> = ["i-4", "i-5"].into();
+        assert_eq!(
+            implausible_judging(&settings(), &half, &fleet, None, now, &two),
+            None
+        );
+        let with_nodes: BTreeSet<&str> = ["i-0", "i-1"].into();
+        assert!(implausible_judging(&settings(), &half, &fleet, None, now, &with_nodes).is_some());
+        // The other rules still count them: an empty list, or another
+        // fleet's, confirms every "never joined".
+        let empty = ClusterView::default();
+        assert!(implausible_judging(&settings(), &empty, &fleet, None, now, &judged).is_some());
+        let foreign = view_of(&["x-0", "x-1", "x-2", "x-3"], true);
+        let why = implausible_judging(&settings(), &foreign, &fleet, None, now, &judged)
+            .expect("another fleet's list");
+        assert!(why.contains("another cluster"), "{why}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::engine::{
     ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
     validate_request,
 };
-use crate::ports::{OpRecord, Origin, PortError, Ports};
+use crate::ports::{Node, OpRecord, Origin, PortError, Ports};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
@@ -308,6 +308,11 @@ impl Executor {
         // This run recorded the intent in force and has sent nothing for it
         // since: on shutdown it is this run's to close.
         let mut own_intent = started_here;
+        // The node list the step in hand was decided on (the sanity check
+        // judges it, not only a later read), and whether this tick already
+        // decided a step again because that list was implausible.
+        let mut decided_on: Vec<Node> = Vec::new();
+        let mut decided_again = false;
         for _ in 0..MAX_STEPS_PER_TICK {
             let op_id = record.in_flight().map(|o| o.id.clone());
             if let Err(e) = self.lock.keep(held).await {
@@ -329,15 +334,15 @@ impl Executor {
                     let Some(op) = record.in_flight() else {
                         return Ok(());
                     };
-                    let world = super::op_reads::view_for(&self.ports, &self.settings, op).await?;
-                    let view = world.view(&tried);
+                    let mut world =
+                        super::op_reads::view_for(&self.ports, &self.settings, op).await?;
                     // The reads may have been slow: judge the intent's age
                     // (and every deadline) at the time they returned.
                     let now = self.ports.clock.now();
-                    (
-                        operation::next(&self.settings, record, &view, fence, now),
-                        Some(now),
-                    )
+                    let next =
+                        operation::next(&self.settings, record, &world.view(&tried), fence, now);
+                    decided_on = world.take_nodes();
+                    (next, Some(now))
                 }
             };
             match next {
@@ -373,10 +378,31 @@ impl Executor {
                     // being this fleet's: on an implausible one (another
                     // cluster's API server, an empty list) the step waits a
                     // while, then is given up without the call
-                    // (engine/operation/sanity_hold.rs).
+                    // (engine/operation/sanity_hold.rs). Judged on the list
+                    // the step was decided on and on a fresh one: a spell
+                    // that ended between the two reads must not let a step
+                    // decided inside it go ahead. Decided inside it, but
+                    // plausible now: decided again (once a tick).
                     let mut refused = None;
-                    if matches!(effect, Effect::Terminate { .. } | Effect::DeleteNode { .. })
-                        && let Some(why) = self.implausible_view(op_id.as_deref()).await?
+                    let verdict = match &effect {
+                        Effect::Terminate { ids, .. } => {
+                            self.judge_view(op_id.as_deref(), &decided_on, ids).await?
+                        }
+                        Effect::DeleteNode { .. } => {
+                            self.judge_view(op_id.as_deref(), &decided_on, &[]).await?
+                        }
+                        _ => ViewVerdict::Plausible,
+                    };
+                    if let ViewVerdict::DecidedOnImplausible(why) = &verdict
+                        && decided_at.is_some()
+                        && !decided_again
+                    {
+                        decided_again = true;
+                        info!(target: "engine", "{} was decided on an implausible node list ({why}); the list is plausible now: deciding again", effect.describe());
+                        continue;
+                    }
+                    if let ViewVerdict::DecidedOnImplausible(why) | ViewVerdict::Implausible(why) =
+                        verdict
                     {
                         let now = self.ports.clock.now();
                         match operation::on_implausible_view(
@@ -459,7 +485,9 @@ impl Executor {
                     // operation says the node may be left cordoned.
                     if matches!(effect, Effect::Uncordon { .. })
                         && matches!(result, EffectResult::Err(PortError::NotFound(_)))
-                        && let Some(why) = self.implausible_view(op_id.as_deref()).await?
+                        && let ViewVerdict::DecidedOnImplausible(why)
+                        | ViewVerdict::Implausible(why) =
+                            self.judge_view(op_id.as_deref(), &decided_on, &[]).await?
                     {
                         let now = self.ports.clock.now();
                         if let Some(SanityHold::Refuse(e)) = operation::on_implausible_view(
@@ -540,9 +568,16 @@ impl Executor {
             .push(format!("{}: {outcome}", effect.describe()));
     }
 
-    /// The sanity stop on a fresh read of the nodes and the fleet: why
-    /// the view cannot be true, if it cannot.
-    async fn implausible_view(&self, op_id: Option<&str>) -> Result<Option<String>, ExecFailure> {
+    /// The sanity stop on the node list a step was decided on and on a
+    /// fresh one, with a fresh fleet. `judged`: the instances the step
+    /// would terminate (no evidence against the view in the unready share,
+    /// `sanity::implausible_judging`).
+    async fn judge_view(
+        &self,
+        op_id: Option<&str>,
+        decided_on: &[Node],
+        judged: &[String],
+    ) -> Result<ViewVerdict, ExecFailure> {
         let nodes = self.ports.cluster.nodes().await.map_err(|e| {
             fail(
                 "kubernetes",
@@ -557,18 +592,27 @@ impl Executor {
                 format!("describing instances for the sanity check: {e}; cannot advance the operation this tick"),
             )
         })?;
-        let view = crate::engine::ClusterView {
-            nodes,
-            ..Default::default()
-        };
         let now = self.ports.clock.now();
-        Ok(crate::engine::sanity::implausible(
-            &self.settings,
-            &view,
-            &fleet,
-            None,
-            now,
-        ))
+        let judged: BTreeSet<&str> = judged.iter().map(String::as_str).collect();
+        let judge = |nodes: Vec<Node>| {
+            let view = crate::engine::ClusterView {
+                nodes,
+                ..Default::default()
+            };
+            crate::engine::sanity::implausible_judging(
+                &self.settings,
+                &view,
+                &fleet,
+                None,
+                now,
+                &judged,
+            )
+        };
+        Ok(match (judge(nodes), judge(decided_on.to_vec())) {
+            (Some(why), _) => ViewVerdict::Implausible(why),
+            (None, Some(why)) => ViewVerdict::DecidedOnImplausible(why),
+            (None, None) => ViewVerdict::Plausible,
+        })
     }
 
     async fn perform(&self, effect: &Effect) -> EffectResult {
@@ -600,6 +644,15 @@ impl Executor {
             }
         }
     }
+}
+
+/// What the sanity check says of the views a destructive step rests on.
+enum ViewVerdict {
+    Plausible,
+    /// The list the step was decided on was implausible, a fresh one is not.
+    DecidedOnImplausible(String),
+    /// The fresh list is implausible.
+    Implausible(String),
 }
 
 pub(super) fn fail(backend: &'static str, op_id: Option<&str>, message: String) -> ExecFailure {

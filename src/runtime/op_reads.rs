@@ -201,6 +201,12 @@ pub(super) struct WorldSlice {
 }
 
 impl WorldSlice {
+    /// The node list the step was decided on, kept for the sanity check
+    /// of the effect it leads to (a later read may see a different world).
+    pub(super) fn take_nodes(&mut self) -> Vec<Node> {
+        std::mem::take(&mut self.nodes)
+    }
+
     pub(super) fn view<'a>(&'a self, tried: &'a BTreeSet<String>) -> OpView<'a> {
         OpView {
             nodes: &self.nodes,

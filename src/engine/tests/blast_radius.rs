@@ -270,7 +270,8 @@ fn a_failed_scale_up_backs_off_three_minutes_doubling_to_thirty() {
 }
 
 #[test]
-fn a_stray_found_under_other_labels_is_not_chosen_again_and_never_starves_a_scale_up() {
+fn a_stray_found_under_other_labels_is_not_chosen_again_and_a_stray_that_stays_never_starves_a_scale_up()
+ {
     let now = at(7200);
     let mut obs = cluster(6, 50.0, now);
     old_tagged_fleet(&mut obs, now);
@@ -312,14 +313,35 @@ fn a_stray_found_under_other_labels_is_not_chosen_again_and_never_starves_a_scal
             .any(|f| f.describe().contains("outside kubernetes.worker_selector")),
         "{findings:?}"
     );
-    // A stray never delays pods that wait: the scale-up goes first.
+    // Pods wait: after a clean-up that removed nothing the scale-up goes
+    // first (a stray that is not going away never starves them)…
     view_mut(&mut obs).pods.push(pending_pod(
         "waiting",
         500,
         now.minus(Duration::from_secs(600)),
     ));
-    let d = once(&obs, &OpRecord::default(), now);
+    let d = once(&obs, &record, now);
     assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
+    // …and after one that failed; otherwise the clean-up goes first (one
+    // tick, and the slot it frees under max_workers).
+    if let Some(op) = record.op.as_mut() {
+        op.phase = OpPhase::Failed;
+        op.kind = OpKind::TerminateStrays {
+            instances: vec!["w5".into()],
+            kept: vec![],
+        };
+    }
+    let d = once(&obs, &record, now);
+    assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
+    let d = once(&obs, &OpRecord::default(), now);
+    assert_eq!(
+        d.action,
+        Action::TerminateStrays {
+            instances: vec!["w6".into()]
+        },
+        "{d:?}"
+    );
+    assert!(reasons(&d).contains("scale-up after the clean-up"), "{d:?}");
 }
 
 #[test]

@@ -238,8 +238,9 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
         join_timeout: config.engine.join_timeout.get(),
         intent_ttl: config.engine.interval.get() * 2 + config.lock.lease.get(),
         // A launch must end within join_timeout + one tick *of a live
-        // engine*: allow for the longest crash-restart plus a lease takeover.
-        tick: tick + MAX_RESTART + lease + skew + tick,
+        // engine*: a restart's downtime is counted as lost time (below);
+        // allow for the lease takeover after it.
+        tick: tick + lease + skew + tick,
         warp: 1.0,
         external_fleet: false,
     };
@@ -354,6 +355,12 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
                     crashes += 1;
                     let delay = Duration::from_secs(30 + rng.below(MAX_RESTART.as_secs() - 30));
                     slot.restart_at = Some(clock.now().plus(delay));
+                    // Dead until it restarts: time invariant 7 does not
+                    // charge (two crashes in one launch's window would
+                    // otherwise outlast any fixed allowance).
+                    lock(&shared.world)
+                        .invariants
+                        .note_lost(clock.now(), clock.now().plus(delay));
                 }
             }
         }
