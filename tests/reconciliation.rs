@@ -139,7 +139,7 @@ async fn every_class_is_found_on_a_drifted_simulation_and_shown_in_the_view() {
     }
     // Read-only: Enter is not a fix.
     assert!(press(&mut app, KeyCode::Enter).is_empty());
-    assert!(app.dialog.is_none());
+    assert!(app.overlay.confirm().is_none());
 }
 
 /// Select the finding of `class` in the `R` view, fix it, confirm.
@@ -157,7 +157,7 @@ fn fix(app: &mut App, wanted: &str, findings: &[Finding]) -> Request {
         "nothing before confirming"
     );
     assert!(
-        app.dialog.is_some(),
+        app.overlay.confirm().is_some(),
         "a fix asks to confirm: {}",
         screen(app)
     );

@@ -107,6 +107,37 @@ pub struct Confirm {
     pub ok_selected: bool,
 }
 
+/// What takes the keyboard, over the panels: at most one at a time, so
+/// which one wins is never a question (opening one replaces the last; the
+/// reconciliation view closes for the dialog its Enter opens).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Overlay {
+    #[default]
+    None,
+    /// Typing the workers filter (`/`): every key goes to it.
+    FilterInput,
+    /// The reconciliation view (`R`), with its selected finding.
+    Reconcile {
+        selected: usize,
+    },
+    /// The help generated from the keymap (`?`): any key closes it.
+    Help,
+    Confirm(Confirm),
+}
+
+impl Overlay {
+    pub fn confirm(&self) -> Option<&Confirm> {
+        match self {
+            Overlay::Confirm(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn is_filter_input(&self) -> bool {
+        matches!(self, Overlay::FilterInput)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notice {
     pub text: String,
@@ -133,11 +164,7 @@ pub struct App {
     pub sort: SortColumn,
     pub sort_reverse: bool,
     pub filter: String,
-    pub filter_editing: bool,
-    pub dialog: Option<Confirm>,
-    pub help: bool,
-    /// The reconciliation view, open, with its selected finding.
-    pub recon: Option<usize>,
+    pub overlay: Overlay,
     pub notice: Option<Notice>,
     /// The last attempt to start or advance an operation that failed, and
     /// when; cleared by the next attempt that does not. Kept across ticks
@@ -179,10 +206,7 @@ impl App {
             sort: SortColumn::Name,
             sort_reverse: false,
             filter: String::new(),
-            filter_editing: false,
-            dialog: None,
-            help: false,
-            recon: None,
+            overlay: Overlay::None,
             notice: None,
             last_failure: None,
             log_state: tui_logger::TuiWidgetState::new(),

@@ -65,7 +65,11 @@ fn chars(a: &mut App, text: &str) -> Vec<Effect> {
 fn a_suggestion_runs_only_after_enter_then_y() {
     let mut a = with(cluster(5, 80.0, T0));
     assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
-    let dialog = a.dialog.clone().expect("Enter opens the confirmation");
+    let dialog = a
+        .overlay
+        .confirm()
+        .cloned()
+        .expect("Enter opens the confirmation");
     assert_eq!(dialog.question, "Scale-up +2?");
     assert!(!dialog.ok_selected, "Cancel is the default");
     let effects = key(&mut a, KeyCode::Char('y'));
@@ -75,7 +79,7 @@ fn a_suggestion_runs_only_after_enter_then_y() {
             EngineAction::ScaleUp { count: 2 }
         )))]
     );
-    assert!(a.dialog.is_none());
+    assert!(a.overlay.confirm().is_none());
 }
 
 #[test]
@@ -83,9 +87,9 @@ fn cancel_by_n_esc_or_the_default_button() {
     for cancel in [KeyCode::Char('n'), KeyCode::Esc, KeyCode::Enter] {
         let mut a = with(cluster(5, 80.0, T0));
         key(&mut a, KeyCode::Enter);
-        assert!(a.dialog.is_some());
+        assert!(a.overlay.confirm().is_some());
         assert_eq!(key(&mut a, cancel), vec![], "{cancel:?} must not confirm");
-        assert!(a.dialog.is_none());
+        assert!(a.overlay.confirm().is_none());
         assert_eq!(
             a.notice.as_ref().map(|n| n.text.as_str()),
             Some("cancelled")
@@ -102,7 +106,7 @@ fn cancel_by_n_esc_or_the_default_button() {
 fn a_hold_has_nothing_to_apply() {
     let mut a = with(cluster(5, 50.0, T0));
     assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
-    assert!(a.dialog.is_none());
+    assert!(a.overlay.confirm().is_none());
     assert!(a.notice.unwrap().text.starts_with("nothing to apply: hold"));
 }
 
@@ -110,7 +114,10 @@ fn a_hold_has_nothing_to_apply() {
 fn one_more_worker_is_refused_at_max_with_the_reason() {
     let mut a = with(cluster(10, 50.0, T0));
     assert_eq!(key(&mut a, KeyCode::Char('+')), vec![]);
-    assert!(a.dialog.is_none(), "no dialog for a refused request");
+    assert!(
+        a.overlay.confirm().is_none(),
+        "no dialog for a refused request"
+    );
     let notice = a.notice.unwrap();
     assert!(notice.error);
     assert!(
@@ -121,7 +128,7 @@ fn one_more_worker_is_refused_at_max_with_the_reason() {
 
     let mut a = with(cluster(4, 50.0, T0));
     key(&mut a, KeyCode::Char('+'));
-    assert_eq!(a.dialog.as_ref().unwrap().question, "Scale-up +1?");
+    assert_eq!(a.overlay.confirm().unwrap().question, "Scale-up +1?");
     assert_eq!(
         key(&mut a, KeyCode::Char('y')),
         vec![Effect::Engine(Command::Operator(Request::AddWorker))]
@@ -132,7 +139,7 @@ fn one_more_worker_is_refused_at_max_with_the_reason() {
 fn removing_a_node_is_refused_at_min_or_past_a_blocking_pod() {
     let mut a = with(cluster(2, 50.0, T0));
     key(&mut a, KeyCode::Char('r'));
-    assert!(a.dialog.is_none());
+    assert!(a.overlay.confirm().is_none());
     assert!(
         a.notice
             .as_ref()
@@ -151,7 +158,7 @@ fn removing_a_node_is_refused_at_min_or_past_a_blocking_pod() {
     let mut a = with(obs);
     assert_eq!(a.selected.as_deref(), Some("w1"));
     key(&mut a, KeyCode::Char('r'));
-    assert!(a.dialog.is_none());
+    assert!(a.overlay.confirm().is_none());
     assert!(
         a.notice.as_ref().unwrap().text.contains("StatefulSet"),
         "{:?}",
@@ -160,7 +167,7 @@ fn removing_a_node_is_refused_at_min_or_past_a_blocking_pod() {
     // The next node is fine.
     key(&mut a, KeyCode::Char('j'));
     key(&mut a, KeyCode::Char('r'));
-    assert_eq!(a.dialog.as_ref().unwrap().question, "Scale-down w2?");
+    assert_eq!(a.overlay.confirm().unwrap().question, "Scale-down w2?");
 }
 
 #[test]
@@ -185,7 +192,7 @@ fn read_only_refuses_every_dangerous_key() {
     ] {
         assert_eq!(key(&mut a, code), vec![], "{code:?}");
         assert!(
-            a.dialog.is_none(),
+            a.overlay.confirm().is_none(),
             "{code:?} opened a dialog in read-only mode"
         );
     }
@@ -196,10 +203,10 @@ fn read_only_refuses_every_dangerous_key() {
 fn filter_and_sort_the_workers() {
     let mut a = with(cluster(5, 50.0, T0));
     key(&mut a, KeyCode::Char('/'));
-    assert!(a.filter_editing);
+    assert!(a.overlay.is_filter_input());
     chars(&mut a, "w4");
     key(&mut a, KeyCode::Enter);
-    assert!(!a.filter_editing);
+    assert!(!a.overlay.is_filter_input());
     let names: Vec<String> = workers::visible(&a)
         .iter()
         .map(|r| r.name.clone())
@@ -244,7 +251,7 @@ fn pause_is_immediate_resume_is_confirmed() {
     );
     assert!(a.paused());
     assert_eq!(key(&mut a, KeyCode::Char('p')), vec![]);
-    assert_eq!(a.dialog.as_ref().unwrap().question, "Resume the engine?");
+    assert_eq!(a.overlay.confirm().unwrap().question, "Resume the engine?");
     assert_eq!(
         key(&mut a, KeyCode::Char('y')),
         vec![Effect::Engine(Command::Pause(false))]
@@ -255,7 +262,7 @@ fn pause_is_immediate_resume_is_confirmed() {
 fn switching_to_auto_is_confirmed() {
     let mut a = with(cluster(5, 50.0, T0));
     key(&mut a, KeyCode::Char('a'));
-    assert_eq!(a.dialog.as_ref().unwrap().question, "Switch to AUTO?");
+    assert_eq!(a.overlay.confirm().unwrap().question, "Switch to AUTO?");
     assert_eq!(
         key(&mut a, KeyCode::Char('y')),
         vec![Effect::Engine(Command::SetMode(Mode::Auto))]
@@ -290,13 +297,13 @@ fn engine_refusals_show_as_errors_even_when_frozen() {
 fn quit_help_and_window_keys() {
     let mut a = with(cluster(3, 50.0, T0));
     key(&mut a, KeyCode::Char('?'));
-    assert!(a.help);
+    assert_eq!(a.overlay, Overlay::Help);
     assert_eq!(
         key(&mut a, KeyCode::Char('q')),
         vec![],
         "a key while help is open only closes it"
     );
-    assert!(!a.help);
+    assert_eq!(a.overlay, Overlay::None);
     key(&mut a, KeyCode::Char(']'));
     key(&mut a, KeyCode::Char(']'));
     assert_eq!(a.window, ChartWindow::Hour6);
@@ -320,10 +327,10 @@ fn snapshot_with_record(obs: Observation, record: OpRecord) -> Snapshot {
 fn capital_p_pauses_the_cluster_after_confirmation_and_resumes_when_paused() {
     let mut a = with(cluster(3, 50.0, T0));
     assert_eq!(key(&mut a, KeyCode::Char('P')), vec![]);
-    let dialog = a.dialog.clone().expect("P asks first");
+    let dialog = a.overlay.confirm().cloned().expect("P asks first");
     assert!(dialog.question.contains("Pause every engine"), "{dialog:?}");
     assert_eq!(key(&mut a, KeyCode::Char('n')), vec![], "n cancels");
-    assert!(a.dialog.is_none());
+    assert!(a.overlay.confirm().is_none());
     key(&mut a, KeyCode::Char('P'));
     assert_eq!(
         key(&mut a, KeyCode::Char('y')),
@@ -346,7 +353,11 @@ fn capital_p_pauses_the_cluster_after_confirmation_and_resumes_when_paused() {
         Msg::Snapshot(Box::new(snapshot_with_record(cluster(3, 50.0, T0), record))),
     );
     key(&mut a, KeyCode::Char('P'));
-    let dialog = a.dialog.clone().expect("P while paused offers to resume");
+    let dialog = a
+        .overlay
+        .confirm()
+        .cloned()
+        .expect("P while paused offers to resume");
     assert!(dialog.question.contains("Resume"), "{dialog:?}");
     assert!(dialog.details[0].contains("alice@laptop"), "{dialog:?}");
     assert_eq!(
@@ -367,13 +378,20 @@ fn read_only_has_no_cluster_pause_but_can_look_at_reconciliation() {
         ))),
     );
     assert_eq!(key(&mut a, KeyCode::Char('P')), vec![]);
-    assert!(a.dialog.is_none(), "P is not bound in read-only mode");
+    assert!(
+        a.overlay.confirm().is_none(),
+        "P is not bound in read-only mode"
+    );
     key(&mut a, KeyCode::Char('R'));
-    assert_eq!(a.recon, Some(0), "R opens the view");
+    assert_eq!(
+        a.overlay,
+        Overlay::Reconcile { selected: 0 },
+        "R opens the view"
+    );
     assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
-    assert!(a.dialog.is_none(), "but Enter fixes nothing");
+    assert!(a.overlay.confirm().is_none(), "but Enter fixes nothing");
     key(&mut a, KeyCode::Esc);
-    assert_eq!(a.recon, None);
+    assert_eq!(a.overlay, Overlay::None);
 }
 
 #[test]
@@ -394,10 +412,13 @@ fn a_fix_in_the_reconciliation_view_is_confirmed_first() {
     key(&mut a, KeyCode::Char('R'));
     key(&mut a, KeyCode::Char('j'));
     key(&mut a, KeyCode::Char('j')); // stays on the last one
-    assert_eq!(a.recon, Some(1));
+    assert_eq!(a.overlay, Overlay::Reconcile { selected: 1 });
     assert_eq!(key(&mut a, KeyCode::Enter), vec![]);
-    assert!(a.recon.is_none(), "the view closes for the dialog");
-    let dialog = a.dialog.clone().expect("Enter asks first");
+    assert!(
+        !matches!(a.overlay, Overlay::Reconcile { .. }),
+        "the view closes for the dialog"
+    );
+    let dialog = a.overlay.confirm().cloned().expect("Enter asks first");
     assert!(dialog.question.contains("w2"), "{dialog:?}");
     assert_eq!(
         key(&mut a, KeyCode::Char('y')),

@@ -2,7 +2,7 @@
 
 use super::keymap::{Action, Key};
 use super::snapshot::Snapshot;
-use super::{App, Confirm, Confirmed, Focus, Notice};
+use super::{App, Confirm, Confirmed, Focus, Notice, Overlay};
 use crate::engine::{Action as EngineAction, Mode, Request, validate_request};
 use crate::ports::{Reading, Timestamp};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
@@ -89,22 +89,21 @@ fn on_snapshot(app: &mut App, snapshot: Snapshot) {
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    if app.dialog.is_some() {
-        return on_dialog_key(app, key);
+    match app.overlay {
+        Overlay::Confirm(_) => return on_dialog_key(app, key),
+        Overlay::Help => {
+            app.overlay = Overlay::None;
+            return Vec::new();
+        }
+        Overlay::Reconcile { selected } => return on_recon_key(app, key, selected),
+        Overlay::FilterInput | Overlay::None => {}
     }
-    if app.help {
-        app.help = false;
-        return Vec::new();
-    }
-    if let Some(selected) = app.recon {
-        return on_recon_key(app, key, selected);
-    }
-    if app.filter_editing {
+    if app.overlay.is_filter_input() {
         match key.code {
-            KeyCode::Enter => app.filter_editing = false,
+            KeyCode::Enter => app.overlay = Overlay::None,
             KeyCode::Esc => {
                 app.filter.clear();
-                app.filter_editing = false;
+                app.overlay = Overlay::None;
             }
             KeyCode::Backspace => {
                 app.filter.pop();
@@ -136,14 +135,14 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             app.quit = true;
             return vec![Effect::Quit];
         }
-        Action::Help => app.help = true,
+        Action::Help => app.overlay = Overlay::Help,
         Action::FocusNext => app.focus = app.focus.next(),
         Action::FocusPrev => app.focus = app.focus.prev(),
         Action::Focus(i) => app.focus = Focus::ALL[usize::from(i).min(Focus::ALL.len() - 1)],
         Action::Down => move_selection(app, 1),
         Action::Up => move_selection(app, -1),
         Action::Filter => {
-            app.filter_editing = true;
+            app.overlay = Overlay::FilterInput;
             app.focus = Focus::Workers;
         }
         Action::Sort => app.sort = app.sort.next(),
@@ -159,7 +158,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Refresh => return vec![Effect::Engine(Command::Refresh)],
-        Action::Reconcile => app.recon = Some(0),
+        Action::Reconcile => app.overlay = Overlay::Reconcile { selected: 0 },
         Action::ApplySuggestion => {
             let suggestion = app.snapshot.as_ref().map(|s| s.decision.clone());
             match suggestion {
@@ -186,7 +185,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Pause => {
             if app.paused() {
-                app.dialog = Some(Confirm {
+                app.overlay = Overlay::Confirm(Confirm {
                     question: "Resume the engine?".into(),
                     details: vec![match app.mode() {
                         Mode::Auto => "In AUTO mode it will act on its own decisions again.".into(),
@@ -213,7 +212,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
                 .as_ref()
                 .and_then(|s| s.record.as_ref())
                 .and_then(|r| r.paused_at(app.now).cloned());
-            app.dialog = Some(match current {
+            app.overlay = Overlay::Confirm(match current {
                 Some(p) => Confirm {
                     question: "Resume every engine of the cluster?".into(),
                     details: vec![format!("Paused by {} ({}).", p.by, p.reason)],
@@ -242,7 +241,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
                     "The engine will start scale-ups and scale-downs on its own.",
                 ),
             };
-            app.dialog = Some(Confirm {
+            app.overlay = Overlay::Confirm(Confirm {
                 question: format!("Switch to {}?", target.badge()),
                 details: vec![detail.into()],
                 on_yes: Confirmed::SetMode(target),
@@ -272,7 +271,7 @@ fn ask(app: &mut App, request: Request, reasons: Vec<String>) {
         Ok(intent) => {
             let mut details = reasons;
             details.push("It runs under the lock and is checked again on fresh data first.".into());
-            app.dialog = Some(Confirm {
+            app.overlay = Overlay::Confirm(Confirm {
                 question: format!("{}?", capitalise(&intent.label())),
                 details,
                 on_yes: Confirmed::Request(request),
@@ -292,9 +291,15 @@ fn on_recon_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Effect> {
         .unwrap_or_default();
     match key.code {
         KeyCode::Char('j') | KeyCode::Down => {
-            app.recon = Some((selected + 1).min(findings.len().saturating_sub(1)));
+            app.overlay = Overlay::Reconcile {
+                selected: (selected + 1).min(findings.len().saturating_sub(1)),
+            };
         }
-        KeyCode::Char('k') | KeyCode::Up => app.recon = Some(selected.saturating_sub(1)),
+        KeyCode::Char('k') | KeyCode::Up => {
+            app.overlay = Overlay::Reconcile {
+                selected: selected.saturating_sub(1),
+            }
+        }
         KeyCode::Enter if !app.read_only => {
             use crate::engine::reconcile::Finding;
             let Some(finding) = findings.get(selected) else {
@@ -312,10 +317,10 @@ fn on_recon_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Effect> {
                 }
             };
             let details = vec![finding.describe(), format!("Fix: {}.", finding.fix())];
-            app.recon = None;
+            app.overlay = Overlay::None;
             if let Request::CloseOperation(_) = request {
                 // Checked by the engine under the lock; nothing to pre-check here.
-                app.dialog = Some(Confirm {
+                app.overlay = Overlay::Confirm(Confirm {
                     question: format!("{}?", capitalise(&describe(&request))),
                     details,
                     on_yes: Confirmed::Request(request),
@@ -325,7 +330,7 @@ fn on_recon_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Effect> {
                 ask(app, request, details);
             }
         }
-        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('R') => app.recon = None,
+        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('R') => app.overlay = Overlay::None,
         _ => {}
     }
     Vec::new()
@@ -340,7 +345,7 @@ fn capitalise(s: &str) -> String {
 }
 
 fn on_dialog_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let Some(dialog) = app.dialog.as_mut() else {
+    let Overlay::Confirm(dialog) = &mut app.overlay else {
         return Vec::new();
     };
     let confirmed = match key.code {
@@ -358,7 +363,7 @@ fn on_dialog_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         }
         _ => return Vec::new(),
     };
-    let Some(dialog) = app.dialog.take() else {
+    let Overlay::Confirm(dialog) = std::mem::take(&mut app.overlay) else {
         return Vec::new();
     };
     if !confirmed {

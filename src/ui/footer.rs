@@ -14,7 +14,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Span::styled(format!(" {} ", n.at), t.dim),
             Span::styled(n.text.clone(), if n.error { t.bad } else { t.ok }),
         ]),
-        None if app.filter_editing => Line::from(Span::styled(
+        None if app.overlay.is_filter_input() => Line::from(Span::styled(
             " filter: type to match name/instance/AZ/type · Enter keeps · Esc clears",
             t.dim,
         )),

@@ -11,7 +11,7 @@ mod suggestion;
 pub mod theme;
 mod workers;
 
-use crate::app::App;
+use crate::app::{App, Overlay};
 use crate::ports::{Timestamp, format_duration};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -78,14 +78,13 @@ pub fn view(frame: &mut Frame, app: &App, options: ViewOptions) {
     logs::render(frame, log_area, app, &t, options.log_timestamps);
     footer::render_status(frame, status_area, app, &t);
     footer::render_keys(frame, keys_area, app, &t);
-    if let Some(selected) = app.recon {
-        overlays::render_reconciliation(frame, area, app, &t, selected);
-    }
-    if app.help {
-        overlays::render_help(frame, area, app, &t);
-    }
-    if app.dialog.is_some() {
-        overlays::render_confirm(frame, area, app, &t);
+    match &app.overlay {
+        Overlay::Reconcile { selected } => {
+            overlays::render_reconciliation(frame, area, app, &t, *selected)
+        }
+        Overlay::Help => overlays::render_help(frame, area, app, &t),
+        Overlay::Confirm(dialog) => overlays::render_confirm(frame, area, dialog, &t),
+        Overlay::FilterInput | Overlay::None => {}
     }
 }
 

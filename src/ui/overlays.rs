@@ -2,8 +2,8 @@
 //! dialog (titled "Confirm", y/n, Cancel highlighted by default).
 
 use super::theme::Theme;
-use crate::app::App;
 use crate::app::keymap::Keymap;
+use crate::app::{App, Confirm};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Modifier;
@@ -57,10 +57,7 @@ pub fn render_help(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     render_panel(frame, centered(area, 84, height), lines, " Help ".into(), t);
 }
 
-pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
-    let Some(dialog) = &app.dialog else {
-        return;
-    };
+pub fn render_confirm(frame: &mut Frame, area: Rect, dialog: &Confirm, t: &Theme) {
     let mut lines = vec![
         Line::from(""),
         Line::from(Span::styled(dialog.question.clone(), t.title)),

@@ -19,11 +19,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         rows.len(),
         app.sort.title()
     );
-    if app.filter_editing || !app.filter.is_empty() {
+    if app.overlay.is_filter_input() || !app.filter.is_empty() {
         title.push_str(&format!(
             " · filter /{}{}",
             app.filter,
-            if app.filter_editing { "▏" } else { "" }
+            if app.overlay.is_filter_input() {
+                "▏"
+            } else {
+                ""
+            }
         ));
     }
     let unknown = app
