@@ -2,6 +2,7 @@
 
 use crate::app::keymap::Keymap;
 use crate::config::{Config, ConfigError};
+use crate::exit::Exit;
 use crate::runtime::Shutdown;
 use crate::runtime::demo::Speed;
 use crate::runtime::logging::{self, LogFormat};
@@ -130,10 +131,6 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
     }
 }
 
-/// Exit codes: 0 done, 1 failed at run time, 2 bad usage or configuration.
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     match &cli.config {
         Some(path) => Config::load(path),
@@ -142,8 +139,7 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 }
 
 pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_USAGE)
+    Exit::Usage.with_error(message).into()
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -189,7 +185,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let Some(runtime) = new_runtime() else {
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(Exit::Failed);
     };
     match (cli.demo, keymap) {
         (true, None) => runtime.block_on(demo::run_headless_demo(cli, config)),
@@ -206,7 +202,7 @@ fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
         );
     }
     let Some(runtime) = new_runtime() else {
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(Exit::Failed);
     };
     logging::init_stderr();
     let path = cli.config.as_deref();
@@ -220,7 +216,7 @@ fn run_command(cli: &Cli, command: &Command, config: &Config) -> ExitCode {
             }
             Command::Resume => commands::pause(config, path, None).await,
             Command::Status { json } => crate::runtime::status::status(config, path, *json).await,
-            Command::Completions { .. } => commands::OK,
+            Command::Completions { .. } => Exit::Ok,
             Command::Unlock { force, reason } => {
                 commands::unlock(config, path, *force, reason.clone()).await
             }
@@ -243,7 +239,7 @@ async fn serve_metrics(
     };
     let listener = server::bind(addr).await.map_err(|e| {
         eprintln!("error: {e}");
-        ExitCode::from(EXIT_FAILURE)
+        ExitCode::from(Exit::Failed)
     })?;
     // A tick may run late by a slow backend's timeout; three missed ticks
     // (and never less than 30 s) is a stuck engine.

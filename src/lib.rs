@@ -28,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod exit;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod ports;

@@ -1,10 +1,11 @@
 //! `--demo`: the console, a headless run or a comparison on the embedded
 //! simulated cluster.
 
-use super::{Cli, EXIT_FAILURE, serve_metrics};
+use super::{Cli, serve_metrics};
 use crate::app::App;
 use crate::app::keymap::Keymap;
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::ports::Clock;
 use crate::runtime::console;
 use crate::runtime::demo::{Demo, DemoOptions, Speed};
@@ -40,7 +41,7 @@ fn new_demo(cli: &Cli, config: &Config, options: &DemoOptions, read_only: bool) 
 
 /// `--demo status`: one look at a freshly started simulated cluster
 /// (with `--drift`, one of each reconciliation finding).
-pub async fn status(cli: &Cli, config: &Config, as_json: bool) -> u8 {
+pub async fn status(cli: &Cli, config: &Config, as_json: bool) -> Exit {
     use crate::runtime::status::{Sources, report};
     let demo = new_demo(cli, config, &demo_options(cli, None), true);
     report(config, &Sources::of(&demo.ports, "simulated"), as_json).await
@@ -93,7 +94,7 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(Exit::Failed)
         }
     }
 }
@@ -146,7 +147,7 @@ async fn run_comparison(
     };
     let _ = writeln!(std::io::stdout(), "{}", line.trim_end());
     if rows.iter().any(|(_, f)| f.invariant_violations > 0) {
-        ExitCode::from(EXIT_FAILURE)
+        ExitCode::from(Exit::Failed)
     } else {
         ExitCode::SUCCESS
     }
@@ -217,7 +218,7 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
     // A closed stdout (`| head`) is not worth a panic.
     let _ = writeln!(std::io::stdout(), "{line}");
     if summary.invariant_violations > 0 {
-        ExitCode::from(EXIT_FAILURE)
+        ExitCode::from(Exit::Failed)
     } else {
         ExitCode::SUCCESS
     }

@@ -1,9 +1,10 @@
 //! `k3s-autoscaler` on the real backends: the console or `--auto`.
 
-use super::{Cli, EXIT_FAILURE, serve_metrics, usage_error};
+use super::{Cli, serve_metrics, usage_error};
 use crate::app::App;
 use crate::app::keymap::Keymap;
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::runtime::console;
 use crate::runtime::headless::{self, StopAfter};
 use crate::runtime::logging;
@@ -35,12 +36,12 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
     };
     if let Err(e) = &backends.credentials {
         eprintln!("error: {e}");
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(Exit::Failed);
     }
     // A missing table is a setup step not done, not a transient failure.
     if let Err(e) = backends.state.check_table().await {
         eprintln!("error: {e}");
-        return ExitCode::from(EXIT_FAILURE);
+        return ExitCode::from(Exit::Failed);
     }
     let settings = engine_settings(&config);
     let executor = (mode != Mode::ReadOnly).then(|| {
@@ -90,7 +91,7 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILURE)
+                    ExitCode::from(Exit::Failed)
                 }
             }
         }

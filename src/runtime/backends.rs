@@ -7,6 +7,7 @@ use crate::adapters::kube::KubeCluster;
 use crate::adapters::prometheus::PrometheusMetrics;
 use crate::adapters::user_data::DEFAULT_TEMPLATE;
 use crate::config::{Config, Ec2Config};
+use crate::exit::Exit;
 use crate::ports::{Clock, Ports, SystemClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +85,26 @@ fn check_user_data_size(
 }
 
 impl Backends {
+    /// For a one-shot command: connect, and say why not the way every
+    /// command does (a setting that cannot work is bad usage, exit 2;
+    /// missing credentials or, with `table`, a table not created yet, exit 1).
+    pub async fn for_command(
+        config: &Config,
+        config_path: Option<&Path>,
+        table: bool,
+    ) -> Result<Backends, Exit> {
+        let backends = Backends::connect(config, config_path)
+            .await
+            .map_err(|e| Exit::Usage.with_error(e))?;
+        if let Err(e) = &backends.credentials {
+            return Err(Exit::Failed.with_error(e));
+        }
+        if table && let Err(e) = backends.state.check_table().await {
+            return Err(Exit::Failed.with_error(e));
+        }
+        Ok(backends)
+    }
+
     pub async fn connect(config: &Config, config_path: Option<&Path>) -> Result<Backends, String> {
         let sdk = sdk_config(&config.aws).await;
         let region = sdk

@@ -3,8 +3,8 @@
 //! latency, hint); non-zero exit if any failed.
 
 use super::backends::Backends;
-use super::commands::{FAILED, OK, USAGE};
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::ports::{
     Clock, CloudApi, ClusterApi, MetricsSource, Reading, Signal, StateStore, SystemClock,
 };
@@ -196,13 +196,10 @@ async fn sanity(backends: &Backends, config: &Config) -> Row {
     )
 }
 
-pub async fn check(config: &Config, path: Option<&Path>) -> u8 {
+pub async fn check(config: &Config, path: Option<&Path>) -> Exit {
     let backends = match Backends::connect(config, path).await {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USAGE;
-        }
+        Err(e) => return Exit::Usage.with_error(e),
     };
     let rows = [
         prometheus(&backends, config).await,
@@ -237,8 +234,8 @@ pub async fn check(config: &Config, path: Option<&Path>) -> u8 {
     }
     if failed > 0 {
         eprintln!("{failed} of {} backends failed", rows.len());
-        FAILED
+        Exit::Failed
     } else {
-        OK
+        Exit::Ok
     }
 }

@@ -3,25 +3,15 @@
 
 use super::backends::{Backends, operator_identity};
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::ports::{BreakGlass, Clock, StateStore, SystemClock, format_duration};
 use std::path::Path;
 
-pub const OK: u8 = 0;
-pub const FAILED: u8 = 1;
-pub const USAGE: u8 = 2;
-
-pub async fn init(config: &Config, path: Option<&Path>) -> u8 {
-    let aws = match Backends::connect(config, path).await {
+pub async fn init(config: &Config, path: Option<&Path>) -> Exit {
+    let aws = match Backends::for_command(config, path, false).await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USAGE;
-        }
+        Err(exit) => return exit,
     };
-    if let Err(e) = &aws.credentials {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
     match aws.state.create_table().await {
         Ok(crate::adapters::dynamodb::InitOutcome::Created) => {
             println!(
@@ -29,7 +19,7 @@ pub async fn init(config: &Config, path: Option<&Path>) -> u8 {
                 aws.state.table(),
                 aws.region
             );
-            OK
+            Exit::Ok
         }
         Ok(crate::adapters::dynamodb::InitOutcome::Exists) => {
             println!(
@@ -37,11 +27,11 @@ pub async fn init(config: &Config, path: Option<&Path>) -> u8 {
                 aws.state.table(),
                 aws.region
             );
-            OK
+            Exit::Ok
         }
         Err(e) => {
             eprintln!("error: creating table {}: {e}", aws.state.table());
-            FAILED
+            Exit::Failed
         }
     }
 }
@@ -51,29 +41,18 @@ pub async fn unlock(
     path: Option<&Path>,
     force: bool,
     reason: Option<String>,
-) -> u8 {
+) -> Exit {
     if !force {
         eprintln!(
             "error: unlock is break-glass: it frees the lock whoever holds it. \
              Re-run with --force (and --reason \"…\") if you are sure no engine is acting."
         );
-        return USAGE;
+        return Exit::Usage;
     }
-    let aws = match Backends::connect(config, path).await {
+    let aws = match Backends::for_command(config, path, true).await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USAGE;
-        }
+        Err(exit) => return exit,
     };
-    if let Err(e) = &aws.credentials {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
-    if let Err(e) = aws.state.check_table().await {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
     let before = aws.state.read().await.ok().and_then(|s| s.lock);
     let audit = BreakGlass {
         who: operator_identity(),
@@ -102,11 +81,11 @@ pub async fn unlock(
                 "lock freed by {} ({}); previous holder: {previous}; fence is now {} so a stale holder's writes are refused",
                 audit.who, audit.reason, lock.fence
             );
-            OK
+            Exit::Ok
         }
         Err(e) => {
             eprintln!("error: unlock failed: {e}");
-            FAILED
+            Exit::Failed
         }
     }
 }
@@ -116,26 +95,15 @@ pub async fn pause(
     config: &Config,
     path: Option<&Path>,
     pause: Option<(std::time::Duration, String)>,
-) -> u8 {
+) -> Exit {
     if pause.as_ref().is_some_and(|(d, _)| d.is_zero()) {
         eprintln!("error: --for must be longer than zero");
-        return USAGE;
+        return Exit::Usage;
     }
-    let aws = match Backends::connect(config, path).await {
+    let aws = match Backends::for_command(config, path, true).await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USAGE;
-        }
+        Err(exit) => return exit,
     };
-    if let Err(e) = &aws.credentials {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
-    if let Err(e) = aws.state.check_table().await {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
     let who = operator_identity();
     let rules = super::settings::engine_settings(config).lease;
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock::new());
@@ -164,11 +132,11 @@ pub async fn pause(
                     }
                 }
             }
-            OK
+            Exit::Ok
         }
         Err(e) => {
             eprintln!("error: {e}");
-            FAILED
+            Exit::Failed
         }
     }
 }

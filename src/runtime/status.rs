@@ -3,12 +3,12 @@
 //! scripts.
 
 use super::backends::Backends;
-use super::commands::{FAILED, OK, USAGE};
 use super::console_tails::ConsoleTails;
 use super::settings::engine_settings;
 use crate::config::Config;
 use crate::engine::reconcile::{Finding, reconcile};
 use crate::engine::{ClusterView, Observation};
+use crate::exit::Exit;
 use crate::ports::{
     Clock, CloudApi, ClusterApi, Instance, LockRecord, MetricsSource, Node, OpRecord, Ports,
     Reading, Signal, StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
@@ -43,18 +43,11 @@ impl Sources {
 }
 
 /// `status` on the configured backends.
-pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
-    let aws = match Backends::connect(config, path).await {
+pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> Exit {
+    let aws = match Backends::for_command(config, path, false).await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USAGE;
-        }
+        Err(exit) => return exit,
     };
-    if let Err(e) = &aws.credentials {
-        eprintln!("error: {e}");
-        return FAILED;
-    }
     let sources = Sources {
         state: aws.state.clone(),
         cloud: aws.cloud.clone(),
@@ -68,7 +61,7 @@ pub async fn status(config: &Config, path: Option<&Path>, as_json: bool) -> u8 {
 
 /// The state table must be readable (exit 1 otherwise); every other
 /// backend is reported as it is, ok or not, without stopping the rest.
-pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> u8 {
+pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
     let now = aws.clock.now();
     let started = Instant::now();
     let state = aws.state.read().await;
@@ -142,10 +135,10 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> u8 {
         print_findings(findings.as_deref());
     }
     match state {
-        Ok(_) => OK,
+        Ok(_) => Exit::Ok,
         Err(e) => {
             eprintln!("error: the state table could not be read: {e}");
-            FAILED
+            Exit::Failed
         }
     }
 }
