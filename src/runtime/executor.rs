@@ -311,7 +311,7 @@ impl Executor {
         // The node list the step in hand was decided on (the sanity check
         // judges it, not only a later read), and whether this tick already
         // decided a step again because that list was implausible.
-        let mut decided_on: Vec<Node> = Vec::new();
+        let mut decided_on: Option<Vec<Node>> = None;
         let mut decided_again = false;
         for _ in 0..MAX_STEPS_PER_TICK {
             let op_id = record.in_flight().map(|o| o.id.clone());
@@ -386,10 +386,12 @@ impl Executor {
                     let mut refused = None;
                     let verdict = match &effect {
                         Effect::Terminate { ids, .. } => {
-                            self.judge_view(op_id.as_deref(), &decided_on, ids).await?
+                            self.judge_view(op_id.as_deref(), decided_on.as_deref(), ids)
+                                .await?
                         }
                         Effect::DeleteNode { .. } => {
-                            self.judge_view(op_id.as_deref(), &decided_on, &[]).await?
+                            self.judge_view(op_id.as_deref(), decided_on.as_deref(), &[])
+                                .await?
                         }
                         _ => ViewVerdict::Plausible,
                     };
@@ -486,8 +488,9 @@ impl Executor {
                     if matches!(effect, Effect::Uncordon { .. })
                         && matches!(result, EffectResult::Err(PortError::NotFound(_)))
                         && let ViewVerdict::DecidedOnImplausible(why)
-                        | ViewVerdict::Implausible(why) =
-                            self.judge_view(op_id.as_deref(), &decided_on, &[]).await?
+                        | ViewVerdict::Implausible(why) = self
+                            .judge_view(op_id.as_deref(), decided_on.as_deref(), &[])
+                            .await?
                     {
                         let now = self.ports.clock.now();
                         if let Some(SanityHold::Refuse(e)) = operation::on_implausible_view(
@@ -575,7 +578,7 @@ impl Executor {
     async fn judge_view(
         &self,
         op_id: Option<&str>,
-        decided_on: &[Node],
+        decided_on: Option<&[Node]>,
         judged: &[String],
     ) -> Result<ViewVerdict, ExecFailure> {
         let nodes = self.ports.cluster.nodes().await.map_err(|e| {
@@ -608,7 +611,8 @@ impl Executor {
                 &judged,
             )
         };
-        Ok(match (judge(nodes), judge(decided_on.to_vec())) {
+        let decided = decided_on.and_then(|nodes| judge(nodes.to_vec()));
+        Ok(match (judge(nodes), decided) {
             (Some(why), _) => ViewVerdict::Implausible(why),
             (None, Some(why)) => ViewVerdict::DecidedOnImplausible(why),
             (None, None) => ViewVerdict::Plausible,

@@ -40,6 +40,7 @@ pub(super) async fn view_for(
             .nodes()
             .await
             .map_err(|e| err("listing nodes", e))?;
+        slice.nodes_read = true;
     }
     match kind {
         OpKind::ScaleUp {
@@ -190,6 +191,7 @@ pub(super) async fn view_for(
 #[derive(Default)]
 pub(super) struct WorldSlice {
     nodes: Vec<Node>,
+    nodes_read: bool,
     op_instances: Vec<Instance>,
     node_pods: Vec<Pod>,
     pdbs: Vec<Pdb>,
@@ -203,8 +205,9 @@ pub(super) struct WorldSlice {
 impl WorldSlice {
     /// The node list the step was decided on, kept for the sanity check
     /// of the effect it leads to (a later read may see a different world).
-    pub(super) fn take_nodes(&mut self) -> Vec<Node> {
-        std::mem::take(&mut self.nodes)
+    /// `None` when the step was decided without one (a cordon's).
+    pub(super) fn take_nodes(&mut self) -> Option<Vec<Node>> {
+        self.nodes_read.then(|| std::mem::take(&mut self.nodes))
     }
 
     pub(super) fn view<'a>(&'a self, tried: &'a BTreeSet<String>) -> OpView<'a> {

@@ -319,6 +319,14 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         for i in order {
+            // Another engine that may act: it takes a dead one's lease over
+            // once the lease runs out (the allowance has room for that).
+            let another_may_act = slots.iter().enumerate().any(|(j, s)| {
+                j != i
+                    && s.restart_at.is_none()
+                    && !s.ports.is_dead()
+                    && !matches!(s.role, Role::ReadOnly)
+            });
             let slot = &mut slots[i];
             if let Some(at) = slot.restart_at {
                 if now >= at {
@@ -355,12 +363,16 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
                     crashes += 1;
                     let delay = Duration::from_secs(30 + rng.below(MAX_RESTART.as_secs() - 30));
                     slot.restart_at = Some(clock.now().plus(delay));
-                    // Dead until it restarts: time invariant 7 does not
-                    // charge (two crashes in one launch's window would
-                    // otherwise outlast any fixed allowance).
-                    lock(&shared.world)
-                        .invariants
-                        .note_lost(clock.now(), clock.now().plus(delay));
+                    // Dead until it restarts, and no other engine to take
+                    // over: time invariant 7 does not charge (two crashes
+                    // in one launch's window would otherwise outlast any
+                    // fixed allowance). With another engine alive nothing
+                    // is excused: it must take over within the allowance.
+                    if !another_may_act {
+                        lock(&shared.world)
+                            .invariants
+                            .note_lost(clock.now(), clock.now().plus(delay));
+                    }
                 }
             }
         }
