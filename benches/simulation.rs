@@ -4,8 +4,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use k3s_autoscaler::config::Config;
 use k3s_autoscaler::engine::Mode;
+use k3s_autoscaler::harness::demo::{Demo, DemoOptions, Speed, WorldWatch, engine_on};
 use k3s_autoscaler::runtime::Shutdown;
-use k3s_autoscaler::runtime::demo::{Demo, DemoOptions, Speed, engine_on};
 use k3s_autoscaler::runtime::headless::{self, StopAfter};
 use k3s_autoscaler::sim::ScenarioKind;
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn week() -> k3s_autoscaler::sim::Summary {
             demo.ports.clock.clone(),
             Duration::from_secs(15),
             stop,
-            Some(demo.world.clone()),
+            Some(&mut WorldWatch::new(demo.world.clone())),
             &Shutdown::new(),
         )
         .await;

@@ -1,13 +1,13 @@
 //! Seeded fault-injection runs of the engine:
 //!
-//!   cargo run --release --example chaos -- --seeds N --start-seed S [--engines K] [--threads T] [--trace]
+//!   cargo run --release --features harness --example chaos -- --seeds N --start-seed S [--engines K] [--threads T] [--trace]
 //!
 //! Ends with one JSON line: {"seeds", "violations", "faults": {kind: count}, "wall_seconds"}.
 //! A failing seed is printed with the one command that replays it exactly.
 
 use clap::Parser;
-use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
-use k3s_autoscaler::runtime::chaos::{SeedOutcome, faults::KINDS, run_control_seed, run_seed_with};
+use k3s_autoscaler::harness::chaos::sabotage::Sabotage;
+use k3s_autoscaler::harness::chaos::{SeedOutcome, faults::KINDS, run_control_seed, run_seed_with};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -40,8 +40,9 @@ export K3SA_DYNAMODB_URL="http://127.0.0.1:$ddb_port"
 decompress_model dynamodb "$run_dir/dynamodb-model.json"
 export K3SA_DYNAMODB_MODEL="$run_dir/dynamodb-model.json"
 
-# The failpoints feature adds the crash-recovery tests' kill -9 hooks; the
-# variable tells the tests that they run under this script (a test that
-# needs the feature fails, instead of vanishing, when it is off).
+# The failpoints feature adds the crash-recovery tests' kill -9 hooks, the
+# harness feature the chaos runner and the fuzz entry points; the variable
+# tells the tests that they run under this script (a test that needs a
+# feature fails, instead of vanishing, when it is off).
 export K3SA_TEST_SCRIPT=1
-cargo test --features failpoints "$@"
+cargo test --features failpoints,harness "$@"

@@ -3,8 +3,8 @@
 use crate::app::keymap::Keymap;
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
+use crate::harness::demo::Speed;
 use crate::runtime::Shutdown;
-use crate::runtime::demo::Speed;
 use crate::runtime::logging::{self, LogFormat};
 use crate::sim::ScenarioKind;
 use clap::Parser;
@@ -57,8 +57,8 @@ pub struct Cli {
     pub workers: Option<u32>,
     /// Also run the same seeded workload under baselines and compare:
     /// `static-5`, `seed-cadence` (with --demo --auto).
-    #[arg(long, value_name = "LIST", value_parser = crate::runtime::compare::parse_baselines)]
-    pub compare: Option<crate::runtime::compare::Baselines>,
+    #[arg(long, value_name = "LIST", value_parser = crate::harness::compare::parse_baselines)]
+    pub compare: Option<crate::harness::compare::Baselines>,
     /// Log lines as human text or one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

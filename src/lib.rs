@@ -15,13 +15,17 @@
 //! * [`sim`] is one seeded simulated world implementing every port; it backs
 //!   `--demo`, the simulation tests and the benchmarks.
 //! * [`runtime`] is the only layer with IO: observation, the lock, the
-//!   executor of operation steps, the headless loop and shutdown.
+//!   executor of operation steps, the headless loop and shutdown. It never
+//!   imports the simulator.
+//! * [`harness`] assembles the simulator with the runtime (`--demo`,
+//!   `--compare`; with the `harness` feature, chaos and the fuzz entries).
 //! * [`config`] reads and validates the TOML configuration; [`cli`] parses
-//!   the command line and dispatches.
+//!   the command line and dispatches; [`exit`] is how the process ends.
 //!
-//! Allowed dependencies: `cli` → `runtime`, `config`; `runtime` → `engine`,
-//! `ports`, `sim`; `engine` → `ports`; `sim` → `ports` (and the engine's
-//! pure drain rules, to check invariants the same way).
+//! Allowed dependencies (docs/architecture.md, "Who may use whom"): `cli` →
+//! `runtime`, `harness`, `config`; `harness` → `runtime`, `sim`; `runtime`
+//! → `engine`, `ports`, `rng`; `engine` → `ports`; `sim` → `ports`, `rng`
+//! (and the engine's pure drain rules, to check invariants the same way).
 
 pub mod adapters;
 pub mod app;
@@ -29,9 +33,9 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exit;
-#[doc(hidden)]
-pub mod fuzz_entry;
+pub mod harness;
 pub mod ports;
+pub mod rng;
 pub mod runtime;
 pub mod sim;
 pub mod ui;

@@ -3,10 +3,10 @@
 //! replays the same run; and the checker does catch a broken engine: one
 //! planted breakage per invariant, each reported as exactly that invariant.
 
+use k3s_autoscaler::harness::chaos::faults::KINDS;
+use k3s_autoscaler::harness::chaos::sabotage::Sabotage;
+use k3s_autoscaler::harness::chaos::{run_control_seed, run_seed, run_seed_with};
 use k3s_autoscaler::ports::LaunchRequest;
-use k3s_autoscaler::runtime::chaos::faults::KINDS;
-use k3s_autoscaler::runtime::chaos::sabotage::Sabotage;
-use k3s_autoscaler::runtime::chaos::{run_control_seed, run_seed, run_seed_with};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -91,14 +91,14 @@ fn the_same_seed_replays_the_same_run() {
 #[tokio::test]
 async fn the_checker_catches_a_rogue_engine() {
     let config = k3s_autoscaler::config::Config::default();
-    let options = k3s_autoscaler::runtime::demo::DemoOptions {
+    let options = k3s_autoscaler::harness::demo::DemoOptions {
         scenario: k3s_autoscaler::sim::ScenarioKind::Steady,
         seed: 1,
-        speed: k3s_autoscaler::runtime::demo::Speed::Max,
+        speed: k3s_autoscaler::harness::demo::Speed::Max,
         workers: None,
         start: None,
     };
-    let demo = k3s_autoscaler::runtime::demo::Demo::new(&config, &options, false);
+    let demo = k3s_autoscaler::harness::demo::Demo::new(&config, &options, false);
     demo.ports
         .cloud
         .launch(&LaunchRequest {
@@ -124,7 +124,7 @@ async fn the_checker_catches_a_rogue_engine() {
 }
 
 /// Negative controls in the real chaos runner: for every
-/// invariant, an engine broken in exactly that way (runtime/chaos/sabotage.rs)
+/// invariant, an engine broken in exactly that way (harness/chaos/sabotage.rs)
 /// beside a healthy one, under the full fault plan. The run must report the
 /// breakage, as that invariant only and with the breakage's own words; and
 /// the same seed with the same world, fault rates and settings but engine 0

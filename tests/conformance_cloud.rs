@@ -194,7 +194,7 @@ mod cases {
 }
 
 struct SimFixture {
-    demo: k3s_autoscaler::runtime::demo::Demo,
+    demo: k3s_autoscaler::harness::demo::Demo,
 }
 
 #[async_trait]

@@ -6,10 +6,10 @@ mod support;
 use k3s_autoscaler::config::Config;
 use k3s_autoscaler::engine::operation::{self, Intent};
 use k3s_autoscaler::engine::{LeaseRules, Request};
+use k3s_autoscaler::harness::demo::{Demo, WorldWatch};
 use k3s_autoscaler::ports::{
     AcquireRequest, LaunchRequest, Lease, OpKind, OpPhase, OpRecord, Origin, PortError,
 };
-use k3s_autoscaler::runtime::demo::Demo;
 use k3s_autoscaler::runtime::executor::{Executor, StartRequest};
 use k3s_autoscaler::runtime::headless::{self, StopAfter};
 use k3s_autoscaler::runtime::ids::IdSource;
@@ -284,7 +284,7 @@ async fn read_only_never_takes_the_lock_or_changes_anything() {
             duration: None,
             full_last_interval: true,
         },
-        Some(demo.world.clone()),
+        Some(&mut WorldWatch::new(demo.world.clone())),
         &Shutdown::new(),
     )
     .await;
@@ -316,7 +316,7 @@ fn run_day(scenario: ScenarioKind, seed: u64, days: f64) -> k3s_autoscaler::sim:
                 duration: None,
                 full_last_interval: true,
             },
-            Some(demo.world.clone()),
+            Some(&mut WorldWatch::new(demo.world.clone())),
             &Shutdown::new(),
         )
         .await;
@@ -378,7 +378,7 @@ fn the_same_seed_replays_the_same_day() {
 async fn a_cluster_pause_stops_another_engine_until_resumed() {
     use k3s_autoscaler::runtime::pause::set_pause;
     let (config, demo) = demo(ScenarioKind::FlashSale, 1, false);
-    let mut engine = k3s_autoscaler::runtime::demo::engine_on(&demo, &config, Mode::Auto, 7);
+    let mut engine = k3s_autoscaler::harness::demo::engine_on(&demo, &config, Mode::Auto, 7);
     let shutdown = Shutdown::new();
     let lease_rules = rules();
     let pause = |d: Option<u64>| {
@@ -498,7 +498,7 @@ fn half_hour_with_pending_job(gated: bool) -> (u32, Vec<String>) {
                 duration: None,
                 full_last_interval: true,
             },
-            Some(demo.world.clone()),
+            Some(&mut WorldWatch::new(demo.world.clone())),
             &Shutdown::new(),
         )
         .await;

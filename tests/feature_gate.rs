@@ -1,12 +1,33 @@
-//! The crash-recovery tests need the `failpoints` feature
-//! (`required-features` in Cargo.toml), and without it cargo leaves them
-//! out without a word. Under the project's test command they must run: this
-//! test, outside the gate, fails there when the feature is off.
+//! The crash-recovery tests need the `failpoints` feature, the chaos and
+//! hostile-input tests the `harness` feature (`required-features` in
+//! Cargo.toml), and without them cargo leaves those tests out without a
+//! word. Under the project's test command they must run: this test,
+//! outside the gates, fails there when a feature is off.
 
 /// Whether this build has the failpoints feature (a function, so that the
 /// check below is a runtime one under both builds).
 fn built_with_failpoints() -> bool {
     cfg!(feature = "failpoints")
+}
+
+fn built_with_harness() -> bool {
+    cfg!(feature = "harness")
+}
+
+#[test]
+fn the_test_command_runs_with_the_harness() {
+    let under_script = std::env::var_os("K3SA_TEST_SCRIPT").is_some();
+    assert!(
+        built_with_harness() || !under_script,
+        "scripts/test.sh must run `cargo test --features failpoints,harness`: \
+         without it the chaos and hostile-input tests do not run at all"
+    );
+    if !built_with_harness() {
+        eprintln!(
+            "note: tests/chaos.rs and tests/hostile_input.rs are not built without \
+             --features harness (scripts/test.sh runs them)"
+        );
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! (fuzz/corpus, when scripts/fuzz.sh has run here) are replayed through the
 //! same entry points the cargo-fuzz targets use.
 
-use k3s_autoscaler::fuzz_entry;
+use k3s_autoscaler::harness::fuzz_entry;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| k3s_autoscaler::fuzz_entry::config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| k3s_autoscaler::harness::fuzz_entry::config(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| k3s_autoscaler::fuzz_entry::kube_objects(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| k3s_autoscaler::harness::fuzz_entry::kube_objects(data));

@@ -6,9 +6,9 @@ use crate::app::App;
 use crate::app::keymap::Keymap;
 use crate::config::Config;
 use crate::exit::Exit;
+use crate::harness::demo::{Demo, DemoOptions, Speed, WorldWatch};
 use crate::ports::Clock;
 use crate::runtime::console;
-use crate::runtime::demo::{Demo, DemoOptions, Speed};
 use crate::runtime::headless::{self, StopAfter};
 use crate::runtime::logging::{self, LogFormat};
 use crate::runtime::settings::engine_settings;
@@ -63,7 +63,7 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
         &demo_options(&cli, Some(start)),
         mode == Mode::ReadOnly,
     );
-    let engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
+    let engine = crate::harness::demo::engine_on(&demo, &config, mode, cli.seed);
     let shutdown = Shutdown::new();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {
         return code;
@@ -103,9 +103,9 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
 async fn run_comparison(
     cli: &Cli,
     config: &Config,
-    baselines: &[crate::runtime::compare::Baseline],
+    baselines: &[crate::harness::compare::Baseline],
 ) -> ExitCode {
-    use crate::runtime::compare::{self, Figures};
+    use crate::harness::compare::{self, Figures};
     let options = demo_options(cli, None);
     let duration = match (cli.days, cli.ticks) {
         (Some(d), _) => Duration::from_secs_f64(d * 86_400.0),
@@ -169,7 +169,7 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
         mode == Mode::ReadOnly,
     );
     logging::init_stdout(cli.log_format, demo.ports.clock.clone());
-    let mut engine = crate::runtime::demo::engine_on(&demo, &config, mode, cli.seed);
+    let mut engine = crate::harness::demo::engine_on(&demo, &config, mode, cli.seed);
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {
@@ -193,7 +193,7 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
         demo.ports.clock.clone(),
         config.engine.interval.get(),
         stop,
-        Some(demo.world.clone()),
+        Some(&mut WorldWatch::new(demo.world.clone())),
         &shutdown,
     )
     .await;

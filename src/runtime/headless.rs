@@ -5,11 +5,9 @@ use super::engine_loop::Engine;
 use super::shutdown::Shutdown;
 use crate::engine::TickReport;
 use crate::ports::{Clock, Timestamp};
-use crate::sim::World;
-use crate::sim::ports::lock;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tracing::{error, info};
+use tracing::info;
 
 #[derive(Clone, Debug, Default)]
 pub struct StopAfter {
@@ -22,6 +20,16 @@ pub struct StopAfter {
     pub full_last_interval: bool,
 }
 
+/// What a simulated run checks around the ticks (the simulated world's
+/// invariants, `harness::demo::WorldWatch`); a run on real backends has
+/// none. The runtime knows nothing of the simulator.
+pub trait TickWatcher: Send {
+    /// After each tick.
+    fn after_tick(&mut self);
+    /// Once, after the last tick, at `now`.
+    fn finished(&mut self, now: Timestamp);
+}
+
 pub struct RunOutcome {
     pub ticks: u64,
     pub last: Option<TickReport>,
@@ -32,13 +40,12 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     interval: Duration,
     stop: StopAfter,
-    world: Option<Arc<Mutex<World>>>,
+    mut watcher: Option<&mut dyn TickWatcher>,
     shutdown: &Shutdown,
 ) -> RunOutcome {
     let started: Timestamp = clock.now();
     let mut ticks = 0u64;
     let mut last = None;
-    let mut reported_violations = 0usize;
     loop {
         if shutdown.is_requested() {
             info!(target: "runtime", "shutdown requested: stopping after {ticks} tick(s)");
@@ -46,13 +53,8 @@ pub async fn run(
         }
         let report = engine.tick(None, shutdown).await;
         ticks += 1;
-        if let Some(world) = &world {
-            let mut w = lock(world);
-            w.check_fleet();
-            for v in &w.invariants.violations[reported_violations..] {
-                error!(target: "sim", invariant = v.invariant, "{v}");
-            }
-            reported_violations = w.invariants.violations.len();
+        if let Some(watcher) = watcher.as_deref_mut() {
+            watcher.after_tick();
         }
         last = Some(report);
         if stop.ticks.is_some_and(|n| ticks >= n) {
@@ -75,8 +77,8 @@ pub async fn run(
             break;
         }
     }
-    if let Some(world) = &world {
-        lock(world).advance_to(clock.now());
+    if let Some(watcher) = watcher {
+        watcher.finished(clock.now());
     }
     RunOutcome { ticks, last }
 }

@@ -1,7 +1,7 @@
 //! Identifiers: operation ids, lease ids and the owner's unique part.
 //! Seeded in simulations (so a run replays exactly), random otherwise.
 
-use crate::sim::rng::Rng;
+use crate::rng::Rng;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;

@@ -2,13 +2,10 @@
 //! ticks, performs operation steps under the lock, and handles shutdown.
 
 pub mod backends;
-pub mod chaos;
 pub mod check;
 pub mod commands;
-pub mod compare;
 pub mod console;
 pub mod console_tails;
-pub mod demo;
 pub mod engine_loop;
 pub mod executor;
 pub mod failpoint;

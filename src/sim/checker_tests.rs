@@ -6,10 +6,10 @@ use super::invariants::Invariants;
 use super::lock_table::LockTable;
 use super::{SIM_EPOCH, ScenarioKind, World};
 use crate::config::Config;
+use crate::harness::demo::{DemoOptions, Speed, sim_settings};
 use crate::ports::{
     AcquireRequest, Lease, OpKind, OpPhase, OpRecord, Operation, Origin, Timestamp,
 };
-use crate::runtime::demo::{DemoOptions, Speed, sim_settings};
 use std::time::Duration;
 
 fn world() -> World {

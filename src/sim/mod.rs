@@ -9,7 +9,8 @@ pub mod fleet;
 pub mod invariants;
 pub mod lock_table;
 pub mod ports;
-pub mod rng;
+/// The seeded generator every simulated draw comes from (`crate::rng`).
+pub use crate::rng;
 pub mod scenario;
 pub mod workload;
 pub mod world;

@@ -5,11 +5,11 @@
 //!   decision only every 2 minutes, one node per scale-up, so a launch is
 //!   verified at the next 2-minute tick at the earliest.
 
-use super::demo::{Demo, DemoOptions, Speed, engine_with};
-use super::headless::{self, StopAfter};
-use super::settings::engine_settings;
-use super::{Mode, Shutdown};
+use super::demo::{Demo, DemoOptions, Speed, WorldWatch, engine_with};
 use crate::config::Config;
+use crate::runtime::headless::{self, StopAfter};
+use crate::runtime::settings::engine_settings;
+use crate::runtime::{Mode, Shutdown};
 use crate::sim::Summary;
 use crate::sim::ports::lock;
 use serde::Serialize;
@@ -169,7 +169,7 @@ async fn run_with_engine(
         demo.ports.clock.clone(),
         interval,
         stop,
-        Some(demo.world.clone()),
+        Some(&mut WorldWatch::new(demo.world.clone())),
         &Shutdown::new(),
     )
     .await;

@@ -10,15 +10,15 @@ mod hostile;
 pub mod sabotage;
 pub mod skew;
 
-use super::executor::Executor;
-use super::ids::IdSource;
-use super::lease::LockClient;
-use super::settings::engine_settings;
-use super::{Engine, Shutdown};
 use crate::config::Config;
 use crate::engine::Mode;
 use crate::engine::report::TickReport;
 use crate::ports::{Clock, Ports};
+use crate::runtime::executor::Executor;
+use crate::runtime::ids::IdSource;
+use crate::runtime::lease::LockClient;
+use crate::runtime::settings::engine_settings;
+use crate::runtime::{Engine, Shutdown};
 use crate::sim::invariants::Violation;
 use crate::sim::ports::lock;
 use crate::sim::rng::Rng;
@@ -69,7 +69,7 @@ impl SeedOutcome {
             })
             .unwrap_or_default();
         format!(
-            "cargo run --release --example chaos -- --seeds 1 --start-seed {} --engines {}{sabotage} --trace",
+            "cargo run --release --features harness --example chaos -- --seeds 1 --start-seed {} --engines {}{sabotage} --trace",
             self.seed, self.engines
         )
     }

@@ -86,8 +86,13 @@ pub fn engine_on(
     config: &Config,
     mode: crate::engine::Mode,
     seed: u64,
-) -> super::Engine {
-    engine_with(demo, super::settings::engine_settings(config), mode, seed)
+) -> crate::runtime::Engine {
+    engine_with(
+        demo,
+        crate::runtime::settings::engine_settings(config),
+        mode,
+        seed,
+    )
 }
 
 /// The same, with engine settings of the caller's choosing (baselines).
@@ -96,10 +101,10 @@ pub fn engine_with(
     settings: crate::engine::Settings,
     mode: crate::engine::Mode,
     seed: u64,
-) -> super::Engine {
-    use super::executor::Executor;
-    use super::ids::IdSource;
-    use super::lease::LockClient;
+) -> crate::runtime::Engine {
+    use crate::runtime::executor::Executor;
+    use crate::runtime::ids::IdSource;
+    use crate::runtime::lease::LockClient;
     let ids = Arc::new(IdSource::seeded(seed));
     let role = match mode {
         crate::engine::Mode::Auto => "auto",
@@ -115,5 +120,34 @@ pub fn engine_with(
         ids.clone(),
     );
     let executor = Executor::new(demo.ports.clone(), settings.clone(), lock, ids);
-    super::Engine::new(demo.ports.clone(), settings, Some(executor), mode)
+    crate::runtime::Engine::new(demo.ports.clone(), settings, Some(executor), mode)
+}
+
+/// The simulated world's checks around a headless run: the fleet's
+/// invariants after every tick (each violation logged once), and the
+/// world brought up to the run's last instant at the end.
+pub struct WorldWatch {
+    world: Arc<Mutex<World>>,
+    reported: usize,
+}
+
+impl WorldWatch {
+    pub fn new(world: Arc<Mutex<World>>) -> WorldWatch {
+        WorldWatch { world, reported: 0 }
+    }
+}
+
+impl crate::runtime::headless::TickWatcher for WorldWatch {
+    fn after_tick(&mut self) {
+        let mut w = crate::sim::ports::lock(&self.world);
+        w.check_fleet();
+        for v in &w.invariants.violations[self.reported..] {
+            tracing::error!(target: "sim", invariant = v.invariant, "{v}");
+        }
+        self.reported = w.invariants.violations.len();
+    }
+
+    fn finished(&mut self, now: crate::ports::Timestamp) {
+        crate::sim::ports::lock(&self.world).advance_to(now);
+    }
 }
