@@ -20,6 +20,7 @@ pub mod pause;
 pub mod settings;
 pub mod shutdown;
 pub mod status;
+pub mod status_json;
 pub mod terminal;
 
 pub use crate::engine::Mode;

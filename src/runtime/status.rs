@@ -5,15 +5,18 @@
 use super::backends::Backends;
 use super::console_tails::ConsoleTails;
 use super::settings::engine_settings;
+use super::status_json::{
+    BackendJson, BackendsJson, FindingJson, InstanceJson, LockJson, NodeJson, OperationJson,
+    StatusReport,
+};
 use crate::config::Config;
 use crate::engine::reconcile::{Finding, reconcile};
 use crate::engine::{ClusterView, Observation};
 use crate::exit::Exit;
 use crate::ports::{
-    Clock, CloudApi, ClusterApi, Instance, LockRecord, MetricsSource, Node, OpRecord, Ports,
-    Reading, Signal, StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
+    Clock, CloudApi, ClusterApi, Instance, MetricsSource, Node, OpRecord, Ports, Reading, Signal,
+    StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
 };
-use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,27 +93,50 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         }
         _ => None,
     };
-    let report = json!({
-        "cluster": config.cluster.name,
-        "table": config.dynamodb.table,
-        "region": aws.region,
-        "backends": {
-            "dynamodb": backend(&state.as_ref().map(|_| ()).map_err(|e| e.to_string()), state_ms),
-            "ec2": backend(&fleet.as_ref().map(|_| ()).map_err(|e| e.to_string()), fleet_ms),
-            "kubernetes": backend(&nodes.as_ref().map(|_| ()).map_err(Clone::clone), nodes_ms),
-            "prometheus": backend(&cpu.as_ref().map(|_| ()).map_err(Clone::clone), cpu_ms),
+    let report = StatusReport {
+        cluster: &config.cluster.name,
+        table: &config.dynamodb.table,
+        region: &aws.region,
+        backends: BackendsJson {
+            dynamodb: BackendJson::of(
+                state.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                state_ms,
+            ),
+            ec2: BackendJson::of(
+                fleet.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                fleet_ms,
+            ),
+            kubernetes: BackendJson::of(nodes.as_ref().map(|_| ()).map_err(Clone::clone), nodes_ms),
+            prometheus: BackendJson::of(cpu.as_ref().map(|_| ()).map_err(Clone::clone), cpu_ms),
         },
-        "worker_cpu_percent": cpu.as_ref().ok(),
-        "nodes": nodes.as_ref().ok().map(|ns| ns.iter().map(|n| json!({
-            "name": n.name, "instance_id": n.instance_id, "ready": n.ready, "cordoned": n.cordoned,
-        })).collect::<Vec<_>>()),
-        "lock": state.as_ref().ok().map(|s| lock_json(s.lock.as_ref(), now)),
-        "operation": state.as_ref().ok().map(|s| op_json(&s.record, now)),
-        "workers": fleet.as_ref().ok().map(|f| f.iter().map(instance_json).collect::<Vec<_>>()),
-        "findings": findings.as_ref().map(|fs| fs.iter().map(finding_json).collect::<Vec<_>>()),
-    });
+        worker_cpu_percent: cpu.as_ref().ok().copied(),
+        nodes: nodes
+            .as_ref()
+            .ok()
+            .map(|ns| ns.iter().map(NodeJson::of).collect()),
+        lock: state
+            .as_ref()
+            .ok()
+            .map(|s| LockJson::of(s.lock.as_ref(), now)),
+        operation: state
+            .as_ref()
+            .ok()
+            .map(|s| OperationJson::of(&s.record, now)),
+        workers: fleet
+            .as_ref()
+            .ok()
+            .map(|f| f.iter().map(InstanceJson::of).collect()),
+        findings: findings
+            .as_ref()
+            .map(|fs| fs.iter().map(FindingJson::of).collect()),
+    };
     if as_json {
-        println!("{report}");
+        // Through a Value: sorted keys, the same text whatever the field
+        // order above.
+        match serde_json::to_value(&report) {
+            Ok(value) => println!("{value}"),
+            Err(e) => return Exit::Failed.with_error(format!("status as JSON: {e}")),
+        }
     } else {
         print_text(&report, state.as_ref().ok(), fleet.as_ref().ok(), now);
         match &nodes {
@@ -168,15 +194,6 @@ async fn findings(
     found
 }
 
-fn finding_json(f: &Finding) -> Value {
-    let mut v = serde_json::to_value(f).unwrap_or_else(|_| json!({}));
-    if let Some(o) = v.as_object_mut() {
-        o.insert("text".into(), json!(f.describe()));
-        o.insert("fix".into(), json!(f.fix()));
-    }
-    v
-}
-
 fn print_findings(findings: Option<&[Finding]>) {
     match findings {
         None => println!("reconcile   unknown (needs EC2, Kubernetes and the state table)"),
@@ -204,88 +221,20 @@ fn print_findings(findings: Option<&[Finding]>) {
     }
 }
 
-fn backend(result: &Result<(), String>, ms: u128) -> Value {
-    match result {
-        Ok(()) => json!({"ok": true, "latency_ms": ms}),
-        Err(e) => json!({"ok": false, "error": e, "latency_ms": ms}),
-    }
-}
-
-fn lock_json(lock: Option<&LockRecord>, now: Timestamp) -> Value {
-    match lock {
-        None => json!({"held": false, "fence": 0, "owner": null}),
-        Some(l) => json!({
-            "held": l.is_held_at(now),
-            "in_progress": l.in_progress,
-            "owner": l.owner,
-            "fence": l.fence,
-            "until": l.until.to_rfc3339(),
-            "lease_left_ms": if l.is_held_at(now) { l.until.0 - now.0 } else { 0 },
-        }),
-    }
-}
-
-fn op_json(record: &OpRecord, now: Timestamp) -> Value {
-    let op = record.op.as_ref().map(|op| {
-        json!({
-            "id": op.id,
-            "kind": op.kind.name(),
-            "detail": op.kind,
-            "phase": op.phase.as_str(),
-            "in_flight": op.is_in_flight(),
-            "origin": op.origin,
-            "started": op.started.to_rfc3339(),
-            "deadline": op.deadline.map(|d| d.to_rfc3339()),
-            "deadline_in_ms": op.deadline.filter(|_| op.is_in_flight()).map(|d| d.0 - now.0),
-            "reasons": op.reasons,
-            "steps": op.steps.iter().map(|s| json!({"at": s.at.to_rfc3339(), "text": s.text})).collect::<Vec<_>>(),
-            "outcome": op.outcome,
-        })
-    });
-    json!({
-        "rev": record.rev,
-        "current": op,
-        "last_scale_up": record.last_scale_up.map(|t| t.to_rfc3339()),
-        "last_scale_end": record.last_scale_end.map(|t| t.to_rfc3339()),
-        "pause": record.paused_at(now).map(|p| json!({
-            "by": p.by, "reason": p.reason, "since": p.since.to_rfc3339(), "until": p.until.to_rfc3339(),
-        })),
-    })
-}
-
-fn instance_json(i: &Instance) -> Value {
-    json!({
-        "id": i.id,
-        "state": i.state.as_str(),
-        "type": i.instance_type,
-        "zone": i.zone,
-        "private_ip": i.private_ip,
-        "launched": i.launched_at.to_rfc3339(),
-        "op_id": i.op_id,
-    })
-}
-
 fn print_text(
-    report: &Value,
+    report: &StatusReport<'_>,
     state: Option<&StateSnapshot>,
     fleet: Option<&Vec<Instance>>,
     now: Timestamp,
 ) {
     println!(
         "cluster {} · table {} · region {}",
-        report["cluster"].as_str().unwrap_or(""),
-        report["table"].as_str().unwrap_or(""),
-        report["region"].as_str().unwrap_or("")
+        report.cluster, report.table, report.region
     );
-    if let Some(backends) = report["backends"].as_object() {
-        for (name, b) in backends {
-            match b["ok"].as_bool() {
-                Some(true) => println!("  {name:<11} ok ({} ms)", b["latency_ms"]),
-                _ => println!(
-                    "  {name:<11} unavailable: {}",
-                    b["error"].as_str().unwrap_or("?")
-                ),
-            }
+    for (name, b) in report.backends.named() {
+        match &b.error {
+            None => println!("  {name:<11} ok ({} ms)", b.latency_ms),
+            Some(e) => println!("  {name:<11} unavailable: {e}"),
         }
     }
     match state {

@@ -1,0 +1,377 @@
+//! The shape of `status --json`: typed, so a field cannot vanish or change
+//! its type unnoticed (the test below pins it). Printed through
+//! `serde_json::Value`, whose keys are sorted, so the text is stable.
+
+use crate::engine::reconcile::Finding;
+use crate::ports::{Instance, LockRecord, Node, OpKind, OpRecord, Origin, Timestamp};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport<'a> {
+    pub cluster: &'a str,
+    pub table: &'a str,
+    pub region: &'a str,
+    pub backends: BackendsJson,
+    pub worker_cpu_percent: Option<f64>,
+    pub nodes: Option<Vec<NodeJson<'a>>>,
+    pub lock: Option<LockJson<'a>>,
+    pub operation: Option<OperationJson<'a>>,
+    pub workers: Option<Vec<InstanceJson<'a>>>,
+    pub findings: Option<Vec<FindingJson<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendsJson {
+    pub dynamodb: BackendJson,
+    pub ec2: BackendJson,
+    pub kubernetes: BackendJson,
+    pub prometheus: BackendJson,
+}
+
+impl BackendsJson {
+    /// In the order the text report lists them.
+    pub fn named(&self) -> [(&'static str, &BackendJson); 4] {
+        [
+            ("dynamodb", &self.dynamodb),
+            ("ec2", &self.ec2),
+            ("kubernetes", &self.kubernetes),
+            ("prometheus", &self.prometheus),
+        ]
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendJson {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: u128,
+}
+
+impl BackendJson {
+    pub fn of(result: Result<(), String>, latency_ms: u128) -> BackendJson {
+        BackendJson {
+            ok: result.is_ok(),
+            error: result.err(),
+            latency_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeJson<'a> {
+    pub name: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub ready: bool,
+    pub cordoned: bool,
+}
+
+impl<'a> NodeJson<'a> {
+    pub fn of(n: &'a Node) -> NodeJson<'a> {
+        NodeJson {
+            name: &n.name,
+            instance_id: n.instance_id.as_deref(),
+            ready: n.ready,
+            cordoned: n.cordoned,
+        }
+    }
+}
+
+/// A lock never taken says so with `held: false`, `fence: 0` and no owner;
+/// a lock record carries its lease.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LockJson<'a> {
+    Never {
+        held: bool,
+        fence: u64,
+        owner: Option<&'a str>,
+    },
+    Record {
+        held: bool,
+        in_progress: bool,
+        owner: &'a str,
+        fence: u64,
+        until: String,
+        lease_left_ms: i64,
+    },
+}
+
+impl<'a> LockJson<'a> {
+    pub fn of(lock: Option<&'a LockRecord>, now: Timestamp) -> LockJson<'a> {
+        match lock {
+            None => LockJson::Never {
+                held: false,
+                fence: 0,
+                owner: None,
+            },
+            Some(l) => LockJson::Record {
+                held: l.is_held_at(now),
+                in_progress: l.in_progress,
+                owner: &l.owner,
+                fence: l.fence,
+                until: l.until.to_rfc3339(),
+                lease_left_ms: if l.is_held_at(now) {
+                    l.until.0 - now.0
+                } else {
+                    0
+                },
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OperationJson<'a> {
+    pub rev: u64,
+    pub current: Option<CurrentOpJson<'a>>,
+    pub last_scale_up: Option<String>,
+    pub last_scale_end: Option<String>,
+    pub pause: Option<PauseJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CurrentOpJson<'a> {
+    pub id: &'a str,
+    pub kind: &'static str,
+    pub detail: &'a OpKind,
+    pub phase: &'static str,
+    pub in_flight: bool,
+    pub origin: Origin,
+    pub started: String,
+    pub deadline: Option<String>,
+    pub deadline_in_ms: Option<i64>,
+    pub reasons: &'a [String],
+    pub steps: Vec<StepJson<'a>>,
+    pub outcome: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepJson<'a> {
+    pub at: String,
+    pub text: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PauseJson<'a> {
+    pub by: &'a str,
+    pub reason: &'a str,
+    pub since: String,
+    pub until: String,
+}
+
+impl<'a> OperationJson<'a> {
+    pub fn of(record: &'a OpRecord, now: Timestamp) -> OperationJson<'a> {
+        OperationJson {
+            rev: record.rev,
+            current: record.op.as_ref().map(|op| CurrentOpJson {
+                id: &op.id,
+                kind: op.kind.name(),
+                detail: &op.kind,
+                phase: op.phase.as_str(),
+                in_flight: op.is_in_flight(),
+                origin: op.origin,
+                started: op.started.to_rfc3339(),
+                deadline: op.deadline.map(|d| d.to_rfc3339()),
+                deadline_in_ms: op
+                    .deadline
+                    .filter(|_| op.is_in_flight())
+                    .map(|d| d.0 - now.0),
+                reasons: &op.reasons,
+                steps: op
+                    .steps
+                    .iter()
+                    .map(|s| StepJson {
+                        at: s.at.to_rfc3339(),
+                        text: &s.text,
+                    })
+                    .collect(),
+                outcome: op.outcome.as_deref(),
+            }),
+            last_scale_up: record.last_scale_up.map(|t| t.to_rfc3339()),
+            last_scale_end: record.last_scale_end.map(|t| t.to_rfc3339()),
+            pause: record.paused_at(now).map(|p| PauseJson {
+                by: &p.by,
+                reason: &p.reason,
+                since: p.since.to_rfc3339(),
+                until: p.until.to_rfc3339(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstanceJson<'a> {
+    pub id: &'a str,
+    pub state: &'static str,
+    #[serde(rename = "type")]
+    pub instance_type: &'a str,
+    pub zone: &'a str,
+    pub private_ip: Option<&'a str>,
+    pub launched: String,
+    pub op_id: Option<&'a str>,
+}
+
+impl<'a> InstanceJson<'a> {
+    pub fn of(i: &'a Instance) -> InstanceJson<'a> {
+        InstanceJson {
+            id: &i.id,
+            state: i.state.as_str(),
+            instance_type: &i.instance_type,
+            zone: &i.zone,
+            private_ip: i.private_ip.as_deref(),
+            launched: i.launched_at.to_rfc3339(),
+            op_id: i.op_id.as_deref(),
+        }
+    }
+}
+
+/// A finding as the engine serialises it (its `class` and fields), with
+/// the sentence and the fix the text report shows.
+#[derive(Debug, Serialize)]
+pub struct FindingJson<'a> {
+    #[serde(flatten)]
+    pub finding: &'a Finding,
+    pub text: String,
+    pub fix: &'static str,
+}
+
+impl<'a> FindingJson<'a> {
+    pub fn of(f: &'a Finding) -> FindingJson<'a> {
+        FindingJson {
+            finding: f,
+            text: f.describe(),
+            fix: f.fix(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::operation::{Intent, start};
+    use crate::engine::testkit::{at, instance, node};
+    use crate::ports::{OpRecord, Pause};
+    use serde_json::json;
+
+    /// Every key of `status --json` and its type: a script that reads one
+    /// breaks loudly here first.
+    #[test]
+    fn the_json_shape_is_pinned() {
+        let now = at(1000);
+        let mut record = start(
+            &OpRecord::default(),
+            &Intent::ScaleUp { count: 2 },
+            "op-1",
+            Origin::Engine,
+            vec!["CPU 91% > 80% for 3m".into()],
+            7,
+            at(900),
+        );
+        if let Some(op) = record.op.as_mut() {
+            op.deadline = Some(at(1600));
+        }
+        record.pause = Some(Pause {
+            by: "ops@bastion".into(),
+            reason: "migration".into(),
+            since: at(990),
+            until: at(4590),
+        });
+        let lock = LockRecord {
+            in_progress: true,
+            owner: "engine@bastion".into(),
+            lease_id: "secret-lease".into(),
+            fence: 7,
+            until: at(1020),
+            lease_ms: 20_000,
+        };
+        let nodes = [node("i-1", 0)];
+        let mut worker = instance("i-1");
+        worker.op_id = Some("op-0".into());
+        let workers = [worker];
+        let finding = Finding::StrayCordon { node: "i-1".into() };
+        let report = StatusReport {
+            cluster: "prod",
+            table: "k3s-autoscaler",
+            region: "eu-west-1",
+            backends: BackendsJson {
+                dynamodb: BackendJson::of(Ok(()), 12),
+                ec2: BackendJson::of(Err("throttled".into()), 30),
+                kubernetes: BackendJson::of(Ok(()), 4),
+                prometheus: BackendJson::of(Ok(()), 8),
+            },
+            worker_cpu_percent: Some(42.5),
+            nodes: Some(nodes.iter().map(NodeJson::of).collect()),
+            lock: Some(LockJson::of(Some(&lock), now)),
+            operation: Some(OperationJson::of(&record, now)),
+            workers: Some(workers.iter().map(InstanceJson::of).collect()),
+            findings: Some(vec![FindingJson::of(&finding)]),
+        };
+        let op = record.op.as_ref().expect("started");
+        let expected = json!({
+            "cluster": "prod",
+            "table": "k3s-autoscaler",
+            "region": "eu-west-1",
+            "backends": {
+                "dynamodb": {"ok": true, "latency_ms": 12},
+                "ec2": {"ok": false, "error": "throttled", "latency_ms": 30},
+                "kubernetes": {"ok": true, "latency_ms": 4},
+                "prometheus": {"ok": true, "latency_ms": 8},
+            },
+            "worker_cpu_percent": 42.5,
+            "nodes": [{"name": "i-1", "instance_id": "i-1", "ready": true, "cordoned": false}],
+            "lock": {
+                "held": true, "in_progress": true, "owner": "engine@bastion", "fence": 7,
+                "until": at(1020).to_rfc3339(), "lease_left_ms": 20_000,
+            },
+            "operation": {
+                "rev": record.rev,
+                "current": {
+                    "id": "op-1",
+                    "kind": "scale-up",
+                    "detail": serde_json::to_value(&op.kind).expect("serialisable"),
+                    "phase": op.phase.as_str(),
+                    "in_flight": true,
+                    "origin": "engine",
+                    "started": at(900).to_rfc3339(),
+                    "deadline": at(1600).to_rfc3339(),
+                    "deadline_in_ms": 600_000,
+                    "reasons": ["CPU 91% > 80% for 3m"],
+                    "steps": op.steps.iter().map(|s| json!({"at": s.at.to_rfc3339(), "text": s.text})).collect::<Vec<_>>(),
+                    "outcome": null,
+                },
+                "last_scale_up": null,
+                "last_scale_end": null,
+                "pause": {
+                    "by": "ops@bastion", "reason": "migration",
+                    "since": at(990).to_rfc3339(), "until": at(4590).to_rfc3339(),
+                },
+            },
+            "workers": [{
+                "id": "i-1", "state": "running", "type": "t3.large", "zone": "eu-west-1a",
+                "private_ip": null, "launched": instance("i-1").launched_at.to_rfc3339(),
+                "op_id": "op-0",
+            }],
+            "findings": [{
+                "class": "stray_cordon", "node": "i-1",
+                "text": finding.describe(), "fix": finding.fix(),
+            }],
+        });
+        assert_eq!(
+            serde_json::to_value(&report).expect("serialisable"),
+            expected
+        );
+        assert!(!op.steps.is_empty(), "the step list is exercised");
+        // A lock never taken, and no lease id anywhere (it is a secret of
+        // the holder's).
+        assert_eq!(
+            serde_json::to_value(LockJson::of(None, now)).expect("serialisable"),
+            json!({"held": false, "fence": 0, "owner": null})
+        );
+        assert!(
+            !serde_json::to_string(&report)
+                .expect("serialisable")
+                .contains("secret-lease")
+        );
+    }
+}
