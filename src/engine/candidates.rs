@@ -142,8 +142,8 @@ fn check<'a>(
     if node.cordoned {
         return Err("cordoned outside an operation (left for the operator)".into());
     }
-    if node.scale_down_disabled() {
-        return Err("annotated scale-down-disabled".into());
+    if let Some(key) = node.scale_down_opt_out() {
+        return Err(format!("opted out ({key}: \"true\")"));
     }
     let Some(instance) = node
         .instance_id

@@ -51,8 +51,17 @@ impl Resources {
 
 pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 pub const LABEL_INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
+/// A node annotated `"true"` with any of these is never chosen for a
+/// scale-down: ours, and the Cluster Autoscaler's and Karpenter's, so a
+/// cluster migrating from either keeps its markings.
+pub const ANNOTATION_OURS_SCALE_DOWN_DISABLED: &str = "k3s-autoscaler/scale-down-disabled";
 pub const ANNOTATION_SCALE_DOWN_DISABLED: &str =
     "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+pub const NODE_OPT_OUTS: [&str; 3] = [
+    ANNOTATION_OURS_SCALE_DOWN_DISABLED,
+    ANNOTATION_SCALE_DOWN_DISABLED,
+    ANNOTATION_DO_NOT_DISRUPT,
+];
 pub const ANNOTATION_SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 pub const ANNOTATION_DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 pub const ANNOTATION_MIRROR: &str = "kubernetes.io/config.mirror";
@@ -92,10 +101,14 @@ impl Node {
         self.labels.get(LABEL_INSTANCE_TYPE).map(String::as_str)
     }
 
-    pub fn scale_down_disabled(&self) -> bool {
-        self.annotations
-            .get(ANNOTATION_SCALE_DOWN_DISABLED)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    /// The opt-out annotation that keeps this node from any scale-down,
+    /// if one is set to `"true"` (`NODE_OPT_OUTS`).
+    pub fn scale_down_opt_out(&self) -> Option<&'static str> {
+        NODE_OPT_OUTS.into_iter().find(|key| {
+            self.annotations
+                .get(*key)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
     }
 }
 
