@@ -22,9 +22,10 @@
 //! * [`config`] reads and validates the TOML configuration; [`cli`] parses
 //!   the command line and dispatches; [`exit`] is how the process ends.
 //!
-//! Allowed dependencies (docs/architecture.md, "Who may use whom"): `cli` →
-//! `runtime`, `harness`, `config`; `harness` → `runtime`, `sim`; `runtime`
-//! → `engine`, `ports`, `rng`; `engine` → `ports`; `sim` → `ports`, `rng`
+//! Allowed dependencies (docs/architecture.md, "Who may use whom"): `cli`
+//! → `runtime`, `harness`, `config`, `sim` (scenario names, the demo
+//! world); `harness` → `runtime`, `sim`; `runtime` → `engine`, `ports`,
+//! `rng`; `engine` → `ports`; `sim` → `ports`, `rng`
 //! (and the engine's pure drain rules, to check invariants the same way).
 
 pub mod adapters;

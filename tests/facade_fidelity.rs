@@ -47,6 +47,55 @@ async fn a_patch_with_a_stale_resource_version_is_refused() {
     assert_eq!(current.status().as_u16(), 200);
 }
 
+/// `kubectl annotate node N k3s-autoscaler/scale-down-disabled=true` (a
+/// merge patch of `metadata.annotations`) is stored and read back by the
+/// adapter as an opt-out; `k-` (a null) takes it away again.
+#[tokio::test]
+async fn an_opt_out_annotation_is_stored_and_read_back_as_one() {
+    let (url, world) = support::facade(ScenarioKind::Steady, 3).await;
+    let name = k3s_autoscaler::sim::ports::lock(&world).nodes()[0]
+        .name
+        .clone();
+    let http = reqwest::Client::new();
+    let annotate = |value: serde_json::Value| {
+        http.patch(format!("{url}/api/v1/nodes/{name}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(
+                serde_json::json!({"metadata": {"annotations": {"k3s-autoscaler/scale-down-disabled": value}}})
+                    .to_string(),
+            )
+            .send()
+    };
+    assert_eq!(
+        annotate(serde_json::json!("true"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let kube = support::kube_client(&url).await;
+    let opted = |nodes: Vec<Node>| {
+        nodes
+            .into_iter()
+            .find(|n| n.name == name)
+            .and_then(|n| n.scale_down_opt_out())
+    };
+    assert_eq!(
+        opted(kube.nodes().await.unwrap()),
+        Some("k3s-autoscaler/scale-down-disabled")
+    );
+    assert_eq!(
+        annotate(serde_json::Value::Null)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(opted(kube.nodes().await.unwrap()), None);
+}
+
 /// The façade is faithful: what kube-rs reads through it is what the
 /// simulator's own port says.
 #[tokio::test]

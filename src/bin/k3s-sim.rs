@@ -9,6 +9,7 @@ use k3s_autoscaler::adapters::aws::sdk_config;
 use k3s_autoscaler::adapters::ec2::Ec2Fleet;
 use k3s_autoscaler::adapters::user_data::DEFAULT_TEMPLATE;
 use k3s_autoscaler::config::{AwsConfig, Ec2Config, parse_duration};
+use k3s_autoscaler::exit::Exit;
 use k3s_autoscaler::ports::{Clock, SystemClock};
 use k3s_autoscaler::sim::facade::{Facade, run_ec2_sync};
 use k3s_autoscaler::sim::{ScenarioKind, SimClock, SimSettings, World};
@@ -62,11 +63,11 @@ fn main() -> ExitCode {
             "error: k3s-sim serves on loopback only; {} is not",
             args.listen
         );
-        return ExitCode::from(2);
+        return ExitCode::from(Exit::Usage);
     }
     if !(args.speed.is_finite() && args.speed > 0.0 && args.scale.is_finite() && args.scale > 0.0) {
         eprintln!("error: --speed and --scale must be positive");
-        return ExitCode::from(2);
+        return ExitCode::from(Exit::Usage);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,14 +77,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(Exit::Failed);
         }
     };
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(Exit::Failed)
         }
     }
 }

@@ -479,6 +479,27 @@ impl World {
         Ok(())
     }
 
+    /// An annotation change (the façade's merge patch): a value sets the
+    /// key, `None` removes it.
+    pub fn annotate_node(
+        &mut self,
+        node: &str,
+        changes: &[(String, Option<String>)],
+    ) -> PortResult<()> {
+        let n = self
+            .fleet
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| PortError::NotFound(format!("node {node}")))?;
+        for (key, value) in changes {
+            match value {
+                Some(v) => n.annotations.insert(key.clone(), v.clone()),
+                None => n.annotations.remove(key),
+            };
+        }
+        Ok(())
+    }
+
     pub fn remove_startup_taint(&mut self, node: &str) -> PortResult<()> {
         let n = self
             .fleet

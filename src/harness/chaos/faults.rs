@@ -2,7 +2,7 @@
 //! were actually injected. Every draw comes from the run's seed.
 
 use crate::ports::Timestamp;
-use crate::sim::rng::Rng;
+use crate::rng::Rng;
 use std::collections::BTreeMap;
 
 /// Every kind of fault the harness injects (the README's Reliability section lists them in words).

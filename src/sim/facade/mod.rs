@@ -246,6 +246,9 @@ async fn patch_node(
         if change.keeps_startup_taint == Some(false) {
             w.remove_startup_taint(&name).ok()?;
         }
+        if !change.annotations.is_empty() {
+            w.annotate_node(&name, &change.annotations).ok()?;
+        }
         let node = w.nodes().into_iter().find(|n| n.name == name)?;
         f.node_objects.settle(&node);
         Some(Ok(f.node_objects.render(&node)))

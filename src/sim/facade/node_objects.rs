@@ -103,6 +103,9 @@ fn lifecycle_taints(ready_status: &str, since: &Value) -> Vec<Value> {
 /// What a patch asks of a node, once it has passed the checks.
 pub struct NodePatch {
     pub cordon: Option<bool>,
+    /// `metadata.annotations` as a merge patch has them: a value sets the
+    /// key, `null` removes it (`kubectl annotate node N k=v`, `k-`).
+    pub annotations: Vec<(String, Option<String>)>,
     /// Whether the patch's taint list keeps ours (`None`: no taint list).
     pub keeps_startup_taint: Option<bool>,
 }
@@ -197,8 +200,16 @@ impl NodeObjects {
                     .collect();
             }
             object.version += 1;
+            let annotations = match patch.pointer("/metadata/annotations") {
+                Some(Value::Object(map)) => map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map(String::from)))
+                    .collect(),
+                _ => Vec::new(),
+            };
             Ok(NodePatch {
                 cordon: patch.pointer("/spec/unschedulable").and_then(Value::as_bool),
+                annotations,
                 keeps_startup_taint,
             })
         })
