@@ -27,6 +27,9 @@ pub struct WorkerRow {
     pub pods: usize,
     pub created: Timestamp,
     pub marker: Marker,
+    /// Its standing for a scale-down (`Decision::standing`); `None` for an
+    /// instance with no node, or when the view was not known.
+    pub scale_down: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,7 +80,12 @@ impl Snapshot {
             errors.insert("operation", format!("{} refused: {e}", e.backend));
         }
         let cpu = node_cpu.unwrap_or_default();
-        let workers = worker_rows(&report.observation, &cpu, record.as_ref());
+        let workers = worker_rows(
+            &report.observation,
+            &cpu,
+            record.as_ref(),
+            &report.decision.standing,
+        );
         Snapshot {
             at: report.at,
             mode,
@@ -110,6 +118,7 @@ fn worker_rows(
     obs: &Observation,
     cpu: &BTreeMap<String, f64>,
     record: Option<&OpRecord>,
+    standing: &BTreeMap<String, String>,
 ) -> Vec<WorkerRow> {
     let op = record.and_then(|r| r.in_flight());
     let (draining, launching): (Option<&str>, &[String]) = match op.map(|o| &o.kind) {
@@ -159,6 +168,7 @@ fn worker_rows(
                 pods,
                 created: node.created,
                 marker,
+                scale_down: standing.get(&node.name).cloned(),
             });
         }
         for instance in fleet {
@@ -180,6 +190,7 @@ fn worker_rows(
                 } else {
                     Marker::None
                 },
+                scale_down: None,
             });
         }
     }

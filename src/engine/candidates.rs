@@ -88,6 +88,40 @@ pub fn choose(
     Err(blocked.lines("no worker is eligible"))
 }
 
+/// Each worker's own standing for a scale-down, whatever the cluster-wide
+/// gates (idle window, cooldown, min_workers) say: its requested share
+/// when nothing about the node itself stands in the way, or why not (the
+/// same rules and words as `choose`). Whether its pods fit elsewhere is
+/// `choose`'s to find out, for the few it tries.
+pub fn each_node(
+    settings: &Settings,
+    view: &ClusterView,
+    fleet: &[Instance],
+    held_back: &BTreeMap<String, String>,
+) -> Vec<(String, Result<f64, String>)> {
+    let index = view.index();
+    let managed = managed_by_id(fleet);
+    view.nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| {
+            let standing = match held_back.get(&node.name) {
+                Some(why) => Err(why.clone()),
+                None => check(
+                    settings,
+                    view,
+                    index.pods_at(n),
+                    index.requested_at(n),
+                    &managed,
+                    node,
+                )
+                .map(|(_, load)| load),
+            };
+            (node.name.clone(), standing)
+        })
+        .collect()
+}
+
 /// Why nodes were passed over: the first few named, the rest counted.
 #[derive(Default)]
 struct Blocked {

@@ -48,6 +48,11 @@ pub struct Decision {
     /// as a banner, `/healthz` as degraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sanity_stop: Option<String>,
+    /// Each worker's standing for a scale-down, by node name
+    /// (`engine/scale_down.rs`): the console's SCALE-DOWN column. Empty
+    /// when the view was not known.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub standing: std::collections::BTreeMap<String, String>,
 }
 
 impl Decision {
@@ -57,6 +62,7 @@ impl Decision {
             action: Action::Hold,
             reasons,
             sanity_stop: None,
+            standing: Default::default(),
         }
     }
 

@@ -57,7 +57,7 @@ impl PolicyMemory {
             .retain(|_, at| now.since(*at) < DRAIN_RETRY_AFTER);
     }
 
-    fn held_back(&self, now: Timestamp) -> BTreeMap<String, String> {
+    pub(super) fn held_back(&self, now: Timestamp) -> BTreeMap<String, String> {
         self.unfinished_drains
             .iter()
             .map(|(node, at)| {
@@ -75,11 +75,11 @@ impl PolicyMemory {
 }
 
 /// The facts a decision was made on, checked and ready to use.
-struct Known<'a> {
-    obs: &'a Observation,
-    cpu: f64,
-    view: &'a ClusterView,
-    fleet: &'a [Instance],
+pub(super) struct Known<'a> {
+    pub(super) obs: &'a Observation,
+    pub(super) cpu: f64,
+    pub(super) view: &'a ClusterView,
+    pub(super) fleet: &'a [Instance],
 }
 
 fn known<'a>(
@@ -149,7 +149,16 @@ pub fn decide(
     memory.note_unfinished_drain(record, now);
     let sanity = super::sanity::implausible(settings, k.view, k.fleet, memory.last_nodes, now);
     memory.last_nodes = Some(k.view.nodes.len());
-    let decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
+    let mut decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
+    decision.standing = super::scale_down::standing(
+        settings,
+        memory,
+        &k,
+        record,
+        now,
+        sanity.as_deref(),
+        &decision,
+    );
     decision.with_sanity(sanity)
 }
 
@@ -264,6 +273,7 @@ fn decide_known(
             },
             reasons,
             sanity_stop: None,
+            standing: BTreeMap::new(),
         }
     };
 
@@ -338,6 +348,7 @@ fn decide_known(
             action: Action::ScaleUp { count: size.count },
             reasons,
             sanity_stop: None,
+            standing: BTreeMap::new(),
         };
     }
     if let Some(stray) = stray {
@@ -347,7 +358,7 @@ fn decide_known(
         return Decision::hold(now, reasons);
     }
 
-    match scale_down(settings, memory, k, record, now) {
+    match super::scale_down::scale_down(settings, memory, k, record, now) {
         Ok(candidate) => {
             reasons.push(format!(
                 "remove {} (instance {}, {:.0}% requested)",
@@ -361,6 +372,7 @@ fn decide_known(
                 },
                 reasons,
                 sanity_stop: None,
+                standing: BTreeMap::new(),
             }
         }
         Err(why) => {
@@ -368,52 +380,6 @@ fn decide_known(
             Decision::hold(now, reasons)
         }
     }
-}
-
-fn scale_down(
-    settings: &Settings,
-    memory: &PolicyMemory,
-    k: &Known<'_>,
-    record: &OpRecord,
-    now: Timestamp,
-) -> Result<candidates::Candidate, Vec<String>> {
-    let p = &settings.policy;
-    if k.cpu >= p.cpu_down_percent {
-        return Err(vec![]);
-    }
-    if let Some(why) = &k.obs.cpu_partial {
-        return Err(vec![format!("scale-down blocked: {why}")]);
-    }
-    let Some(idle_since) = memory.idle_since else {
-        return Err(vec!["scale-down blocked: pods are pending".into()]);
-    };
-    let idle_for = now.since(idle_since);
-    if idle_for < p.idle_for {
-        return Err(vec![format!(
-            "scale-down blocked: idle for {} of {}",
-            format_duration(idle_for),
-            format_duration(p.idle_for)
-        )]);
-    }
-    if k.view.ready_workers() as u32 <= p.min_workers {
-        return Err(vec![format!(
-            "scale-down blocked: at min_workers ({})",
-            p.min_workers
-        )]);
-    }
-    if let Some(left) = cooldown_left(record.last_scale_end, p.scale_down_cooldown, now) {
-        return Err(vec![format!(
-            "scale-down blocked: cooldown, {} left of {}",
-            format_duration(left),
-            format_duration(p.scale_down_cooldown)
-        )]);
-    }
-    candidates::choose(settings, k.view, k.fleet, &memory.held_back(now)).map_err(|nodes| {
-        nodes
-            .into_iter()
-            .map(|line| format!("scale-down blocked: {line}"))
-            .collect()
-    })
 }
 
 /// `paused by ops@bastion for 25m left: "database migration"`.
@@ -445,7 +411,7 @@ pub fn failure_backoff(
     Some((failures, backoff, since))
 }
 
-fn cooldown_left(
+pub(super) fn cooldown_left(
     last: Option<Timestamp>,
     cooldown: std::time::Duration,
     now: Timestamp,

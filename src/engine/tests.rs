@@ -282,61 +282,6 @@ fn idle_for_ten_minutes_scales_down_the_newest_least_loaded() {
     );
 }
 
-/// A node annotated with our opt-out, the Cluster Autoscaler's or
-/// Karpenter's is never chosen, nor removed at an operator's request; the
-/// reason names the annotation. `"false"` opts nothing out.
-#[test]
-fn opt_out_annotations_keep_a_node_from_any_scale_down() {
-    for key in [
-        "k3s-autoscaler/scale-down-disabled",
-        "cluster-autoscaler.kubernetes.io/scale-down-disabled",
-        "karpenter.sh/do-not-disrupt",
-    ] {
-        let annotated = |value: &str| {
-            let value = value.to_string();
-            move |now| {
-                let mut obs = cluster(5, 20.0, now);
-                for n in view_mut(&mut obs).nodes.iter_mut() {
-                    if n.name == "w5" {
-                        n.annotations.insert(key.into(), value.clone());
-                    }
-                }
-                obs
-            }
-        };
-        let d = sustained(annotated("True"), 600);
-        assert_eq!(
-            d.action,
-            Action::ScaleDown {
-                node: "w4".into(),
-                instance_id: "w4".into()
-            },
-            "{key}: the next newest goes instead: {}",
-            reasons(&d)
-        );
-        let obs = annotated("true")(at(600));
-        let refused = validate_request(
-            &settings(),
-            &obs,
-            &OpRecord::default(),
-            &Request::RemoveNode("w5".into()),
-        );
-        assert!(
-            refused.is_err_and(|r| r.0.contains(&format!("opted out ({key}"))),
-            "{key}: an operator's removal is refused too"
-        );
-        let d = sustained(annotated("false"), 600);
-        assert_eq!(
-            d.action,
-            Action::ScaleDown {
-                node: "w5".into(),
-                instance_id: "w5".into()
-            },
-            "{key}: \"false\" opts nothing out"
-        );
-    }
-}
-
 /// A node whose scale-down did not finish (its drain reached the deadline
 /// on a pod that would not go) is passed over for half an hour, even once
 /// other operations followed; then it may be chosen again.
@@ -627,3 +572,4 @@ fn operator_requests_obey_safety_not_cooldowns() {
 /// The sanity stop, the never-joined rules, unhelpable pods, the
 /// failure back-off, readings that are not percentages.
 mod blast_radius;
+mod scale_down;

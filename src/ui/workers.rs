@@ -35,16 +35,32 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .as_ref()
         .and_then(|s| s.observation.cluster.as_ref().err().cloned());
 
-    let header = Row::new(
-        [
-            "", "NAME", "INSTANCE", "AZ", "TYPE", "READY", "CORDON", "CPU", "PODS", "AGE",
-        ]
+    // A node named after its instance (how our user data registers it)
+    // would say the same thing twice: the NAME column goes, and the room
+    // is the SCALE-DOWN column's.
+    let names = rows
         .iter()
-        .map(|h| {
-            let sorted = SortColumn::title(app.sort) == *h;
-            Cell::from(Span::styled(*h, if sorted { t.title } else { t.dim }))
-        }),
-    );
+        .any(|r| r.ready.is_some() && r.name != r.instance_id);
+    let titles: Vec<&str> = [
+        "",
+        "NAME",
+        "INSTANCE",
+        "AZ",
+        "TYPE",
+        "READY",
+        "CORDON",
+        "CPU",
+        "PODS",
+        "AGE",
+        "SCALE-DOWN",
+    ]
+    .into_iter()
+    .filter(|h| names || *h != "NAME")
+    .collect();
+    let header = Row::new(titles.iter().map(|h| {
+        let sorted = SortColumn::title(app.sort) == *h;
+        Cell::from(Span::styled(*h, if sorted { t.title } else { t.dim }))
+    }));
     // Only the rows that fit are built: with thousands of workers, a frame
     // formats a screenful, not the fleet. The window follows the selection.
     let selected = app
@@ -67,9 +83,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 Some(false) => Span::styled("NotReady", t.bad),
                 None => Span::styled("joining", t.warn),
             };
-            Row::new(vec![
-                Cell::from(Span::styled(mark, mark_style)),
-                Cell::from(r.name.clone()),
+            let mut cells = vec![Cell::from(Span::styled(mark, mark_style))];
+            if names {
+                cells.push(Cell::from(r.name.clone()));
+            }
+            let standing = match r.scale_down.as_deref() {
+                None => Span::styled("-", t.dim),
+                Some(s) if s.starts_with("next to go") => Span::styled(s.to_string(), t.warn),
+                Some(s) if s.starts_with("blocked") => Span::styled(s.to_string(), t.dim),
+                Some(s) => Span::raw(s.to_string()),
+            };
+            cells.extend([
                 Cell::from(r.instance_id.clone()),
                 Cell::from(r.zone.clone()),
                 Cell::from(r.instance_type.clone()),
@@ -82,13 +106,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 Cell::from(r.cpu_percent.map_or("-".into(), |c| format!("{c:.0}%"))),
                 Cell::from(r.pods.to_string()),
                 Cell::from(age(app.now, r.created)),
-            ])
-            .style(t.text)
+                Cell::from(standing),
+            ]);
+            Row::new(cells).style(t.text)
         })
         .collect();
-    let widths = [
-        Constraint::Length(1),
-        Constraint::Min(19),
+    let mut widths = vec![Constraint::Length(1)];
+    if names {
+        widths.push(Constraint::Length(19));
+    }
+    widths.extend([
         Constraint::Length(19),
         Constraint::Length(10),
         Constraint::Length(10),
@@ -97,7 +124,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         Constraint::Length(4),
         Constraint::Length(4),
         Constraint::Length(6),
-    ];
+        Constraint::Min(10),
+    ]);
     let mut b = block(&title, app.focus == Focus::Workers, t);
     if let Some(reason) = unknown {
         b = b.title_bottom(Line::from(Span::styled(

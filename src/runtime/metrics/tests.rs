@@ -12,6 +12,7 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
             action,
             reasons: vec![],
             sanity_stop: None,
+            standing: Default::default(),
         },
         observation: obs,
         state: Ok(StateSnapshot {

@@ -1,0 +1,117 @@
+//! Scale-down: opt-out annotations and each worker's standing (the
+//! console's SCALE-DOWN column), on the same rules as the choice.
+
+use super::*;
+
+/// A node annotated with our opt-out, the Cluster Autoscaler's or
+/// Karpenter's is never chosen, nor removed at an operator's request; the
+/// reason names the annotation. `"false"` opts nothing out.
+#[test]
+fn opt_out_annotations_keep_a_node_from_any_scale_down() {
+    for key in [
+        "k3s-autoscaler/scale-down-disabled",
+        "cluster-autoscaler.kubernetes.io/scale-down-disabled",
+        "karpenter.sh/do-not-disrupt",
+    ] {
+        let annotated = |value: &str| {
+            let value = value.to_string();
+            move |now| {
+                let mut obs = cluster(5, 20.0, now);
+                for n in view_mut(&mut obs).nodes.iter_mut() {
+                    if n.name == "w5" {
+                        n.annotations.insert(key.into(), value.clone());
+                    }
+                }
+                obs
+            }
+        };
+        let d = sustained(annotated("True"), 600);
+        assert_eq!(
+            d.action,
+            Action::ScaleDown {
+                node: "w4".into(),
+                instance_id: "w4".into()
+            },
+            "{key}: the next newest goes instead: {}",
+            reasons(&d)
+        );
+        let obs = annotated("true")(at(600));
+        let refused = validate_request(
+            &settings(),
+            &obs,
+            &OpRecord::default(),
+            &Request::RemoveNode("w5".into()),
+        );
+        assert!(
+            refused.is_err_and(|r| r.0.contains(&format!("opted out ({key}"))),
+            "{key}: an operator's removal is refused too"
+        );
+        let d = sustained(annotated("false"), 600);
+        assert_eq!(
+            d.action,
+            Action::ScaleDown {
+                node: "w5".into(),
+                instance_id: "w5".into()
+            },
+            "{key}: \"false\" opts nothing out"
+        );
+    }
+}
+
+/// Every worker says where it stands: the chosen one is next, the other
+/// eligible ones say who goes first or what holds the cluster back, and a
+/// node that cannot go names why in the choice's own words.
+#[test]
+fn each_worker_says_where_it_stands_for_a_scale_down() {
+    let with_db = |now| {
+        let mut obs = cluster(5, 20.0, now);
+        view_mut(&mut obs)
+            .pods
+            .push(pod("db-0", Some("w3"), 100, Some("StatefulSet")));
+        obs
+    };
+    // Idle for 5 of 10 minutes: eligible, not now.
+    let d = sustained(with_db, 300);
+    assert_eq!(d.standing.len(), 5, "{:?}", d.standing);
+    assert!(
+        d.standing["w5"].starts_with("not now: idle for 5m of 10m · "),
+        "{:?}",
+        d.standing
+    );
+    assert_eq!(
+        d.standing["w3"],
+        "blocked: pod default/db-0 is owned by a StatefulSet (drain.evict_statefulsets = false)"
+    );
+    // Past the idle window: the newest goes, the rest wait behind it.
+    let d = sustained(with_db, 600);
+    assert!(
+        matches!(&d.action, Action::ScaleDown { node, .. } if node == "w5"),
+        "{d:?}"
+    );
+    assert!(
+        d.standing["w5"].starts_with("next to go · "),
+        "{:?}",
+        d.standing
+    );
+    assert!(
+        d.standing["w4"].starts_with("after w5 · "),
+        "{:?}",
+        d.standing
+    );
+    assert!(d.standing["w3"].starts_with("blocked: pod default/db-0"));
+    // Busy: every eligible worker says the cluster's CPU holds it.
+    let d = once(&cluster(5, 70.0, at(600)), &OpRecord::default(), at(600));
+    assert!(
+        d.standing["w1"].starts_with("not now: CPU 70% ≥ 30% · "),
+        "{:?}",
+        d.standing
+    );
+    // Unknown data: nothing is claimed about any worker.
+    let mut blind = cluster(5, 20.0, at(600));
+    blind.cpu = Reading::unknown("prometheus down");
+    assert!(
+        once(&blind, &OpRecord::default(), at(600))
+            .standing
+            .is_empty()
+    );
+}
