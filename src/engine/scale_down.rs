@@ -145,3 +145,23 @@ pub(super) fn standing(
         })
         .collect()
 }
+
+/// Each worker's own standing, without the engine's history (`status`: no
+/// idle window or cooldown is known outside a running engine): "blocked:
+/// why" as in the choice, or "eligible · N % requested".
+pub fn node_standing(
+    settings: &Settings,
+    view: &super::observation::ClusterView,
+    fleet: &[crate::ports::Instance],
+) -> BTreeMap<String, String> {
+    candidates::each_node(settings, view, fleet, &BTreeMap::new())
+        .into_iter()
+        .map(|(name, standing)| {
+            let text = match standing {
+                Err(why) => format!("blocked: {why}"),
+                Ok(load) => format!("eligible · {load:.0} % requested"),
+            };
+            (name, text)
+        })
+        .collect()
+}

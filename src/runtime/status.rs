@@ -93,6 +93,26 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         }
         _ => None,
     };
+    // Each node's own standing for a scale-down needs its pods and the
+    // budgets too: read only when the nodes and instances were.
+    let standing = match (&aws.cluster, &nodes, &fleet) {
+        (Ok(k), Ok(ns), Ok(f)) => match (k.pods().await, k.pdbs().await) {
+            (Ok(pods), Ok(pdbs)) => {
+                let view = ClusterView {
+                    nodes: ns.clone(),
+                    pods,
+                    pdbs,
+                };
+                Some(crate::engine::node_standing(
+                    &engine_settings(config),
+                    &view,
+                    f,
+                ))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
     let report = StatusReport {
         cluster: &config.cluster.name,
         table: &config.dynamodb.table,
@@ -110,10 +130,11 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
             prometheus: BackendJson::of(cpu.as_ref().map(|_| ()).map_err(Clone::clone), cpu_ms),
         },
         worker_cpu_percent: cpu.as_ref().ok().copied(),
-        nodes: nodes
-            .as_ref()
-            .ok()
-            .map(|ns| ns.iter().map(NodeJson::of).collect()),
+        nodes: nodes.as_ref().ok().map(|ns| {
+            ns.iter()
+                .map(|n| NodeJson::of(n, standing.as_ref()))
+                .collect()
+        }),
         lock: state
             .as_ref()
             .ok()
@@ -144,8 +165,12 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
                 let ready = ns.iter().filter(|n| n.ready).count();
                 println!("nodes       {} workers, {ready} Ready", ns.len());
                 for n in ns {
+                    let scale_down = standing
+                        .as_ref()
+                        .and_then(|s| s.get(&n.name))
+                        .map_or(String::new(), |s| format!("  scale-down: {s}"));
                     println!(
-                        "            {:<22} {:<8} {}",
+                        "            {:<22} {:<8} {:<8}{scale_down}",
                         n.name,
                         if n.ready { "Ready" } else { "NotReady" },
                         if n.cordoned { "cordoned" } else { "" }

@@ -5,6 +5,7 @@
 use crate::engine::reconcile::Finding;
 use crate::ports::{Instance, LockRecord, Node, OpKind, OpRecord, Origin, Timestamp};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport<'a> {
@@ -64,15 +65,19 @@ pub struct NodeJson<'a> {
     pub instance_id: Option<&'a str>,
     pub ready: bool,
     pub cordoned: bool,
+    /// Its own standing for a scale-down (`engine::node_standing`); null
+    /// when the pods, budgets or instances could not be read.
+    pub scale_down: Option<&'a str>,
 }
 
 impl<'a> NodeJson<'a> {
-    pub fn of(n: &'a Node) -> NodeJson<'a> {
+    pub fn of(n: &'a Node, standing: Option<&'a BTreeMap<String, String>>) -> NodeJson<'a> {
         NodeJson {
             name: &n.name,
             instance_id: n.instance_id.as_deref(),
             ready: n.ready,
             cordoned: n.cordoned,
+            scale_down: standing.and_then(|s| s.get(&n.name)).map(String::as_str),
         }
     }
 }
@@ -286,6 +291,8 @@ mod tests {
             lease_ms: 20_000,
         };
         let nodes = [node("i-1", 0)];
+        let standing: BTreeMap<String, String> =
+            [("i-1".to_string(), "eligible · 0 % requested".to_string())].into();
         let mut worker = instance("i-1");
         worker.op_id = Some("op-0".into());
         let workers = [worker];
@@ -301,7 +308,12 @@ mod tests {
                 prometheus: BackendJson::of(Ok(()), 8),
             },
             worker_cpu_percent: Some(42.5),
-            nodes: Some(nodes.iter().map(NodeJson::of).collect()),
+            nodes: Some(
+                nodes
+                    .iter()
+                    .map(|n| NodeJson::of(n, Some(&standing)))
+                    .collect(),
+            ),
             lock: Some(LockJson::of(Some(&lock), now)),
             operation: Some(OperationJson::of(&record, now)),
             workers: Some(workers.iter().map(InstanceJson::of).collect()),
@@ -319,7 +331,10 @@ mod tests {
                 "prometheus": {"ok": true, "latency_ms": 8},
             },
             "worker_cpu_percent": 42.5,
-            "nodes": [{"name": "i-1", "instance_id": "i-1", "ready": true, "cordoned": false}],
+            "nodes": [{
+                "name": "i-1", "instance_id": "i-1", "ready": true, "cordoned": false,
+                "scale_down": "eligible · 0 % requested",
+            }],
             "lock": {
                 "held": true, "in_progress": true, "owner": "engine@bastion", "fence": 7,
                 "until": at(1020).to_rfc3339(), "lease_left_ms": 20_000,
