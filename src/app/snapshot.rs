@@ -27,8 +27,8 @@ pub struct WorkerRow {
     pub pods: usize,
     pub created: Timestamp,
     pub marker: Marker,
-    /// Its standing for a scale-down (`Decision::standing`); `None` for an
-    /// instance with no node, or when the view was not known.
+    /// Its standing for a scale-down (`Decision::standing`); for an
+    /// instance with no node, its state; `None` when the view was not known.
     pub scale_down: Option<String>,
 }
 
@@ -190,7 +190,8 @@ fn worker_rows(
                 } else {
                     Marker::None
                 },
-                scale_down: None,
+                // The state the NAME column shows, for when it is hidden.
+                scale_down: Some(format!("no node yet: instance {}", instance.state.as_str())),
             });
         }
     }

@@ -42,23 +42,78 @@ pub fn choose(
     fleet: &[Instance],
     held_back: &BTreeMap<String, String>,
 ) -> Result<Candidate, Vec<String>> {
+    let (chosen, outcomes) = assess(settings, view, fleet, held_back);
+    if let Some(candidate) = chosen {
+        return Ok(candidate);
+    }
+    let mut blocked = Blocked::default();
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Outcome::Blocked(why) => blocked.push(|| format!("{name}: {why}")),
+            Outcome::NoFit => blocked.push(|| format!("{name}: {NO_FIT}")),
+            Outcome::Chosen(_) | Outcome::Eligible(_) => {}
+        }
+    }
+    Err(blocked.lines("no worker is eligible"))
+}
+
+const NO_FIT: &str = "its pods would not fit on the remaining workers";
+
+/// What the choice found for one node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Something about the node itself rules it out (the choice's words).
+    Blocked(String),
+    /// Tried, and its pods would not fit on the remaining workers.
+    NoFit,
+    /// The one to remove, with its requested share.
+    Chosen(f64),
+    /// May go, not tried this time: outside the least-loaded band, or
+    /// another node went first.
+    Eligible(f64),
+}
+
+impl Outcome {
+    /// In the operator's words; `chosen` is the node that goes, if any.
+    pub fn describe(&self, chosen: Option<&str>) -> String {
+        match (self, chosen) {
+            (Outcome::Blocked(why), _) => format!("blocked: {why}"),
+            (Outcome::NoFit, _) => format!("blocked: {NO_FIT}"),
+            (Outcome::Chosen(load), _) => format!("next to go · {load:.0} % requested"),
+            (Outcome::Eligible(load), Some(first)) => format!("after {first} · {load:.0} %"),
+            (Outcome::Eligible(load), None) => {
+                format!("eligible · {load:.0} %, not among the least loaded")
+            }
+        }
+    }
+}
+
+/// The choice, with every node's outcome: those ruled out in node order,
+/// then the ones tried (least loaded, newest first) until one fits, then
+/// the rest that may go.
+pub fn assess(
+    settings: &Settings,
+    view: &ClusterView,
+    fleet: &[Instance],
+    held_back: &BTreeMap<String, String>,
+) -> (Option<Candidate>, Vec<(String, Outcome)>) {
     let index = view.index();
     let managed = managed_by_id(fleet);
-    let mut blocked = Blocked::default();
+    let mut outcomes = Vec::with_capacity(view.nodes.len());
     let mut eligible: Vec<(usize, &Node, &str, f64)> = Vec::new();
     for (n, node) in view.nodes.iter().enumerate() {
         if let Some(why) = held_back.get(&node.name) {
-            blocked.push(|| format!("{}: {why}", node.name));
+            outcomes.push((node.name.clone(), Outcome::Blocked(why.clone())));
             continue;
         }
         let (pods, requested) = (index.pods_at(n), index.requested_at(n));
         match check(settings, view, pods, requested, &managed, node) {
             Ok((instance_id, load)) => eligible.push((n, node, instance_id, load)),
-            Err(why) => blocked.push(|| format!("{}: {why}", node.name)),
+            Err(why) => outcomes.push((node.name.clone(), Outcome::Blocked(why))),
         }
     }
     let Some(min_load) = eligible.iter().map(|(_, _, _, l)| *l).reduce(f64::min) else {
-        return Err(blocked.lines("no worker is eligible"));
+        return (None, outcomes);
     };
     let mut band: Vec<&(usize, &Node, &str, f64)> = eligible
         .iter()
@@ -70,22 +125,27 @@ pub fn choose(
             .cmp(&a.1.created)
             .then_with(|| a.1.name.cmp(&b.1.name))
     });
+    let mut chosen = None;
+    let mut tried = std::collections::BTreeSet::new();
     for (n, node, instance_id, load) in band {
+        tried.insert(*n);
         if pods_fit_elsewhere(view, &index, *n) {
-            return Ok(Candidate {
+            outcomes.push((node.name.clone(), Outcome::Chosen(*load)));
+            chosen = Some(Candidate {
                 node: node.name.clone(),
                 instance_id: instance_id.to_string(),
                 load_percent: *load,
             });
+            break;
         }
-        blocked.push(|| {
-            format!(
-                "{}: its pods would not fit on the remaining workers",
-                node.name
-            )
-        });
+        outcomes.push((node.name.clone(), Outcome::NoFit));
     }
-    Err(blocked.lines("no worker is eligible"))
+    for (n, node, _, load) in &eligible {
+        if !tried.contains(n) {
+            outcomes.push((node.name.clone(), Outcome::Eligible(*load)));
+        }
+    }
+    (chosen, outcomes)
 }
 
 /// Each worker's own standing for a scale-down, whatever the cluster-wide

@@ -40,7 +40,7 @@ impl PolicyMemory {
     /// ended without its node removed; forget what is past the retry time.
     /// Fed from the shared record every tick, so an engine that took over
     /// (or restarted) knows the last one too.
-    fn note_unfinished_drain(&mut self, record: &OpRecord, now: Timestamp) {
+    pub(super) fn note_unfinished_drain(&mut self, record: &OpRecord, now: Timestamp) {
         use crate::ports::{OpKind, OpPhase};
         if let Some(op) = &record.op
             && let OpKind::ScaleDown { node, .. } = &op.kind
@@ -157,7 +157,7 @@ pub fn decide(
         record,
         now,
         sanity.as_deref(),
-        &decision,
+        &decision.action,
     );
     decision.with_sanity(sanity)
 }

@@ -5,7 +5,7 @@
 //! "blocked: pod shop/db-0 is owned by a StatefulSet …".
 
 use super::candidates;
-use super::decision::{Action, Decision};
+use super::decision::Action;
 use super::policy::{Known, PolicyMemory, cooldown_left};
 use super::settings::Settings;
 use crate::ports::{OpRecord, Timestamp, format_duration};
@@ -75,11 +75,12 @@ fn gate(
     Ok(())
 }
 
-/// Each worker's standing for a scale-down, by node name. `decision` is
-/// the one just made on the same view and memory: the
-/// chosen node is "next to go", a node the choice passed over says why
-/// (its pods would not fit elsewhere), and when the cluster may not lose a
-/// node now, every eligible one says what holds it.
+/// Each worker's standing for a scale-down, by node name, on the view and
+/// memory the decision (`action`) was just made on. When the cluster may
+/// lose a node, the choice's own outcome for each (`candidates::assess`:
+/// next to go, its pods would not fit, after the chosen one, not among
+/// the least loaded, blocked and why); when it may not, every eligible
+/// node says what holds it.
 pub(super) fn standing(
     settings: &Settings,
     memory: &PolicyMemory,
@@ -87,17 +88,13 @@ pub(super) fn standing(
     record: &OpRecord,
     now: Timestamp,
     sanity: Option<&str>,
-    decision: &Decision,
+    action: &Action,
 ) -> BTreeMap<String, String> {
-    let (action, reasons) = (&decision.action, &decision.reasons);
-    let chosen = match action {
-        Action::ScaleDown { node, .. } => Some(node.as_str()),
-        _ => None,
-    };
-    let not_now = if let Some(op) = record.in_flight() {
-        Some(format!("{} {} in flight", op.kind.name(), op.id))
-    } else if record.paused_at(now).is_some() {
+    // In the order the decision looks at them.
+    let not_now = if record.paused_at(now).is_some() {
         Some("the cluster is paused".to_string())
+    } else if let Some(op) = record.in_flight() {
+        Some(format!("{} {} in flight", op.kind.name(), op.id))
     } else if sanity.is_some() {
         Some("sanity stop".to_string())
     } else if matches!(
@@ -119,42 +116,47 @@ pub(super) fn standing(
             )),
         }
     };
-    candidates::each_node(settings, k.view, k.fleet, &memory.held_back(now))
+    let held_back = memory.held_back(now);
+    let Some(not_now) = not_now else {
+        // The cluster may lose a node: the choice's own outcomes.
+        let (chosen, outcomes) = candidates::assess(settings, k.view, k.fleet, &held_back);
+        let first = chosen.as_ref().map(|c| c.node.as_str());
+        return outcomes
+            .into_iter()
+            .map(|(name, outcome)| {
+                let text = outcome.describe(first);
+                (name, text)
+            })
+            .collect();
+    };
+    candidates::each_node(settings, k.view, k.fleet, &held_back)
         .into_iter()
         .map(|(name, standing)| {
-            let passed_over = || {
-                let own = format!("{BLOCKED}{name}: ");
-                reasons
-                    .iter()
-                    .find_map(|r| r.strip_prefix(&own).map(String::from))
-            };
             // The cause first: a table column cuts the end off.
             let text = match standing {
                 Err(why) => format!("blocked: {why}"),
-                Ok(load) if chosen == Some(name.as_str()) => {
-                    format!("next to go · {load:.0} % requested")
-                }
-                Ok(load) => match (&not_now, chosen, passed_over()) {
-                    (Some(why), _, _) => format!("not now: {why} · {load:.0} %"),
-                    (None, Some(first), _) => format!("after {first} · {load:.0} %"),
-                    (None, None, Some(why)) => format!("blocked: {why}"),
-                    (None, None, None) => format!("eligible · {load:.0} % requested"),
-                },
+                Ok(load) => format!("not now: {not_now} · {load:.0} %"),
             };
             (name, text)
         })
         .collect()
 }
 
-/// Each worker's own standing, without the engine's history (`status`: no
-/// idle window or cooldown is known outside a running engine): "blocked:
+/// Each worker's own standing, without a running engine's history
+/// (`status`: no idle window or cooldown is known outside one): "blocked:
 /// why" as in the choice, or "eligible · N % requested".
 pub fn node_standing(
     settings: &Settings,
     view: &super::observation::ClusterView,
     fleet: &[crate::ports::Instance],
+    record: &OpRecord,
+    now: Timestamp,
 ) -> BTreeMap<String, String> {
-    candidates::each_node(settings, view, fleet, &BTreeMap::new())
+    // The one piece of history the record itself carries: a node whose
+    // last scale-down did not finish is passed over for a while.
+    let mut memory = PolicyMemory::default();
+    memory.note_unfinished_drain(record, now);
+    candidates::each_node(settings, view, fleet, &memory.held_back(now))
         .into_iter()
         .map(|(name, standing)| {
             let text = match standing {

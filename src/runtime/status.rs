@@ -95,23 +95,26 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
     };
     // Each node's own standing for a scale-down needs its pods and the
     // budgets too: read only when the nodes and instances were.
-    let standing = match (&aws.cluster, &nodes, &fleet) {
-        (Ok(k), Ok(ns), Ok(f)) => match (k.pods().await, k.pdbs().await) {
+    let standing: Result<_, String> = match (&aws.cluster, &nodes, &fleet, &state) {
+        (Ok(k), Ok(ns), Ok(f), Ok(s)) => match (k.pods().await, k.pdbs().await) {
             (Ok(pods), Ok(pdbs)) => {
                 let view = ClusterView {
                     nodes: ns.clone(),
                     pods,
                     pdbs,
                 };
-                Some(crate::engine::node_standing(
+                Ok(crate::engine::node_standing(
                     &engine_settings(config),
                     &view,
                     f,
+                    &s.record,
+                    now,
                 ))
             }
-            _ => None,
+            (Err(e), _) => Err(format!("listing pods: {e}")),
+            (_, Err(e)) => Err(format!("listing PDBs: {e}")),
         },
-        _ => None,
+        _ => Err("needs the nodes, the instances and the state table".into()),
     };
     let report = StatusReport {
         cluster: &config.cluster.name,
@@ -132,9 +135,10 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         worker_cpu_percent: cpu.as_ref().ok().copied(),
         nodes: nodes.as_ref().ok().map(|ns| {
             ns.iter()
-                .map(|n| NodeJson::of(n, standing.as_ref()))
+                .map(|n| NodeJson::of(n, standing.as_ref().ok()))
                 .collect()
         }),
+        scale_down_unknown: standing.as_ref().err().map(String::as_str),
         lock: state
             .as_ref()
             .ok()
@@ -167,6 +171,7 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
                 for n in ns {
                     let scale_down = standing
                         .as_ref()
+                        .ok()
                         .and_then(|s| s.get(&n.name))
                         .map_or(String::new(), |s| format!("  scale-down: {s}"));
                     println!(
@@ -178,6 +183,9 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
                 }
             }
             Err(e) => println!("nodes       unknown ({e})"),
+        }
+        if let (Ok(_), Err(e)) = (&nodes, &standing) {
+            println!("scale-down  unknown ({e})");
         }
         match &cpu {
             Ok(v) => println!("worker CPU  {v:.1}%"),

@@ -15,6 +15,9 @@ pub struct StatusReport<'a> {
     pub backends: BackendsJson,
     pub worker_cpu_percent: Option<f64>,
     pub nodes: Option<Vec<NodeJson<'a>>>,
+    /// Why the nodes carry no scale-down standing (pods or budgets not
+    /// read), when they do not.
+    pub scale_down_unknown: Option<&'a str>,
     pub lock: Option<LockJson<'a>>,
     pub operation: Option<OperationJson<'a>>,
     pub workers: Option<Vec<InstanceJson<'a>>>,
@@ -314,6 +317,7 @@ mod tests {
                     .map(|n| NodeJson::of(n, Some(&standing)))
                     .collect(),
             ),
+            scale_down_unknown: None,
             lock: Some(LockJson::of(Some(&lock), now)),
             operation: Some(OperationJson::of(&record, now)),
             workers: Some(workers.iter().map(InstanceJson::of).collect()),
@@ -335,6 +339,7 @@ mod tests {
                 "name": "i-1", "instance_id": "i-1", "ready": true, "cordoned": false,
                 "scale_down": "eligible · 0 % requested",
             }],
+            "scale_down_unknown": null,
             "lock": {
                 "held": true, "in_progress": true, "owner": "engine@bastion", "fence": 7,
                 "until": at(1020).to_rfc3339(), "lease_left_ms": 20_000,

@@ -38,9 +38,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     // A node named after its instance (how our user data registers it)
     // would say the same thing twice: the NAME column goes, and the room
     // is the SCALE-DOWN column's.
-    let names = rows
-        .iter()
-        .any(|r| r.ready.is_some() && r.name != r.instance_id);
+    // Judged on every row, not the filtered ones: the column must not come
+    // and go while a filter is typed.
+    let names = app.snapshot.as_ref().is_some_and(|s| {
+        s.workers
+            .iter()
+            .any(|r| r.ready.is_some() && r.name != r.instance_id)
+    });
     let titles: Vec<&str> = [
         "",
         "NAME",
@@ -113,7 +117,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .collect();
     let mut widths = vec![Constraint::Length(1)];
     if names {
-        widths.push(Constraint::Length(19));
+        widths.push(Constraint::Min(19));
     }
     widths.extend([
         Constraint::Length(19),

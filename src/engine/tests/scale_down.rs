@@ -115,3 +115,47 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
             .is_empty()
     );
 }
+
+/// The choice names only five blocked nodes in its reasons; the column
+/// still tells every node's outcome: with six nodes ruled out and the
+/// rest packed too full to move, no node shows "eligible".
+#[test]
+fn past_five_blocked_nodes_every_outcome_is_still_told() {
+    let d = sustained(
+        |now| {
+            let mut obs = cluster(9, 10.0, now);
+            let view = view_mut(&mut obs);
+            for i in 1..=6 {
+                let n = format!("w{i}");
+                view.pods
+                    .push(pod(&format!("db-{i}"), Some(&n), 100, Some("StatefulSet")));
+            }
+            for n in ["w7", "w8", "w9"] {
+                view.pods.push(pod(
+                    &format!("fill-{n}"),
+                    Some(n),
+                    1_150,
+                    Some("ReplicaSet"),
+                ));
+            }
+            obs
+        },
+        700,
+    );
+    assert!(d.action.is_hold(), "{d:?}");
+    assert!(
+        reasons(&d).contains("more node(s) not eligible"),
+        "{}",
+        reasons(&d)
+    );
+    assert_eq!(d.standing.len(), 9);
+    for (node, text) in &d.standing {
+        assert!(text.starts_with("blocked: "), "{node}: {text}");
+    }
+    for n in ["w7", "w8", "w9"] {
+        assert_eq!(
+            d.standing[n],
+            "blocked: its pods would not fit on the remaining workers"
+        );
+    }
+}
