@@ -49,8 +49,8 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sanity_stop: Option<String>,
     /// Each worker's standing for a scale-down, by node name
-    /// (`engine/scale_down.rs`): the console's SCALE-DOWN column. Empty
-    /// when the view was not known.
+    /// (`policy::standing`, filled by the engine loop, not by `decide`):
+    /// the console's SCALE-DOWN column. Empty when the view was not known.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub standing: std::collections::BTreeMap<String, String>,
 }

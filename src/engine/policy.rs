@@ -149,17 +149,35 @@ pub fn decide(
     memory.note_unfinished_drain(record, now);
     let sanity = super::sanity::implausible(settings, k.view, k.fleet, memory.last_nodes, now);
     memory.last_nodes = Some(k.view.nodes.len());
-    let mut decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
-    decision.standing = super::scale_down::standing(
-        settings,
-        memory,
-        &k,
-        record,
-        now,
-        sanity.as_deref(),
-        &decision.action,
-    );
+    let decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
     decision.with_sanity(sanity)
+}
+
+/// Each worker's standing for a scale-down (`engine/scale_down.rs`), on
+/// the observation and memory `decision` was just made with. Apart from
+/// `decide`, which the executor calls again on fresh data and whose cost
+/// is a benchmark's: the console's column is the engine loop's to fill,
+/// once a tick. Empty when the observation is not known.
+pub fn standing(
+    settings: &Settings,
+    memory: &PolicyMemory,
+    obs: &Observation,
+    record: &OpRecord,
+    now: Timestamp,
+    decision: &Decision,
+) -> BTreeMap<String, String> {
+    match known(settings, obs, now) {
+        Ok(k) => super::scale_down::standing(
+            settings,
+            memory,
+            &k,
+            record,
+            now,
+            decision.sanity_stop.as_deref(),
+            &decision.action,
+        ),
+        Err(_) => BTreeMap::new(),
+    }
 }
 
 fn decide_known(

@@ -78,13 +78,24 @@ impl Engine {
         let state = self.ports.state.read().await.map_err(|e| e.to_string());
         let memory_before = self.memory.clone();
         let decision = match &state {
-            Ok(s) => decide(
-                &self.settings,
-                &mut self.memory,
-                &observation,
-                &s.record,
-                now,
-            ),
+            Ok(s) => {
+                let mut decision = decide(
+                    &self.settings,
+                    &mut self.memory,
+                    &observation,
+                    &s.record,
+                    now,
+                );
+                decision.standing = crate::engine::policy::standing(
+                    &self.settings,
+                    &self.memory,
+                    &observation,
+                    &s.record,
+                    now,
+                    &decision,
+                );
+                decision
+            }
             Err(e) => {
                 // Sustained conditions restart after a blind tick, but the
                 // nodes whose drains did not finish stay passed over: an

@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// `sustained`, then each worker's standing as the engine loop adds it.
+fn sustained_standing(
+    mut make: impl FnMut(crate::ports::Timestamp) -> Observation,
+    secs: i64,
+) -> Decision {
+    let mut memory = PolicyMemory::default();
+    let mut last = None;
+    for t in (0..=secs).step_by(15) {
+        let now = at(t);
+        let obs = make(now);
+        let d = decide(&settings(), &mut memory, &obs, &OpRecord::default(), now);
+        last = Some((d, obs, now));
+    }
+    let (mut d, obs, now) = last.expect("at least one tick");
+    d.standing = super::policy::standing(&settings(), &memory, &obs, &OpRecord::default(), now, &d);
+    d
+}
+
 /// A node annotated with our opt-out, the Cluster Autoscaler's or
 /// Karpenter's is never chosen, nor removed at an operator's request; the
 /// reason names the annotation. `"false"` opts nothing out.
@@ -71,7 +89,7 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
         obs
     };
     // Idle for 5 of 10 minutes: eligible, not now.
-    let d = sustained(with_db, 300);
+    let d = sustained_standing(with_db, 300);
     assert_eq!(d.standing.len(), 5, "{:?}", d.standing);
     assert!(
         d.standing["w5"].starts_with("not now: idle for 5m of 10m · "),
@@ -83,7 +101,7 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
         "blocked: pod default/db-0 is owned by a StatefulSet (drain.evict_statefulsets = false)"
     );
     // Past the idle window: the newest goes, the rest wait behind it.
-    let d = sustained(with_db, 600);
+    let d = sustained_standing(with_db, 600);
     assert!(
         matches!(&d.action, Action::ScaleDown { node, .. } if node == "w5"),
         "{d:?}"
@@ -100,7 +118,7 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
     );
     assert!(d.standing["w3"].starts_with("blocked: pod default/db-0"));
     // Busy: every eligible worker says the cluster's CPU holds it.
-    let d = once(&cluster(5, 70.0, at(600)), &OpRecord::default(), at(600));
+    let d = sustained_standing(|now| cluster(5, 70.0, now), 0);
     assert!(
         d.standing["w1"].starts_with("not now: CPU 70% ≥ 30% · "),
         "{:?}",
@@ -121,7 +139,7 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
 /// rest packed too full to move, no node shows "eligible".
 #[test]
 fn past_five_blocked_nodes_every_outcome_is_still_told() {
-    let d = sustained(
+    let d = sustained_standing(
         |now| {
             let mut obs = cluster(9, 10.0, now);
             let view = view_mut(&mut obs);
