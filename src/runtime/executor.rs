@@ -34,6 +34,9 @@ pub struct Executor {
     ids: std::sync::Arc<super::ids::IdSource>,
     /// Shared with the engine that owns this executor (`--metrics-addr`).
     pub(crate) metrics: std::sync::Arc<super::metrics::EngineMetrics>,
+    /// The operation whose step this engine holds on an implausible view,
+    /// and since when (engine/operation/sanity_hold.rs).
+    held: std::sync::Mutex<Option<(String, crate::ports::Timestamp)>>,
 }
 
 impl Executor {
@@ -49,6 +52,7 @@ impl Executor {
             lock,
             ids,
             metrics: Default::default(),
+            held: Default::default(),
         }
     }
 
@@ -407,11 +411,13 @@ impl Executor {
                         verdict
                     {
                         let now = self.ports.clock.now();
+                        let held_since = self.held_since(op_id.as_deref(), now);
                         match operation::on_implausible_view(
                             &self.settings,
                             record,
                             &effect,
                             &why,
+                            held_since,
                             now,
                         ) {
                             Some(SanityHold::Wait(text)) => {
@@ -485,6 +491,20 @@ impl Executor {
                     // from another cluster's API server says nothing of
                     // ours: on an implausible view it is a refusal, and the
                     // operation says the node may be left cordoned.
+                    // A cordon's 404 there is no "node gone" either: it is
+                    // retried next tick (the node may already be cordoned,
+                    // by this operation's first attempt).
+                    if let Effect::Cordon { node } = &effect
+                        && matches!(result, EffectResult::Err(PortError::NotFound(_)))
+                        && let ViewVerdict::DecidedOnImplausible(why)
+                        | ViewVerdict::Implausible(why) = self
+                            .judge_view(op_id.as_deref(), decided_on.as_deref(), &[])
+                            .await?
+                    {
+                        result = EffectResult::Err(PortError::Unavailable(format!(
+                            "404 for {node} while the view is implausible ({why})"
+                        )));
+                    }
                     if matches!(effect, Effect::Uncordon { .. })
                         && matches!(result, EffectResult::Err(PortError::NotFound(_)))
                         && let ViewVerdict::DecidedOnImplausible(why)
@@ -498,6 +518,7 @@ impl Executor {
                             record,
                             &effect,
                             &why,
+                            None,
                             now,
                         ) {
                             result = EffectResult::Err(e);
@@ -512,6 +533,24 @@ impl Executor {
             record.in_flight().map(|o| o.id.as_str()),
             format!("more than {MAX_STEPS_PER_TICK} steps in one tick; stopping (engine bug?)"),
         ))
+    }
+
+    /// When this engine first held a step of `op_id` on an implausible
+    /// view (`None`, and now remembered, the first time).
+    fn held_since(
+        &self,
+        op_id: Option<&str>,
+        now: crate::ports::Timestamp,
+    ) -> Option<crate::ports::Timestamp> {
+        let op_id = op_id?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match &*held {
+            Some((id, since)) if id == op_id => Some(*since),
+            _ => {
+                *held = Some((op_id.to_string(), now));
+                None
+            }
+        }
     }
 
     /// An effect's result, performed or refused before the call: logged

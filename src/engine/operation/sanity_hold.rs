@@ -23,13 +23,17 @@ pub enum SanityHold {
 /// `why` is the sanity stop's reason. A node deletion is never held (the
 /// node object can wait; its operation must not); a terminate waits for
 /// `intent_ttl` past the time it became due (the join deadline for a
-/// scale-up, the intent's own write otherwise), then is given up and its
-/// instances are left for the clean-up, which waits for a plausible view.
+/// scale-up, the intent's own write otherwise) *and* past `held_since`,
+/// when this engine first held it (`None`: now, the first time), then is
+/// given up and its instances are left for the clean-up, which waits for a
+/// plausible view. So one wrong read never gives up a step whose due time
+/// other faults (a lost renew, a slow store) already used up.
 pub fn on_implausible_view(
     settings: &Settings,
     record: &OpRecord,
     effect: &Effect,
     why: &str,
+    held_since: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<SanityHold> {
     let op = record.in_flight()?;
@@ -42,6 +46,7 @@ pub fn on_implausible_view(
                 (OpKind::ScaleUp { .. }, OpPhase::Verifying, Some(deadline)) => deadline,
                 _ => op.updated,
             };
+            let due = due.max(held_since.unwrap_or(now));
             if now.since(due) > settings.intent_ttl() {
                 Some(SanityHold::Refuse(PortError::Refused(format!(
                     "not terminated: sanity stop ({why}) since it was due; {} left running for the clean-up",

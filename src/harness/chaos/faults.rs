@@ -127,6 +127,9 @@ pub struct FaultPlan {
     pub other_cluster_until: Option<Timestamp>,
     /// Its own stream too, for the same reason.
     pub other_rng: Rng,
+    /// A node list came back wrong (empty, or a label missing) since the
+    /// harness last looked: a sanity hold in that tick was the fault's.
+    pub view_faulted: bool,
     pub injected: BTreeMap<&'static str, u64>,
 }
 
@@ -150,6 +153,7 @@ impl FaultPlan {
             scrape_rng,
             other_cluster_until: None,
             other_rng,
+            view_faulted: false,
             injected: BTreeMap::new(),
         }
     }

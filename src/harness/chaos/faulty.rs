@@ -178,8 +178,10 @@ impl FaultyPorts {
         let from = self.shared.clock.now();
         self.shared.clock.advance(self.shared.lease + extra);
         let mut w = lock(&self.shared.world);
-        w.advance_to(self.shared.clock.now());
+        // Noted before the world moves on: its deadline checks run as it
+        // advances, and must already know the engine was away.
         w.invariants.note_lost(from, self.shared.clock.now());
+        w.advance_to(self.shared.clock.now());
         if stolen {
             let now = w.now;
             let request = AcquireRequest {
@@ -261,10 +263,14 @@ impl ClusterApi for FaultyPorts {
             return Ok(Self::foreign_nodes(&nodes));
         }
         if self.roll("selector_typo", |r| r.blind) {
+            self.shared.plan().view_faulted = true;
             return Ok(Vec::new());
         }
         if !nodes.is_empty() && self.roll("label_removed", |r| r.unlabel) {
-            let victim = self.shared.plan().rng.below(nodes.len() as u64) as usize;
+            let mut plan = self.shared.plan();
+            let victim = plan.rng.below(nodes.len() as u64) as usize;
+            plan.view_faulted = true;
+            drop(plan);
             nodes.remove(victim);
         }
         Ok(nodes)
@@ -521,8 +527,10 @@ impl StateStore for FaultyPorts {
                 .clock
                 .advance(self.shared.lease + Duration::from_secs(15));
             let mut w = lock(&self.shared.world);
-            w.advance_to(self.shared.clock.now());
+            // Before the world moves on (its deadline checks run as it
+            // advances).
             w.invariants.note_lost(from, self.shared.clock.now());
+            w.advance_to(self.shared.clock.now());
             drop(w);
             self.note("suspended past the lease right after a renew".into());
         }
@@ -589,10 +597,14 @@ impl StateStore for FaultyPorts {
             // fleet-wide restart) for longer than the intent's bound: the
             // next engine finds an intent decided on a world long gone.
             self.die("after the intent write, everyone away");
+            let from = self.shared.clock.now();
             self.shared
                 .clock
                 .advance(self.shared.intent_ttl + Duration::from_secs(60));
-            lock(&self.shared.world).advance_to(self.shared.clock.now());
+            let mut w = lock(&self.shared.world);
+            // No engine at all meanwhile: time invariant 7 does not charge.
+            w.invariants.note_lost(from, self.shared.clock.now());
+            w.advance_to(self.shared.clock.now());
             return Err(dead_error());
         }
         if r.is_ok() && self.roll("lost_write_response", |r| r.lost_response) {

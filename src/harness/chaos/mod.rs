@@ -352,7 +352,14 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
                 let started = clock.now();
                 let report = slot.engine.tick(None, &shutdown).await;
                 note_tick(&shared, slot.index, slot.incarnation, &report);
-                if !matches!(slot.role, Role::ReadOnly) && spoiled_by_a_fault(&report) {
+                // A destructive step held by the sanity stop on a node
+                // list an injected fault emptied or thinned: the fault's
+                // time, as for any refused call.
+                let view_faulted = std::mem::take(&mut shared.plan().view_faulted);
+                let held_on_fault = view_faulted && held_by_the_sanity_stop(&report);
+                if !matches!(slot.role, Role::ReadOnly)
+                    && (spoiled_by_a_fault(&report) || held_on_fault)
+                {
                     // Until its next tick, this engine could not act.
                     lock(&shared.world)
                         .invariants
@@ -482,6 +489,14 @@ fn world_faults(shared: &Shared, rng: &mut Rng) {
 /// A tick whose read or step failed on an injected fault (every injected
 /// error says so): the engine could not act on it, through no fault of its
 /// own, so invariant 7 does not count the time against it.
+fn held_by_the_sanity_stop(report: &TickReport) -> bool {
+    report
+        .exec
+        .as_ref()
+        .and_then(|e| e.stopped.as_deref())
+        .is_some_and(|s| s.starts_with("sanity stop"))
+}
+
 fn spoiled_by_a_fault(report: &TickReport) -> bool {
     let injected = |text: &str| text.contains("(injected)");
     report.state.as_ref().err().is_some_and(|e| injected(e))
