@@ -485,8 +485,8 @@ impl Executor {
                         return Ok(());
                     }
                     own_intent = false;
-                    let mut result = self.perform(&effect).await;
-                    failpoint_after(&effect, &result);
+                    let mut result = super::effects::perform(&self.ports, &effect).await;
+                    super::effects::failpoint_after(&effect, &result);
                     // "No such node" ends an uncordon as done, but a 404
                     // from another cluster's API server says nothing of
                     // ours: on an implausible view it is a refusal, and the
@@ -564,50 +564,9 @@ impl Executor {
         tried: &mut BTreeSet<String>,
         report: &mut ExecReport,
     ) -> Next {
-        self.note(effect, &result, tried, report);
+        super::effects::note(effect, &result, tried, report);
         let now = self.ports.clock.now();
         operation::after(&self.settings, record, effect, result, fence, now)
-    }
-
-    fn note(
-        &self,
-        effect: &Effect,
-        result: &EffectResult,
-        tried: &mut BTreeSet<String>,
-        report: &mut ExecReport,
-    ) {
-        use crate::ports::EvictionOutcome as E;
-        let outcome = match result {
-            EffectResult::Launched(instances) => {
-                let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
-                format!("ok: {}", ids.join(", "))
-            }
-            EffectResult::Evicted(E::Evicted) => "evicted".into(),
-            EffectResult::Evicted(E::AlreadyGone) => "already gone".into(),
-            EffectResult::Evicted(E::Blocked(why)) => format!("blocked, retried later: {why}"),
-            EffectResult::Evicted(E::Rejected(why)) => format!("rejected: {why}"),
-            EffectResult::Ok => "ok".into(),
-            EffectResult::Err(e) => format!("error: {e}"),
-        };
-        if let Effect::Evict(pod) = effect
-            && matches!(
-                result,
-                EffectResult::Evicted(E::Blocked(_)) | EffectResult::Err(_)
-            )
-        {
-            tried.insert(pod.uid.clone());
-        }
-        if let Effect::Untaint { nodes } = effect {
-            tried.extend(nodes.iter().map(|n| operation::untaint_key(n)));
-        }
-        if matches!(result, EffectResult::Err(_)) {
-            warn!(target: "engine", "{}: {outcome}", effect.describe());
-        } else {
-            info!(target: "engine", "{}: {outcome}", effect.describe());
-        }
-        report
-            .steps
-            .push(format!("{}: {outcome}", effect.describe()));
     }
 
     /// The sanity stop on the node list a step was decided on and on a
@@ -657,36 +616,6 @@ impl Executor {
             (None, None) => ViewVerdict::Plausible,
         })
     }
-
-    async fn perform(&self, effect: &Effect) -> EffectResult {
-        let p = &self.ports;
-        let done =
-            |r: Result<(), PortError>| r.map_or_else(EffectResult::Err, |_| EffectResult::Ok);
-        match effect {
-            Effect::Launch(request) => p
-                .cloud
-                .launch(request)
-                .await
-                .map_or_else(EffectResult::Err, EffectResult::Launched),
-            Effect::Cordon { node } => done(p.cluster.set_cordoned(node, true).await),
-            Effect::Uncordon { node, .. } => done(p.cluster.set_cordoned(node, false).await),
-            Effect::Evict(pod) => p
-                .cluster
-                .evict(pod)
-                .await
-                .map_or_else(EffectResult::Err, EffectResult::Evicted),
-            Effect::Terminate { ids, .. } => done(p.cloud.terminate(ids).await),
-            Effect::DeleteNode { node } => done(p.cluster.delete_node(node).await),
-            Effect::Untaint { nodes } => {
-                for node in nodes {
-                    if let Err(e) = p.cluster.remove_startup_taint(node).await {
-                        return EffectResult::Err(e);
-                    }
-                }
-                EffectResult::Ok
-            }
-        }
-    }
 }
 
 /// What the sanity check says of the views a destructive step rests on.
@@ -703,18 +632,5 @@ pub(super) fn fail(backend: &'static str, op_id: Option<&str>, message: String) 
         backend,
         op_id: op_id.map(String::from),
         message,
-    }
-}
-
-/// Crash-recovery failpoints at the step boundaries of docs/architecture.md §3.
-fn failpoint_after(effect: &Effect, result: &EffectResult) {
-    use super::failpoint::{AFTER_LAUNCH, AFTER_TERMINATE, MID_DRAIN, hit};
-    match (effect, result) {
-        (Effect::Launch(_), EffectResult::Launched(_)) => hit(AFTER_LAUNCH),
-        (Effect::Evict(_), EffectResult::Evicted(crate::ports::EvictionOutcome::Evicted)) => {
-            hit(MID_DRAIN)
-        }
-        (Effect::Terminate { .. }, EffectResult::Ok) => hit(AFTER_TERMINATE),
-        _ => {}
     }
 }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod commands;
 pub mod console;
 pub mod console_tails;
+mod effects;
 pub mod engine_loop;
 pub mod executor;
 pub mod failpoint;
