@@ -269,16 +269,24 @@ fn decide_known(
     // removes long-unregistered nodes before it scales up): it takes one
     // tick, frees a slot under max_workers, and a launch that never joined
     // is billed for as long as it waits behind another scale-up's join
-    // timeout. Unless the last operation was a clean-up that removed
-    // nothing (it failed, was aborted, or found the node under other
-    // labels): a stray that is not going away must not starve the pods.
-    let clean_up_failed = record.op.as_ref().is_some_and(|o| match &o.kind {
-        OpKind::TerminateStrays { kept, .. } => {
-            !kept.is_empty() || matches!(o.phase, OpPhase::Failed | OpPhase::Aborted)
-        }
-        _ => false,
-    });
-    let stray_first = stray.is_some() && !clean_up_failed;
+    // timeout. Unless the last operation was a clean-up of this same
+    // instance that removed nothing (it failed, was aborted, or found the
+    // node under other labels): a stray that is not going away must not
+    // starve the pods. A clean-up of another instance says nothing about
+    // this one (an aborted one may even have terminated its instance: a
+    // crash between the call and the record), so this one still goes first.
+    let clean_up_failed_on = |id: &str| {
+        record.op.as_ref().is_some_and(|o| match &o.kind {
+            OpKind::TerminateStrays { instances, kept } => {
+                (!kept.is_empty() || matches!(o.phase, OpPhase::Failed | OpPhase::Aborted))
+                    && instances.iter().any(|i| i == id)
+            }
+            _ => false,
+        })
+    };
+    let stray_first = stray
+        .as_ref()
+        .is_some_and(|(instance, _)| !clean_up_failed_on(instance));
     let clean_up = |mut reasons: Vec<String>, (instance, age): (String, std::time::Duration)| {
         reasons.push(format!(
             "clean-up: {instance} launched {} ago never joined",

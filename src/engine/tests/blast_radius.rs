@@ -322,17 +322,37 @@ fn a_stray_found_under_other_labels_is_not_chosen_again_and_a_stray_that_stays_n
     ));
     let d = once(&obs, &record, now);
     assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
-    // …and after one that failed; otherwise the clean-up goes first (one
-    // tick, and the slot it frees under max_workers).
-    if let Some(op) = record.op.as_mut() {
-        op.phase = OpPhase::Failed;
-        op.kind = OpKind::TerminateStrays {
-            instances: vec!["w5".into()],
-            kept: vec![],
-        };
+    // …and after one of the same stray that failed or was aborted;
+    // otherwise the clean-up goes first (one tick, and the slot it frees
+    // under max_workers), also after another stray's clean-up that failed
+    // or was aborted: that says nothing about this one, and an aborted one
+    // may have terminated its instance before a crash (chaos seed 5925).
+    for phase in [OpPhase::Failed, OpPhase::Aborted] {
+        for (target, scale_up_first) in [("w6", true), ("w5", false)] {
+            if let Some(op) = record.op.as_mut() {
+                op.phase = phase;
+                op.kind = OpKind::TerminateStrays {
+                    instances: vec![target.into()],
+                    kept: vec![],
+                };
+            }
+            let d = once(&obs, &record, now);
+            if scale_up_first {
+                assert!(
+                    matches!(d.action, Action::ScaleUp { .. }),
+                    "{phase:?} {target}: {d:?}"
+                );
+            } else {
+                assert_eq!(
+                    d.action,
+                    Action::TerminateStrays {
+                        instances: vec!["w6".into()]
+                    },
+                    "{phase:?} {target}: {d:?}"
+                );
+            }
+        }
     }
-    let d = once(&obs, &record, now);
-    assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
     let d = once(&obs, &OpRecord::default(), now);
     assert_eq!(
         d.action,
