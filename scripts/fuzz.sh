@@ -8,7 +8,7 @@
 # optimised, instrumented aws-sdk-ec2 alone takes over 10 GB and 15 minutes.
 # The working corpus fuzz/corpus/<target>/ (git-ignored) starts from the
 # committed seeds in fuzz/seeds/<target>/; scripts/test.sh replays both
-# (tests/hostile_input.rs, built with --features harness).
+# (tests/harness/hostile_input.rs, built with --features harness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"

@@ -299,6 +299,14 @@ impl Default for UiConfig {
     }
 }
 
+/// A value that parses but cannot work (`Config::validate`): the dotted
+/// key, which `Config::parse` turns into a line, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub key: String,
+    pub why: String,
+}
+
 /// A configuration problem, precise enough to fix without guessing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -362,23 +370,28 @@ impl Config {
                 .or_else(|| key.as_deref().and_then(|k| locate::line_of_key(text, k)));
             error(line, key, message)
         })?;
-        config.validate().map_err(|(key, message)| {
+        config.validate().map_err(|InvalidValue { key, why }| {
             // A key inside a table written inline (`tags = { … }`) has no
             // line of its own: point at its parent's.
             let line = locate::line_of_key(text, &key).or_else(|| {
                 key.rsplit_once('.')
                     .and_then(|(parent, _)| locate::line_of_key(text, parent))
             });
-            error(line, Some(key), message)
+            error(line, Some(key), why)
         })?;
         Ok(config)
     }
 
-    /// Values that parse but contradict each other or cannot work.
-    /// Returns the offending key and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Values that parse but contradict each other or cannot work: the
+    /// first offending key and why.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
         let p = &self.policy;
-        let bad = |key: &str, msg: String| Err((key.to_string(), msg));
+        let bad = |key: &str, why: String| {
+            Err(InvalidValue {
+                key: key.to_string(),
+                why,
+            })
+        };
         for (key, value) in [
             ("policy.cpu_up_percent", p.cpu_up_percent),
             ("policy.cpu_down_percent", p.cpu_down_percent),

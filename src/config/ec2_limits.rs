@@ -7,7 +7,7 @@
 //! are the documented ones (EC2 User Guide, "Tag restrictions"; RunInstances
 //! `UserData`).
 
-use super::Ec2Config;
+use super::{Ec2Config, InvalidValue};
 use crate::ports::cloud::{TAG_CLUSTER, TAG_OP_ID, TAG_ROLE};
 
 /// Tag keys: at most 127 Unicode characters.
@@ -25,9 +25,9 @@ pub const USER_DATA_MAX_BYTES: usize = 16 * 1024;
 const OWN_TAGS: [&str; 3] = [TAG_CLUSTER, TAG_ROLE, TAG_OP_ID];
 
 /// The first problem with `ec2.tags` or the cluster name (which is a tag
-/// value on every worker), as (dotted key, why).
-pub fn check_tags(ec2: &Ec2Config, cluster: &str) -> Result<(), (String, String)> {
-    let bad = |key: String, why: String| Err((key, why));
+/// value on every worker).
+pub fn check_tags(ec2: &Ec2Config, cluster: &str) -> Result<(), InvalidValue> {
+    let bad = |key: String, why: String| Err(InvalidValue { key, why });
     if cluster.chars().count() > TAG_VALUE_MAX_CHARS {
         return bad(
             "cluster.name".into(),

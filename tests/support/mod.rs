@@ -72,6 +72,7 @@ pub async fn show(
     update(app, Msg::Snapshot(Box::new(snapshot)));
 }
 
+pub mod own_process;
 pub mod proxy;
 pub mod service_model;
 pub mod stack;
