@@ -45,4 +45,5 @@ export K3SA_DYNAMODB_MODEL="$run_dir/dynamodb-model.json"
 # tells the tests that they run under this script (a test that needs a
 # feature fails, instead of vanishing, when it is off).
 export K3SA_TEST_SCRIPT=1
-cargo test --features failpoints,harness "$@"
+# --workspace: the engine's and the ports' own tests are in crates/core.
+cargo test --workspace --features failpoints,harness "$@"

@@ -22,20 +22,28 @@
 //! * [`config`] reads and validates the TOML configuration; [`cli`] parses
 //!   the command line and dispatches; [`exit`] is how the process ends.
 //!
+//! [`engine`] and [`ports`] are the `k3s-autoscaler-core` crate
+//! (`crates/core`), which depends on nothing that performs IO, so their
+//! purity is a build fact; `layering.rs` tests the other arrows.
+//!
 //! Allowed dependencies (docs/architecture.md, "Who may use whom"): `cli`
 //! → `runtime`, `harness`, `config`, `sim` (scenario names, the demo
 //! world); `harness` → `runtime`, `sim`; `runtime` → `engine`, `ports`,
 //! `rng`; `engine` → `ports`; `sim` → `ports`, `rng`
 //! (and the engine's pure drain rules, to check invariants the same way).
 
+// The engine and the ports are the `k3s-autoscaler-core` crate, which has
+// no IO dependency; re-exported so every path reads `crate::engine::…`.
+pub use k3s_autoscaler_core::{engine, ports};
+
 pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod engine;
 pub mod exit;
 pub mod harness;
-pub mod ports;
+#[cfg(test)]
+mod layering;
 pub mod rng;
 pub mod runtime;
 pub mod sim;

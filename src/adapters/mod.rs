@@ -9,4 +9,7 @@ pub mod kube;
 pub mod kube_convert;
 pub mod prometheus;
 pub mod prometheus_response;
+pub mod system_clock;
 pub mod user_data;
+
+pub use system_clock::SystemClock;

@@ -3,7 +3,7 @@
 //! HTTP error, an error answer, no data, NaN/Inf, a stale sample — is an
 //! Unknown with its reason, never a number.
 
-use super::prometheus_response::{Series, parse};
+use super::prometheus_response::{AnswerError, Series, parse};
 use crate::config::PrometheusConfig;
 use crate::ports::{
     Clock, MetricsSource, PortError, PortResult, Reading, Sample, Signal, Timestamp,
@@ -114,13 +114,11 @@ impl PrometheusMetrics {
         if !status.is_success() {
             // Prometheus explains 4xx/5xx in a JSON error body when it can.
             return Err(match parsed {
-                Err(why) if why.starts_with("Prometheus answered") => {
-                    format!("HTTP {status}: {why}")
-                }
+                Err(why @ AnswerError::Refused { .. }) => format!("HTTP {status}: {why}"),
                 _ => format!("HTTP {status}"),
             });
         }
-        parsed
+        parsed.map_err(|why| why.to_string())
     }
 
     /// One finite, fresh value from an instant query.

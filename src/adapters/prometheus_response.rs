@@ -1,6 +1,6 @@
 //! Prometheus HTTP API answers (`/api/v1/query`, `/api/v1/query_range`)
 //! parsed into samples. Pure and total: any input gives a value or an
-//! error string, never a panic (it is fuzzed).
+//! [`AnswerError`], never a panic (it is fuzzed).
 
 use crate::ports::Timestamp;
 use serde::Deserialize;
@@ -13,6 +13,19 @@ pub struct Series {
     pub labels: Labels,
     /// (time, value); value may be NaN or ±Inf, as Prometheus says it.
     pub samples: Vec<(Timestamp, f64)>,
+}
+
+/// Why an answer holds no series. The caller branches on the kind: a
+/// refusal is Prometheus's own explanation of an HTTP error and is kept
+/// beside the status; a malformed body says nothing the status does not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// A well-formed answer whose status is not `success`.
+    #[error("Prometheus answered status \"{status}\": {detail}")]
+    Refused { status: String, detail: String },
+    /// Not an answer of the HTTP API, or one with a part that does not parse.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 #[derive(Deserialize)]
@@ -63,21 +76,30 @@ fn sample(raw: &(serde_json::Value, String)) -> Result<(Timestamp, f64), String>
 }
 
 /// Every series of a query answer (vector, matrix or scalar).
-pub fn parse(body: &[u8]) -> Result<Vec<Series>, String> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus API answer: {e}"))?;
+pub fn parse(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| AnswerError::Malformed(format!("not a Prometheus API answer: {e}")))?;
     if envelope.status != "success" {
-        return Err(format!(
-            "Prometheus answered status \"{}\": {}{}",
-            envelope.status,
-            envelope
-                .error_type
-                .map(|t| format!("{t}: "))
-                .unwrap_or_default(),
-            envelope.error.unwrap_or_default()
-        ));
+        return Err(AnswerError::Refused {
+            status: envelope.status,
+            detail: format!(
+                "{}{}",
+                envelope
+                    .error_type
+                    .map(|t| format!("{t}: "))
+                    .unwrap_or_default(),
+                envelope.error.unwrap_or_default()
+            ),
+        });
     }
-    let data = envelope.data.ok_or("the answer has no data")?;
+    let data = envelope
+        .data
+        .ok_or_else(|| AnswerError::Malformed("the answer has no data".to_string()))?;
+    series(data).map_err(AnswerError::Malformed)
+}
+
+/// The series of a successful answer's `data`.
+fn series(data: Data) -> Result<Vec<Series>, String> {
     match data.result_type.as_str() {
         "scalar" => {
             let raw: (serde_json::Value, String) =
@@ -142,6 +164,17 @@ mod tests {
         }
         let e = parse(br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#)
             .unwrap_err();
-        assert!(e.contains("bad_data: parse error"), "{e}");
+        assert_eq!(
+            e,
+            AnswerError::Refused {
+                status: "error".into(),
+                detail: "bad_data: parse error".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "Prometheus answered status \"error\": bad_data: parse error"
+        );
+        assert!(matches!(parse(b"garbage"), Err(AnswerError::Malformed(_))));
     }
 }

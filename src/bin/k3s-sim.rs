@@ -5,12 +5,13 @@
 //! (moto), which register as nodes after a boot delay.
 
 use clap::Parser;
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::aws::sdk_config;
 use k3s_autoscaler::adapters::ec2::Ec2Fleet;
 use k3s_autoscaler::adapters::user_data::DEFAULT_TEMPLATE;
 use k3s_autoscaler::config::{AwsConfig, Ec2Config, parse_duration};
 use k3s_autoscaler::exit::Exit;
-use k3s_autoscaler::ports::{Clock, SystemClock};
+use k3s_autoscaler::ports::Clock;
 use k3s_autoscaler::sim::facade::{Facade, run_ec2_sync};
 use k3s_autoscaler::sim::{ScenarioKind, SimClock, SimSettings, World};
 use std::net::SocketAddr;

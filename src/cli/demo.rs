@@ -56,7 +56,7 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
     };
     // The console's simulated day starts at the real time of day, so at
     // speed 1 the simulated clock and the log pane's clock agree.
-    let start = crate::ports::SystemClock::new().now();
+    let start = crate::adapters::SystemClock::new().now();
     let demo = new_demo(
         &cli,
         &config,

@@ -1,5 +1,6 @@
 //! The real backends, built from the config: what runs without `--demo`.
 
+use crate::adapters::SystemClock;
 use crate::adapters::aws::{check_credentials, sdk_config};
 use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::ec2::Ec2Fleet;
@@ -8,7 +9,7 @@ use crate::adapters::prometheus::PrometheusMetrics;
 use crate::adapters::user_data::DEFAULT_TEMPLATE;
 use crate::config::{Config, Ec2Config};
 use crate::exit::Exit;
-use crate::ports::{Clock, Ports, SystemClock};
+use crate::ports::{Clock, Ports};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -3,11 +3,10 @@
 //! latency, hint); non-zero exit if any failed.
 
 use super::backends::Backends;
+use crate::adapters::SystemClock;
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::ports::{
-    Clock, CloudApi, ClusterApi, MetricsSource, Reading, Signal, StateStore, SystemClock,
-};
+use crate::ports::{Clock, CloudApi, ClusterApi, MetricsSource, Reading, Signal, StateStore};
 use std::path::Path;
 use std::time::Instant;
 

@@ -2,9 +2,10 @@
 //! `pause` and `resume` (`check` and `status` have files of their own).
 
 use super::backends::{Backends, operator_identity};
+use crate::adapters::SystemClock;
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::ports::{BreakGlass, Clock, StateStore, SystemClock, format_duration};
+use crate::ports::{BreakGlass, Clock, StateStore, format_duration};
 use std::path::Path;
 
 pub async fn init(config: &Config, path: Option<&Path>) -> Exit {

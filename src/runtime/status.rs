@@ -9,13 +9,14 @@ use super::status_json::{
     BackendJson, BackendsJson, FindingJson, InstanceJson, LockJson, NodeJson, OperationJson,
     StatusReport,
 };
+use crate::adapters::SystemClock;
 use crate::config::Config;
 use crate::engine::reconcile::{Finding, reconcile};
 use crate::engine::{ClusterView, Observation};
 use crate::exit::Exit;
 use crate::ports::{
     Clock, CloudApi, ClusterApi, Instance, MetricsSource, Node, OpRecord, Ports, Reading, Signal,
-    StateSnapshot, StateStore, SystemClock, Timestamp, format_duration,
+    StateSnapshot, StateStore, Timestamp, format_duration,
 };
 use std::path::Path;
 use std::sync::Arc;

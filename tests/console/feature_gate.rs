@@ -20,7 +20,7 @@ fn the_test_command_runs_with_the_harness() {
     let under_script = std::env::var_os("K3SA_TEST_SCRIPT").is_some();
     assert!(
         built_with_harness() || !under_script,
-        "scripts/test.sh must run `cargo test --features failpoints,harness`: \
+        "scripts/test.sh must run `cargo test --workspace --features failpoints,harness`: \
          without it the chaos and hostile-input tests do not run at all"
     );
     if !built_with_harness() {
@@ -37,7 +37,7 @@ fn the_test_command_runs_with_failpoints() {
     let with = built_with_failpoints();
     assert!(
         with || !under_script,
-        "scripts/test.sh must run `cargo test --features failpoints`: \
+        "scripts/test.sh must run `cargo test --workspace --features failpoints,harness`: \
          without it the crash-recovery tests do not run at all"
     );
     if !with {

@@ -8,6 +8,7 @@
 use crate::support;
 
 use async_trait::async_trait;
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::dynamodb::DynamoStateStore;
 use k3s_autoscaler::adapters::ec2::Ec2Fleet;
 use k3s_autoscaler::adapters::user_data::DEFAULT_TEMPLATE;

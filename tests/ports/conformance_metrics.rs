@@ -4,6 +4,7 @@
 
 use crate::support;
 
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::prometheus::PrometheusMetrics;
 use k3s_autoscaler::config::{ConfigDuration, PrometheusConfig};
 use k3s_autoscaler::ports::*;

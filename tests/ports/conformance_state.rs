@@ -6,6 +6,7 @@
 
 use crate::support;
 
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::dynamodb::{DynamoStateStore, InitOutcome};
 use k3s_autoscaler::engine::operation::{Intent, start};
 use k3s_autoscaler::ports::*;

@@ -6,6 +6,7 @@
 
 use crate::support;
 
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::ports::*;
 use k3s_autoscaler::sim::{ScenarioKind, SimClock, World};
 use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@ use crate::support;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::prometheus::PrometheusMetrics;
 use k3s_autoscaler::config::{ConfigDuration, PrometheusConfig};
 use k3s_autoscaler::engine::{Action, ClusterView, Observation, PolicyMemory, Settings, decide};

@@ -176,7 +176,8 @@ pub async fn facade(
     String,
     std::sync::Arc<std::sync::Mutex<k3s_autoscaler::sim::World>>,
 ) {
-    use k3s_autoscaler::ports::{Clock, SystemClock};
+    use k3s_autoscaler::adapters::SystemClock;
+    use k3s_autoscaler::ports::Clock;
     use k3s_autoscaler::sim::SimClock;
     let start = SystemClock::new().now();
     let world = facade_world(scenario, workers, start);

@@ -11,7 +11,7 @@ pub mod metrics;
 pub mod state;
 pub mod time;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::Clock;
 pub use cloud::{CloudApi, Instance, InstanceState, LaunchRequest};
 pub use cluster::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodPhase, PodRef, Resources};
 pub use error::{PortError, PortResult};

@@ -31,7 +31,9 @@ pub use report::{ExecFailure, ExecReport, TickReport};
 pub use scale_down::node_standing;
 pub use settings::{DrainRules, LeaseRules, Policy, Settings};
 
-#[cfg(test)]
-pub(crate) mod testkit;
+// Fixtures for unit tests here and in the main crate (its dev-dependency
+// on this crate turns the feature on; a release build never has it).
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;

@@ -1,16 +1,10 @@
-//! `Clock`: wall and monotonic time, and sleeping, behind a trait so the
-//! simulator and tests control time.
+//! `SystemClock`: the `Clock` port on the machine's clocks. It is the one
+//! clock that reads the time, so it lives with the other adapters, outside
+//! the core crate that holds the trait (which has no IO to do).
 
-use super::time::{MonoTime, Timestamp};
+use crate::ports::{Clock, MonoTime, Timestamp};
 use async_trait::async_trait;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-#[async_trait]
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-    fn mono(&self) -> MonoTime;
-    async fn sleep(&self, duration: Duration);
-}
 
 /// The machine's clocks.
 ///
