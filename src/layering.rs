@@ -30,7 +30,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "rng",
         &[
-            "runtime", "adapters", "sim", "harness", "app", "ui", "cli", "config",
+            "runtime", "adapters", "sim", "harness", "app", "ui", "cli", "config", "engine",
+            "ports",
         ],
     ),
 ];
@@ -179,9 +180,27 @@ fn the_core_crate_depends_on_nothing_that_performs_io() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/core/Cargo.toml");
     let text = std::fs::read_to_string(&manifest).expect("crates/core/Cargo.toml reads");
     let parsed: toml::Table = text.parse().expect("crates/core/Cargo.toml parses");
-    let deps: BTreeSet<&str> = ["dependencies", "build-dependencies"]
+    // Target-specific tables too: `[target.'cfg(unix)'.dependencies]`.
+    let sections = ["dependencies", "build-dependencies"];
+    let mut tables: Vec<&toml::Table> = sections
         .iter()
         .filter_map(|section| parsed.get(*section).and_then(|d| d.as_table()))
+        .collect();
+    for target in parsed
+        .get("target")
+        .and_then(|t| t.as_table())
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(|t| t.as_table())
+    {
+        tables.extend(
+            sections
+                .iter()
+                .filter_map(|section| target.get(*section).and_then(|d| d.as_table())),
+        );
+    }
+    let deps: BTreeSet<&str> = tables
+        .iter()
         .flat_map(|d| d.keys().map(String::as_str))
         .collect();
     assert_eq!(
@@ -189,5 +208,45 @@ fn the_core_crate_depends_on_nothing_that_performs_io() {
         BTreeSet::from(["async-trait", "serde", "thiserror"]),
         "the engine and the ports may not depend on a crate that can perform IO \
          or read the clock (docs/architecture.md §1)"
+    );
+}
+
+/// What the core crate cannot link it could still reach through `std`:
+/// the clock, the file system, the network, threads, processes and the
+/// environment. None of it belongs in the engine or the ports.
+#[test]
+fn the_core_crate_reaches_no_io_through_std() {
+    const IO: &[&str] = &[
+        "SystemTime",
+        "Instant",
+        "std::fs",
+        "std::net",
+        "std::thread",
+        "std::process",
+        "std::env",
+        "std::io",
+        "unsafe",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/core/src");
+    let mut files = layer_files(&root, "engine");
+    files.extend(layer_files(&root, "ports"));
+    files.push(root.join("lib.rs"));
+    assert!(
+        files.len() > 10,
+        "the core crate's sources are found: {files:?}"
+    );
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a source file reads");
+        for word in IO {
+            if text.contains(word) {
+                found.push(format!("{} mentions {word}", file.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "IO in the core crate:\n{}",
+        found.join("\n")
     );
 }

@@ -19,12 +19,14 @@ pub struct Stack {
     _share: Share,
 }
 
-/// The staging tests share one binary and a machine of two cores. Most run
-/// a stack each, two at a time on libtest's two threads, as they did when
-/// each file was a binary of its own; the eight-engine race ran alone, and
-/// its deadlines were measured that way. A stack holds its share of the
-/// machine until it is down. (One stack per test: a second shared lock
-/// taken while the race waits would wait behind it.)
+/// The staging tests share one binary. Most run a stack each, as many at
+/// once as libtest has threads (two on this project's two-core machines),
+/// as they did when each file was a binary of its own; the eight-engine
+/// race ran with no other stack, and its deadlines were measured that way.
+/// A stack holds its share until it is down. Tests without a stack (the
+/// AWS commands, the unit file) are light and are not held back. (One
+/// stack per test: a second shared lock taken while the race waits would
+/// wait behind it.)
 static MACHINE: RwLock<()> = RwLock::new(());
 
 enum Share {

@@ -5,8 +5,10 @@
 //! A crate of its own so that the architecture's first rule is a build
 //! fact (docs/architecture.md §1): its dependencies are `async-trait`,
 //! `serde` and `thiserror`, so nothing here can open a socket, spawn a
-//! task, sleep or read the clock, and nothing here can name the runtime,
-//! the adapters, the simulator or the console. The `k3s-autoscaler` crate
+//! task or sleep, and nothing here can name the runtime, the adapters, the
+//! simulator or the console. What `std` alone offers for IO (the clock,
+//! files, the network) a test in the main crate (`src/layering.rs`) keeps
+//! out. The `k3s-autoscaler` crate
 //! re-exports both modules under the same paths.
 
 pub mod engine;
