@@ -3,7 +3,7 @@
 use super::keymap::{Action, Key};
 use super::snapshot::Snapshot;
 use super::{App, Confirm, Confirmed, Focus, Notice, Overlay};
-use crate::engine::{Action as EngineAction, Mode, Request, validate_request};
+use crate::engine::{Action as EngineAction, ExecHeadline, Mode, Request, validate_request};
 use crate::ports::{Reading, Timestamp};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
@@ -64,12 +64,13 @@ fn on_snapshot(app: &mut App, snapshot: Snapshot) {
             None if exec.lock_taken => app.last_failure = None,
             None => {}
         }
-        if let Some(id) = &exec.started {
-            notice(app, format!("started {id}"), false);
-        } else if let Some(why) = &exec.refused {
-            notice(app, format!("refused: {why}"), true);
-        } else if let Some(error) = &exec.error {
-            notice(app, format!("{} refused: {error}", error.backend), true);
+        match exec.headline() {
+            Some(ExecHeadline::Started(id)) => notice(app, format!("started {id}"), false),
+            Some(ExecHeadline::Refused(why)) => notice(app, format!("refused: {why}"), true),
+            Some(ExecHeadline::Failed(error)) => {
+                notice(app, format!("{} refused: {error}", error.backend), true)
+            }
+            None => {}
         }
     }
     if let Reading::Known { value, at } = snapshot.observation.cpu {

@@ -27,7 +27,7 @@ pub use mode::Mode;
 pub use observation::{ClusterView, Observation};
 pub use operation::{AfterTerminate, Effect, EffectResult, Intent, Next, OpView};
 pub use policy::{PolicyMemory, Request, decide, intent_of, validate_request};
-pub use report::{ExecFailure, ExecReport, TickReport};
+pub use report::{ExecFailure, ExecHeadline, ExecReport, TickReport};
 pub use scale_down::node_standing;
 pub use settings::{DrainRules, LeaseRules, Policy, Settings};
 

@@ -40,6 +40,28 @@ pub struct ExecReport {
     pub error: Option<ExecFailure>,
 }
 
+/// The one thing a tick's execution says first, for a one-line notice.
+/// A start is news over everything else, then a start refused, then a
+/// backend's refusal; a tick that did none of these has no headline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecHeadline<'a> {
+    Started(&'a str),
+    Refused(&'a str),
+    Failed(&'a ExecFailure),
+}
+
+impl ExecReport {
+    pub fn headline(&self) -> Option<ExecHeadline<'_>> {
+        if let Some(id) = &self.started {
+            return Some(ExecHeadline::Started(id));
+        }
+        if let Some(why) = &self.refused {
+            return Some(ExecHeadline::Refused(why));
+        }
+        self.error.as_ref().map(ExecHeadline::Failed)
+    }
+}
+
 /// One tick: the observation, the decision, the state read, and what the
 /// executor did (if it ran).
 #[derive(Clone, Debug)]
@@ -51,4 +73,32 @@ pub struct TickReport {
     pub exec: Option<ExecReport>,
     /// Reconciliation findings on this tick's observation.
     pub findings: Vec<super::reconcile::Finding>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_outranks_a_refusal_which_outranks_a_backend_failure() {
+        let failure = ExecFailure {
+            backend: "dynamodb",
+            op_id: None,
+            message: "throttled".into(),
+        };
+        let mut report = ExecReport {
+            started: Some("op-1".into()),
+            refused: Some("busy".into()),
+            error: Some(failure.clone()),
+            ..ExecReport::default()
+        };
+        assert_eq!(report.headline(), Some(ExecHeadline::Started("op-1")));
+        report.started = None;
+        assert_eq!(report.headline(), Some(ExecHeadline::Refused("busy")));
+        report.refused = None;
+        assert_eq!(report.headline(), Some(ExecHeadline::Failed(&failure)));
+        report.error = None;
+        report.steps.push("cordon n1".into());
+        assert_eq!(report.headline(), None, "steps alone are not a headline");
+    }
 }
