@@ -2,7 +2,7 @@
 //! run against the simulator and against the kube-rs adapter talking to
 //! the simulator's Kubernetes façade over plain HTTP on loopback. What only
 //! the façade can show (the API server's own rules) is in
-//! `facade_fidelity.rs`.
+//! `facade_fidelity.rs` and `facade_evictions.rs`.
 
 use crate::support;
 

@@ -18,6 +18,8 @@ mod conformance_cloud;
 mod conformance_cluster;
 mod conformance_metrics;
 mod conformance_state;
+mod ec2_adapter_on_moto;
+mod facade_evictions;
 mod facade_fidelity;
 mod facade_lists;
 mod prometheus_adversarial;
