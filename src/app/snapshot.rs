@@ -1,7 +1,7 @@
 //! What the engine task sends the console after every tick: an owned copy
 //! of everything the screen shows, so drawing never waits on IO.
 
-use crate::engine::{Decision, ExecReport, Mode, Observation, TickReport};
+use crate::engine::{Decision, ExecReport, Mode, Observation, Standing, StandingKind, TickReport};
 use crate::ports::{LockRecord, OpKind, OpRecord, Reading, Timestamp};
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ pub struct WorkerRow {
     pub marker: Marker,
     /// Its standing for a scale-down (`Decision::standing`); for an
     /// instance with no node, its state; `None` when the view was not known.
-    pub scale_down: Option<String>,
+    pub scale_down: Option<Standing>,
 }
 
 #[derive(Clone, Debug)]
@@ -118,7 +118,7 @@ fn worker_rows(
     obs: &Observation,
     cpu: &BTreeMap<String, f64>,
     record: Option<&OpRecord>,
-    standing: &BTreeMap<String, String>,
+    standing: &BTreeMap<String, Standing>,
 ) -> Vec<WorkerRow> {
     let op = record.and_then(|r| r.in_flight());
     let (draining, launching): (Option<&str>, &[String]) = match op.map(|o| &o.kind) {
@@ -191,7 +191,10 @@ fn worker_rows(
                     Marker::None
                 },
                 // The state the NAME column shows, for when it is hidden.
-                scale_down: Some(format!("no node yet: instance {}", instance.state.as_str())),
+                scale_down: Some(Standing {
+                    kind: StandingKind::NoNode,
+                    text: format!("no node yet: instance {}", instance.state.as_str()),
+                }),
             });
         }
     }

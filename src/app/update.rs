@@ -164,7 +164,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             let suggestion = app.snapshot.as_ref().map(|s| s.decision.clone());
             match suggestion {
                 Some(d) if !d.action.is_hold() => {
-                    let reasons = d.reasons.clone();
+                    let reasons = d.reasons.iter().map(|r| r.text.clone()).collect();
                     ask(app, Request::Suggested(d.action), reasons);
                 }
                 Some(d) => notice(app, format!("nothing to apply: {}", d.summary()), false),

@@ -4,7 +4,7 @@
 use super::executor::{Executor, StartRequest};
 use super::observe::observe;
 use super::shutdown::Shutdown;
-use crate::engine::{Decision, Mode, PolicyMemory, Request, Settings, decide};
+use crate::engine::{Decision, Mode, PolicyMemory, Reason, Request, Settings, decide};
 use crate::engine::{ExecReport, TickReport};
 use crate::ports::Ports;
 use tracing::info;
@@ -108,8 +108,8 @@ impl Engine {
                 Decision::hold(
                     now,
                     vec![
-                        format!("state table Unknown ({e})"),
-                        "Unknown never scales".into(),
+                        Reason::concern(format!("state table Unknown ({e})")),
+                        Reason::concern("Unknown never scales".into()),
                     ],
                 )
             }

@@ -218,7 +218,11 @@ impl Executor {
             StartRequest::Engine { mut memory } => {
                 let decision = decide(&self.settings, &mut memory, &obs, record, now);
                 match intent_of(&decision.action) {
-                    Some(intent) => Ok((intent, Origin::Engine, decision.reasons)),
+                    Some(intent) => Ok((
+                        intent,
+                        Origin::Engine,
+                        decision.reasons.into_iter().map(|r| r.text).collect(),
+                    )),
                     None => Err(format!(
                         "fresh data no longer calls for it: {}",
                         decision.summary()

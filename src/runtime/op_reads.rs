@@ -21,25 +21,24 @@ pub(super) async fn view_for(
 ) -> Result<WorldSlice, ExecFailure> {
     let (kind, op_id) = (&op.kind, op.id.as_str());
     let p = ports;
-    let err = |what: &str, e: PortError| {
-        let backend = if what.starts_with("describing") {
-            "ec2"
-        } else {
-            "kubernetes"
-        };
+    // Which backend failed is said where the call is made, not guessed
+    // from the words.
+    let failed = |backend: &'static str, what: &str, e: PortError| {
         fail(
             backend,
             Some(op_id),
             format!("{what}: {e}; cannot advance the operation this tick"),
         )
     };
+    let ec2_err = |what: &str, e: PortError| failed("ec2", what, e);
+    let k8s_err = |what: &str, e: PortError| failed("kubernetes", what, e);
     let mut slice = WorldSlice::default();
     if !matches!(kind, OpKind::Cordon { .. }) {
         slice.nodes = p
             .cluster
             .nodes()
             .await
-            .map_err(|e| err("listing nodes", e))?;
+            .map_err(|e| k8s_err("listing nodes", e))?;
         slice.nodes_read = true;
     }
     match kind {
@@ -50,7 +49,7 @@ pub(super) async fn view_for(
                 .cloud
                 .instances_for_op(op_id)
                 .await
-                .map_err(|e| err("describing the operation's instances", e))?;
+                .map_err(|e| ec2_err("describing the operation's instances", e))?;
             // Past the join deadline the instances not in the selected
             // list are about to be terminated as "never joined": look
             // for their nodes under any labels first (only then: it is a
@@ -68,7 +67,7 @@ pub(super) async fn view_for(
                     if p.cluster
                         .node_of_instance(id)
                         .await
-                        .map_err(|e| err("looking up nodes under any labels", e))?
+                        .map_err(|e| k8s_err("looking up nodes under any labels", e))?
                         .is_some()
                     {
                         slice.joined_anywhere.push(id.clone());
@@ -86,18 +85,18 @@ pub(super) async fn view_for(
                     .cloud
                     .master()
                     .await
-                    .map_err(|e| err("describing the K3s server", e))?;
+                    .map_err(|e| ec2_err("describing the K3s server", e))?;
                 slice.fleet = p
                     .cloud
                     .managed_instances()
                     .await
-                    .map_err(|e| err("describing the managed workers", e))?;
+                    .map_err(|e| ec2_err("describing the managed workers", e))?;
                 if settings.launch.k3s_version.is_none() {
                     slice.server_version = Some(
                         p.cluster
                             .server_version()
                             .await
-                            .map_err(|e| err("reading the K3s server's version", e))?,
+                            .map_err(|e| k8s_err("reading the K3s server's version", e))?,
                     );
                 }
             }
@@ -109,8 +108,12 @@ pub(super) async fn view_for(
                 .cluster
                 .pods_on(node)
                 .await
-                .map_err(|e| err("listing pods", e))?;
-            slice.pdbs = p.cluster.pdbs().await.map_err(|e| err("listing PDBs", e))?;
+                .map_err(|e| k8s_err("listing pods", e))?;
+            slice.pdbs = p
+                .cluster
+                .pdbs()
+                .await
+                .map_err(|e| k8s_err("listing PDBs", e))?;
             // Resuming at TerminateIntended: did the terminate go out
             // already? (Then the node must not be uncordoned.) Asked by
             // id: absence from the tag-filtered list is no proof, and
@@ -123,7 +126,7 @@ pub(super) async fn view_for(
                     .cloud
                     .instance(id)
                     .await
-                    .map_err(|e| err("describing the node's instance", e))?;
+                    .map_err(|e| ec2_err("describing the node's instance", e))?;
                 slice.instance_gone = Some(found.is_none_or(|i| {
                     matches!(
                         i.state,
@@ -138,7 +141,7 @@ pub(super) async fn view_for(
                 .cloud
                 .managed_instances()
                 .await
-                .map_err(|e| err("describing instances", e))?;
+                .map_err(|e| ec2_err("describing instances", e))?;
             // "Never joined" rests on the selected node list; confirm it
             // with a look-up that ignores the selector before anything
             // is terminated (a typo in the selector hides every node).
@@ -148,7 +151,7 @@ pub(super) async fn view_for(
                         .cluster
                         .node_of_instance(id)
                         .await
-                        .map_err(|e| err("looking up nodes under any labels", e))?
+                        .map_err(|e| k8s_err("looking up nodes under any labels", e))?
                     {
                         debug!(target: "engine", "{id} has node {node} outside the worker selector");
                         slice.joined_anywhere.push(id.clone());
@@ -161,7 +164,7 @@ pub(super) async fn view_for(
                 .cloud
                 .managed_instances()
                 .await
-                .map_err(|e| err("describing instances", e))?;
+                .map_err(|e| ec2_err("describing instances", e))?;
             // The managed list is tag-filtered: an instance whose tags were
             // edited, or another cluster's, is absent from it and may still
             // run the kubelet of this node (NotReady for a moment). Ask for
@@ -178,7 +181,7 @@ pub(super) async fn view_for(
                     .cloud
                     .instance(&id)
                     .await
-                    .map_err(|e| err("describing the node's instance", e))?
+                    .map_err(|e| ec2_err("describing the node's instance", e))?
                 && found.state.is_live()
             {
                 slice.op_instances.push(found);

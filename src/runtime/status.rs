@@ -174,7 +174,7 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
                         .as_ref()
                         .ok()
                         .and_then(|s| s.get(&n.name))
-                        .map_or(String::new(), |s| format!("  scale-down: {s}"));
+                        .map_or(String::new(), |s| format!("  scale-down: {}", s.text));
                     println!(
                         "            {:<22} {:<8} {:<8}{scale_down}",
                         n.name,

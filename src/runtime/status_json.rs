@@ -2,6 +2,7 @@
 //! its type unnoticed (the test below pins it). Printed through
 //! `serde_json::Value`, whose keys are sorted, so the text is stable.
 
+use crate::engine::Standing;
 use crate::engine::reconcile::Finding;
 use crate::ports::{Instance, LockRecord, Node, OpKind, OpRecord, Origin, Timestamp};
 use serde::Serialize;
@@ -74,13 +75,15 @@ pub struct NodeJson<'a> {
 }
 
 impl<'a> NodeJson<'a> {
-    pub fn of(n: &'a Node, standing: Option<&'a BTreeMap<String, String>>) -> NodeJson<'a> {
+    pub fn of(n: &'a Node, standing: Option<&'a BTreeMap<String, Standing>>) -> NodeJson<'a> {
         NodeJson {
             name: &n.name,
             instance_id: n.instance_id.as_deref(),
             ready: n.ready,
             cordoned: n.cordoned,
-            scale_down: standing.and_then(|s| s.get(&n.name)).map(String::as_str),
+            scale_down: standing
+                .and_then(|s| s.get(&n.name))
+                .map(|s| s.text.as_str()),
         }
     }
 }
@@ -294,8 +297,11 @@ mod tests {
             lease_ms: 20_000,
         };
         let nodes = [node("i-1", 0)];
-        let standing: BTreeMap<String, String> =
-            [("i-1".to_string(), "eligible · 0 % requested".to_string())].into();
+        let standing: BTreeMap<String, Standing> = [(
+            "i-1".to_string(),
+            Standing::eligible("eligible · 0 % requested".to_string()),
+        )]
+        .into();
         let mut worker = instance("i-1");
         worker.op_id = Some("op-0".into());
         let workers = [worker];

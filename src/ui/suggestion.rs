@@ -35,14 +35,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             }
             lines.push(Line::from(head));
             for reason in &d.reasons {
-                let style = if reason.contains("Unknown") || reason.contains("blocked") {
-                    t.warn
-                } else {
-                    t.text
-                };
+                let style = if reason.concern { t.warn } else { t.text };
                 lines.push(Line::from(vec![
                     Span::styled("• ", t.dim),
-                    Span::styled(reason.clone(), style),
+                    Span::styled(reason.text.clone(), style),
                 ]));
             }
         }

@@ -5,6 +5,7 @@ use super::theme::Theme;
 use super::{age, block};
 use crate::app::workers::{SortColumn, visible};
 use crate::app::{App, Focus, Marker};
+use crate::engine::StandingKind;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -91,11 +92,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             if names {
                 cells.push(Cell::from(r.name.clone()));
             }
-            let standing = match r.scale_down.as_deref() {
+            let standing = match &r.scale_down {
                 None => Span::styled("-", t.dim),
-                Some(s) if s.starts_with("next to go") => Span::styled(s.to_string(), t.warn),
-                Some(s) if s.starts_with("blocked") => Span::styled(s.to_string(), t.dim),
-                Some(s) => Span::raw(s.to_string()),
+                Some(s) => match s.kind {
+                    StandingKind::NextToGo => Span::styled(s.text.clone(), t.warn),
+                    StandingKind::Blocked => Span::styled(s.text.clone(), t.dim),
+                    StandingKind::Eligible | StandingKind::NoNode => Span::raw(s.text.clone()),
+                },
             };
             cells.extend([
                 Cell::from(r.instance_id.clone()),

@@ -144,3 +144,33 @@ async fn a_refused_attempt_shows_in_the_header_and_the_operation_panel() {
     update(&mut app, Msg::Snapshot(Box::new(snapshot)));
     assert!(!panel(&render(&app, 160, 40)));
 }
+
+/// The suggestion panel marks a reason by its `concern` flag, set where
+/// the engine wrote it, never by its words: a concern without "Unknown"
+/// or "blocked" in it is marked, a plain reading that mentions both is not.
+#[tokio::test]
+async fn the_suggestion_panel_marks_concerns_by_flag_not_by_words() {
+    use k3s_autoscaler::engine::Reason;
+    let mut app = support::seeded_app(false, TICKS).await;
+    let snapshot = app.snapshot.as_mut().expect("ticked");
+    snapshot.decision.reasons = vec![
+        Reason::concern("held: the flag alone marks this".into()),
+        Reason::from("pod blocked-job on node Unknown-7 is fine"),
+    ];
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| view(f, &app, OPTIONS)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let theme = k3s_autoscaler::ui::theme::Theme::get(app.light_theme);
+    let colour_of = |words: &str| {
+        let screen = terminal.backend().to_string();
+        let (y, line) = screen
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(words))
+            .unwrap_or_else(|| panic!("{words:?} not on screen:\n{screen}"));
+        let x = line[..line.find(words).unwrap()].chars().count() as u16;
+        buffer[(x, y as u16)].fg
+    };
+    assert_eq!(colour_of("held: the flag"), theme.warn.fg.unwrap());
+    assert_eq!(colour_of("pod blocked-job"), theme.text.fg.unwrap());
+}

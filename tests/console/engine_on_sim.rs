@@ -465,7 +465,7 @@ async fn a_cluster_pause_stops_another_engine_until_resumed() {
 
 /// Half an hour of `--auto` on a steady cluster that also holds twelve
 /// large pods Pending; returns the scale-ups and the last reasons.
-fn half_hour_with_pending_job(gated: bool) -> (u32, Vec<String>) {
+fn half_hour_with_pending_job(gated: bool) -> (u32, Vec<k3s_autoscaler::engine::Reason>) {
     use k3s_autoscaler::ports::Resources;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

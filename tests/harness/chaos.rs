@@ -216,7 +216,10 @@ fn each_planted_breakage_trips_exactly_its_invariant() {
 /// a list a fault emptied, not counted as the fault's time) and 1885 (an
 /// outage noted only after the world's deadline check had run); and 5925
 /// from the short run after (a clean-up aborted by a crash after its
-/// terminate made the next stray wait behind a whole scale-up). Any engine change moves
+/// terminate made the next stray wait behind a whole scale-up); and 94811
+/// from the 100 000-seed run on afa4b29 (a clean-up aborted before it
+/// acted, its lease lost, put a scale-up and its whole join timeout ahead
+/// of the same stray). Any engine change moves
 /// a seed's faults, so these guard the mechanism only while the trace stays
 /// put; the 600 seeds above and the release runs are the real coverage.
 #[test]
@@ -233,6 +236,7 @@ fn seeds_a_release_run_broke_stay_clean() {
         (16675, 1),
         (1885, 1),
         (5925, 4),
+        (94811, 2),
     ] {
         let o = run_seed(seed, Some(engines));
         assert!(

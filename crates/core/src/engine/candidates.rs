@@ -2,6 +2,7 @@
 //! launched among the least loaded, never one with a blocking pod, never
 //! one whose pods would not fit on the workers that remain.
 
+use super::decision::Standing;
 use super::drain_rules::{Disposition, classify};
 use super::id_map::IdMap;
 use super::observation::{ClusterView, NodeIndex};
@@ -75,15 +76,19 @@ pub enum Outcome {
 
 impl Outcome {
     /// In the operator's words; `chosen` is the node that goes, if any.
-    pub fn describe(&self, chosen: Option<&str>) -> String {
+    pub fn describe(&self, chosen: Option<&str>) -> Standing {
         match (self, chosen) {
-            (Outcome::Blocked(why), _) => format!("blocked: {why}"),
-            (Outcome::NoFit, _) => format!("blocked: {NO_FIT}"),
-            (Outcome::Chosen(load), _) => format!("next to go · {load:.0} % requested"),
-            (Outcome::Eligible(load), Some(first)) => format!("after {first} · {load:.0} %"),
-            (Outcome::Eligible(load), None) => {
-                format!("eligible · {load:.0} %, not among the least loaded")
+            (Outcome::Blocked(why), _) => Standing::blocked(why),
+            (Outcome::NoFit, _) => Standing::blocked(NO_FIT),
+            (Outcome::Chosen(load), _) => {
+                Standing::next_to_go(format!("next to go · {load:.0} % requested"))
             }
+            (Outcome::Eligible(load), Some(first)) => {
+                Standing::eligible(format!("after {first} · {load:.0} %"))
+            }
+            (Outcome::Eligible(load), None) => Standing::eligible(format!(
+                "eligible · {load:.0} %, not among the least loaded"
+            )),
         }
     }
 }

@@ -42,7 +42,7 @@ pub struct Decision {
     pub at: Timestamp,
     pub action: Action,
     /// Why, in the operator's words: every rule that was looked at.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     /// Set when the view is implausible (engine/sanity.rs): nothing
     /// destructive runs until it is plausible again. The console shows it
     /// as a banner, `/healthz` as degraded.
@@ -52,11 +52,136 @@ pub struct Decision {
     /// (`policy::standing`, filled by the engine loop, not by `decide`):
     /// the console's SCALE-DOWN column. Empty when the view was not known.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub standing: std::collections::BTreeMap<String, String>,
+    pub standing: std::collections::BTreeMap<String, Standing>,
+}
+
+/// One reason of a decision, in the operator's words, and whether it is a
+/// concern: something that holds the engine back and may need the
+/// operator (data Unknown, a sanity stop, a blocked scale-up or
+/// scale-down). The console marks concerns by this flag, never by the
+/// words. Serialised, a reason is its words alone (as it was when reasons
+/// were strings); read back, it is not a concern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    pub text: String,
+    pub concern: bool,
+}
+
+impl Reason {
+    pub fn concern(text: String) -> Reason {
+        Reason {
+            text,
+            concern: true,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Reason {
+        Reason {
+            text,
+            concern: false,
+        }
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Reason {
+        Reason::from(text.to_string())
+    }
+}
+
+// A reason reads as its words: `reasons.join("; ")`, `r.contains(…)`.
+impl std::ops::Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::borrow::Borrow<str> for Reason {
+    fn borrow(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reason, D::Error> {
+        String::deserialize(deserializer).map(Reason::from)
+    }
+}
+
+/// One worker's standing for a scale-down: the operator's words and which
+/// kind of answer they are. The console styles the column by the kind,
+/// never by the words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    pub kind: StandingKind,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandingKind {
+    /// The node a scale-down removes now.
+    NextToGo,
+    /// Something about the node or its pods rules it out.
+    Blocked,
+    /// It may go, but not now or not first.
+    Eligible,
+    /// An instance with no node yet (the console's row for it says its
+    /// state): nothing to stand for.
+    NoNode,
+}
+
+impl Standing {
+    pub fn next_to_go(text: String) -> Standing {
+        Standing {
+            kind: StandingKind::NextToGo,
+            text,
+        }
+    }
+
+    /// "blocked: " and why.
+    pub fn blocked(why: &str) -> Standing {
+        Standing {
+            kind: StandingKind::Blocked,
+            text: format!("blocked: {why}"),
+        }
+    }
+
+    pub fn eligible(text: String) -> Standing {
+        Standing {
+            kind: StandingKind::Eligible,
+            text,
+        }
+    }
 }
 
 impl Decision {
-    pub fn hold(at: Timestamp, reasons: Vec<String>) -> Self {
+    pub fn hold(at: Timestamp, reasons: Vec<Reason>) -> Self {
         Decision {
             at,
             action: Action::Hold,

@@ -21,7 +21,7 @@ mod scale_down;
 pub mod settings;
 pub mod sizing;
 
-pub use decision::{Action, Decision, Refusal};
+pub use decision::{Action, Decision, Reason, Refusal, Standing, StandingKind};
 pub use lock::HeldLease;
 pub use mode::Mode;
 pub use observation::{ClusterView, Observation};

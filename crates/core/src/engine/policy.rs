@@ -3,7 +3,7 @@
 //! argument and nothing here performs IO.
 
 use super::candidates;
-use super::decision::{Action, Decision, Refusal};
+use super::decision::{Action, Decision, Reason, Refusal};
 use super::observation::{ClusterView, Observation};
 use super::operation::Intent;
 use super::settings::Settings;
@@ -86,29 +86,29 @@ fn known<'a>(
     settings: &Settings,
     obs: &'a Observation,
     now: Timestamp,
-) -> Result<Known<'a>, Vec<String>> {
+) -> Result<Known<'a>, Vec<Reason>> {
     let mut unknown = Vec::new();
     let cpu = match obs.cpu.checked(now, settings.max_staleness) {
         // A percentage outside 0–100 is not one: a query that returns a
         // 0–1 fraction times 100 twice, a counter instead of a rate, a
         // sum where an average was meant. Never scale on it.
         Reading::Known { value, .. } if !(0.0..=100.0).contains(&value) => {
-            unknown.push(format!(
+            unknown.push(Reason::concern(format!(
                 "CPU Unknown ({value} is not a percentage from 0 to 100: check prometheus.cpu_query)"
-            ));
+            )));
             None
         }
         Reading::Known { value, .. } => Some(value),
         Reading::Unknown { reason } => {
-            unknown.push(format!("CPU Unknown ({reason})"));
+            unknown.push(Reason::concern(format!("CPU Unknown ({reason})")));
             None
         }
     };
     if let Err(reason) = &obs.cluster {
-        unknown.push(format!("Kubernetes Unknown ({reason})"));
+        unknown.push(Reason::concern(format!("Kubernetes Unknown ({reason})")));
     }
     if let Err(reason) = &obs.fleet {
-        unknown.push(format!("EC2 Unknown ({reason})"));
+        unknown.push(Reason::concern(format!("EC2 Unknown ({reason})")));
     }
     match (cpu, &obs.cluster, &obs.fleet) {
         (Some(cpu), Ok(view), Ok(fleet)) => Ok(Known {
@@ -118,7 +118,7 @@ fn known<'a>(
             fleet,
         }),
         _ => {
-            unknown.push("Unknown never scales".into());
+            unknown.push(Reason::concern("Unknown never scales".into()));
             Err(unknown)
         }
     }
@@ -165,7 +165,7 @@ pub fn standing(
     record: &OpRecord,
     now: Timestamp,
     decision: &Decision,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, super::decision::Standing> {
     match known(settings, obs, now) {
         Ok(k) => super::scale_down::standing(
             settings,
@@ -211,35 +211,35 @@ fn decide_known(
         None
     };
 
-    let mut reasons = vec![
-        cpu_reason(settings, k.cpu),
-        pending_reason(settings, pending.len(), oldest_pending),
+    let mut reasons: Vec<Reason> = vec![
+        cpu_reason(settings, k.cpu).into(),
+        pending_reason(settings, pending.len(), oldest_pending).into(),
     ];
     if let Some((pod, why)) = unhelpable.first() {
-        reasons.push(format!(
-            "{} pending pod(s) no new worker can help, left out (e.g. {}: {why})",
-            unhelpable.len(),
-            pod.key()
-        ));
+        reasons.push(
+            format!(
+                "{} pending pod(s) no new worker can help, left out (e.g. {}: {why})",
+                unhelpable.len(),
+                pod.key()
+            )
+            .into(),
+        );
     }
     let ready = k.view.ready_workers() as u32;
     let managed = k.fleet.len() as u32;
-    reasons.push(format!("{ready} Ready / {managed} managed workers"));
+    reasons.push(format!("{ready} Ready / {managed} managed workers").into());
     if let Some(why) = sanity {
-        reasons.push(format!("sanity stop: {why}; nothing destructive runs"));
+        reasons.push(Reason::concern(format!(
+            "sanity stop: {why}; nothing destructive runs"
+        )));
     }
 
     if let Some(p) = record.paused_at(now) {
-        reasons.push(pause_reason(p, now));
+        reasons.push(pause_reason(p, now).into());
         return Decision::hold(now, reasons);
     }
     if let Some(op) = record.in_flight() {
-        reasons.push(format!(
-            "{} {} in flight ({})",
-            op.kind.name(),
-            op.id,
-            op.phase
-        ));
+        reasons.push(format!("{} {} in flight ({})", op.kind.name(), op.id, op.phase).into());
         return Decision::hold(now, reasons);
     }
     // Clean-up: a stranded instance costs money and holds a slot under
@@ -270,15 +270,20 @@ fn decide_known(
     // tick, frees a slot under max_workers, and a launch that never joined
     // is billed for as long as it waits behind another scale-up's join
     // timeout. Unless the last operation was a clean-up of this same
-    // instance that removed nothing (it failed, was aborted, or found the
+    // instance that tried and removed nothing (it failed, or found the
     // node under other labels): a stray that is not going away must not
-    // starve the pods. A clean-up of another instance says nothing about
-    // this one (an aborted one may even have terminated its instance: a
-    // crash between the call and the record), so this one still goes first.
+    // starve the pods. An aborted clean-up did not try: its intent expired
+    // or its engine stopped before acting (a lost lease, a suspended
+    // host), which says nothing about the stray, and a scale-up put first
+    // keeps the stray waiting through a whole join timeout (chaos seed
+    // 94811 of afa4b29). A clean-up of another instance says nothing about
+    // this one either (an aborted one may even have terminated its
+    // instance: a crash between the call and the record), so this one
+    // still goes first.
     let clean_up_failed_on = |id: &str| {
         record.op.as_ref().is_some_and(|o| match &o.kind {
             OpKind::TerminateStrays { instances, kept } => {
-                (!kept.is_empty() || matches!(o.phase, OpPhase::Failed | OpPhase::Aborted))
+                (!kept.is_empty() || o.phase == OpPhase::Failed)
                     && instances.iter().any(|i| i == id)
             }
             _ => false,
@@ -287,11 +292,14 @@ fn decide_known(
     let stray_first = stray
         .as_ref()
         .is_some_and(|(instance, _)| !clean_up_failed_on(instance));
-    let clean_up = |mut reasons: Vec<String>, (instance, age): (String, std::time::Duration)| {
-        reasons.push(format!(
-            "clean-up: {instance} launched {} ago never joined",
-            format_duration(age)
-        ));
+    let clean_up = |mut reasons: Vec<Reason>, (instance, age): (String, std::time::Duration)| {
+        reasons.push(
+            format!(
+                "clean-up: {instance} launched {} ago never joined",
+                format_duration(age)
+            )
+            .into(),
+        );
         Decision {
             at: now,
             action: Action::TerminateStrays {
@@ -312,11 +320,14 @@ fn decide_known(
             .cpu_high_since
             .map(|s| now.since(s))
             .unwrap_or_default();
-        reasons.push(format!(
-            "CPU high for {} of {}",
-            format_duration(since),
-            format_duration(p.cpu_up_for)
-        ));
+        reasons.push(
+            format!(
+                "CPU high for {} of {}",
+                format_duration(since),
+                format_duration(p.cpu_up_for)
+            )
+            .into(),
+        );
     }
     let pending_trigger = oldest_pending.is_some_and(|age| age > p.pending_for);
     // On an implausible view only pods that really wait may add capacity:
@@ -328,7 +339,9 @@ fn decide_known(
     let cpu_trigger = cpu_trigger && sanity.is_none();
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
     if (cpu_trigger || pending_trigger) && blind {
-        reasons.push("scale-up held: no Ready worker in view".into());
+        reasons.push(Reason::concern(
+            "scale-up held: no Ready worker in view".into(),
+        ));
     }
     if stray_first && let Some(stray) = stray.clone() {
         if (cpu_trigger || pending_trigger) && !blind {
@@ -360,7 +373,7 @@ fn decide_known(
             None
         };
         if let Some(why) = blocked {
-            reasons.push(why);
+            reasons.push(Reason::concern(why));
             return match stray {
                 Some(stray) => clean_up(reasons, stray),
                 None => Decision::hold(now, reasons),
@@ -368,7 +381,7 @@ fn decide_known(
         }
         let size =
             sizing::scale_up_size(settings, k.cpu, k.view, &pending, p.max_workers - managed);
-        reasons.extend(size.reasons);
+        reasons.extend(size.reasons.into_iter().map(Reason::from));
         return Decision {
             at: now,
             action: Action::ScaleUp { count: size.count },
@@ -386,10 +399,13 @@ fn decide_known(
 
     match super::scale_down::scale_down(settings, memory, k, record, now) {
         Ok(candidate) => {
-            reasons.push(format!(
-                "remove {} (instance {}, {:.0}% requested)",
-                candidate.node, candidate.instance_id, candidate.load_percent
-            ));
+            reasons.push(
+                format!(
+                    "remove {} (instance {}, {:.0}% requested)",
+                    candidate.node, candidate.instance_id, candidate.load_percent
+                )
+                .into(),
+            );
             Decision {
                 at: now,
                 action: Action::ScaleDown {
@@ -402,7 +418,8 @@ fn decide_known(
             }
         }
         Err(why) => {
-            reasons.extend(why);
+            // Every line of a refused scale-down says what blocks it.
+            reasons.extend(why.into_iter().map(Reason::concern));
             Decision::hold(now, reasons)
         }
     }

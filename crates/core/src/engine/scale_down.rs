@@ -5,7 +5,7 @@
 //! "blocked: pod shop/db-0 is owned by a StatefulSet …".
 
 use super::candidates;
-use super::decision::Action;
+use super::decision::{Action, Standing};
 use super::policy::{Known, PolicyMemory, cooldown_left};
 use super::settings::Settings;
 use crate::ports::{OpRecord, Timestamp, format_duration};
@@ -89,7 +89,7 @@ pub(super) fn standing(
     now: Timestamp,
     sanity: Option<&str>,
     action: &Action,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, Standing> {
     // In the order the decision looks at them.
     let not_now = if record.paused_at(now).is_some() {
         Some("the cluster is paused".to_string())
@@ -124,8 +124,8 @@ pub(super) fn standing(
         return outcomes
             .into_iter()
             .map(|(name, outcome)| {
-                let text = outcome.describe(first);
-                (name, text)
+                let standing = outcome.describe(first);
+                (name, standing)
             })
             .collect();
     };
@@ -133,11 +133,11 @@ pub(super) fn standing(
         .into_iter()
         .map(|(name, standing)| {
             // The cause first: a table column cuts the end off.
-            let text = match standing {
-                Err(why) => format!("blocked: {why}"),
-                Ok(load) => format!("not now: {not_now} · {load:.0} %"),
+            let standing = match standing {
+                Err(why) => Standing::blocked(&why),
+                Ok(load) => Standing::eligible(format!("not now: {not_now} · {load:.0} %")),
             };
-            (name, text)
+            (name, standing)
         })
         .collect()
 }
@@ -151,7 +151,7 @@ pub fn node_standing(
     fleet: &[crate::ports::Instance],
     record: &OpRecord,
     now: Timestamp,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<String, Standing> {
     // The one piece of history the record itself carries: a node whose
     // last scale-down did not finish is passed over for a while.
     let mut memory = PolicyMemory::default();
@@ -159,11 +159,11 @@ pub fn node_standing(
     candidates::each_node(settings, view, fleet, &memory.held_back(now))
         .into_iter()
         .map(|(name, standing)| {
-            let text = match standing {
-                Err(why) => format!("blocked: {why}"),
-                Ok(load) => format!("eligible · {load:.0} % requested"),
+            let standing = match standing {
+                Err(why) => Standing::blocked(&why),
+                Ok(load) => Standing::eligible(format!("eligible · {load:.0} % requested")),
             };
-            (name, text)
+            (name, standing)
         })
         .collect()
 }

@@ -219,6 +219,12 @@ fn unknown_never_scales() {
             "{name}: {}",
             reasons(&d)
         );
+        // Every line of a blind hold is one the console marks.
+        assert!(
+            d.reasons.iter().all(|r| r.concern),
+            "{name}: {:?}",
+            d.reasons
+        );
     }
     // Staleness is measured against the configured limit.
     let fresh = Observation {

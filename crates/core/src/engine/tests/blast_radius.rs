@@ -322,13 +322,15 @@ fn a_stray_found_under_other_labels_is_not_chosen_again_and_a_stray_that_stays_n
     ));
     let d = once(&obs, &record, now);
     assert!(matches!(d.action, Action::ScaleUp { .. }), "{d:?}");
-    // …and after one of the same stray that failed or was aborted;
-    // otherwise the clean-up goes first (one tick, and the slot it frees
-    // under max_workers), also after another stray's clean-up that failed
-    // or was aborted: that says nothing about this one, and an aborted one
-    // may have terminated its instance before a crash (chaos seed 5925).
+    // …and after one of the same stray that failed; otherwise the clean-up
+    // goes first (one tick, and the slot it frees under max_workers): after
+    // one of the same stray that was aborted (it never tried: its intent
+    // expired or its engine stopped, chaos seed 94811), and after another
+    // stray's clean-up that failed or was aborted: that says nothing about
+    // this one, and an aborted one may have terminated its instance before
+    // a crash (chaos seed 5925).
     for phase in [OpPhase::Failed, OpPhase::Aborted] {
-        for (target, scale_up_first) in [("w6", true), ("w5", false)] {
+        for (target, scale_up_first) in [("w6", phase == OpPhase::Failed), ("w5", false)] {
             if let Some(op) = record.op.as_mut() {
                 op.phase = phase;
                 op.kind = OpKind::TerminateStrays {

@@ -92,12 +92,15 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
     let d = sustained_standing(with_db, 300);
     assert_eq!(d.standing.len(), 5, "{:?}", d.standing);
     assert!(
-        d.standing["w5"].starts_with("not now: idle for 5m of 10m · "),
+        d.standing["w5"]
+            .text
+            .starts_with("not now: idle for 5m of 10m · "),
         "{:?}",
         d.standing
     );
+    assert_eq!(d.standing["w3"].kind, StandingKind::Blocked);
     assert_eq!(
-        d.standing["w3"],
+        d.standing["w3"].text,
         "blocked: pod default/db-0 is owned by a StatefulSet (drain.evict_statefulsets = false)"
     );
     // Past the idle window: the newest goes, the rest wait behind it.
@@ -107,20 +110,28 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
         "{d:?}"
     );
     assert!(
-        d.standing["w5"].starts_with("next to go · "),
+        d.standing["w5"].text.starts_with("next to go · "),
+        "{:?}",
+        d.standing
+    );
+    assert_eq!(d.standing["w5"].kind, StandingKind::NextToGo);
+    assert_eq!(d.standing["w4"].kind, StandingKind::Eligible);
+    assert!(
+        d.standing["w4"].text.starts_with("after w5 · "),
         "{:?}",
         d.standing
     );
     assert!(
-        d.standing["w4"].starts_with("after w5 · "),
-        "{:?}",
-        d.standing
+        d.standing["w3"]
+            .text
+            .starts_with("blocked: pod default/db-0")
     );
-    assert!(d.standing["w3"].starts_with("blocked: pod default/db-0"));
     // Busy: every eligible worker says the cluster's CPU holds it.
     let d = sustained_standing(|now| cluster(5, 70.0, now), 0);
     assert!(
-        d.standing["w1"].starts_with("not now: CPU 70% ≥ 30% · "),
+        d.standing["w1"]
+            .text
+            .starts_with("not now: CPU 70% ≥ 30% · "),
         "{:?}",
         d.standing
     );
@@ -167,13 +178,52 @@ fn past_five_blocked_nodes_every_outcome_is_still_told() {
         reasons(&d)
     );
     assert_eq!(d.standing.len(), 9);
-    for (node, text) in &d.standing {
-        assert!(text.starts_with("blocked: "), "{node}: {text}");
+    for (node, standing) in &d.standing {
+        assert_eq!(standing.kind, StandingKind::Blocked, "{node}: {standing:?}");
+        assert!(
+            standing.text.starts_with("blocked: "),
+            "{node}: {standing:?}"
+        );
     }
     for n in ["w7", "w8", "w9"] {
         assert_eq!(
-            d.standing[n],
+            d.standing[n].text,
             "blocked: its pods would not fit on the remaining workers"
         );
     }
+}
+
+/// What holds a scale-down back is a concern the console marks; the
+/// readings beside it are not. The flag is set where the reason is made,
+/// so a pod named "blocked-job" or a node called "Unknown" marks nothing.
+#[test]
+fn a_blocked_scale_down_is_a_concern_and_the_readings_are_not() {
+    let d = sustained_standing(
+        |now| {
+            let mut obs = cluster(5, 20.0, now);
+            view_mut(&mut obs)
+                .pods
+                .push(pod("blocked-job", Some("w1"), 100, Some("ReplicaSet")));
+            obs
+        },
+        300,
+    );
+    assert!(d.action.is_hold(), "{d:?}");
+    let concerns: Vec<&str> = d
+        .reasons
+        .iter()
+        .filter(|r| r.concern)
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        concerns,
+        ["scale-down blocked: idle for 5m of 10m"],
+        "{d:?}"
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("CPU 20% < ") && !r.concern),
+        "{d:?}"
+    );
 }
