@@ -4,8 +4,8 @@
 // Server(port), which binds every interface. The tests' peers must stay on
 // loopback, so this launcher builds the server exactly as DynamoDB Local's
 // own main does (same command-line options), points its one connector at
-// 127.0.0.1 before it starts, and then runs it. Started by scripts/peers.sh
-// in Java's single-file source mode; nothing else uses it.
+// 127.0.0.1 before it starts, and then runs it. Compiled once and started
+// by scripts/peers.sh; nothing else uses it.
 import com.amazonaws.services.dynamodbv2.local.main.ServerRunner;
 import com.amazonaws.services.dynamodbv2.local.server.DynamoDBProxyServer;
 import java.lang.reflect.Field;

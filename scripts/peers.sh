@@ -46,8 +46,8 @@ install_peers() {
 }
 
 install_dynamodb_local() {
-  if ! command -v java >/dev/null 2>&1; then
-    echo "peers: DynamoDB Local needs Java 17 or newer, and \`java\` is not on PATH (Debian: apt-get install -y --no-install-recommends openjdk-17-jre-headless)" >&2
+  if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    echo "peers: DynamoDB Local needs Java 17 or newer, and its loopback launcher a JDK: \`java\` or \`javac\` is not on PATH (Debian: apt-get install -y --no-install-recommends openjdk-17-jdk-headless)" >&2
     return 1
   fi
   if [ -f "$(ddb_emulator_dir)/DynamoDBLocal.jar" ]; then
@@ -109,17 +109,44 @@ start_moto() {
 # binds every interface); sets ddb_pid. It answers any SigV4-signed request
 # (the tests sign with static test keys).
 start_dynamodb_local() {
-  local emulator launcher
+  local emulator classes
   emulator="$(ddb_emulator_dir)"
-  launcher="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/DynamoDBLocalLoopback.java"
+  # (A command substitution does not inherit `set -e`: check it.)
+  classes="$(ddb_launcher_classes "$emulator")" || return 1
   (cd "$emulator" && DDB_LOCAL_TELEMETRY=0 exec java -Xmx384m \
-    -Djava.library.path=./DynamoDBLocal_lib -cp "DynamoDBLocal.jar:DynamoDBLocal_lib/*" \
-    "$launcher" -inMemory -sharedDb -disableTelemetry -port "$1") >"$2" 2>&1 &
+    -Djava.library.path=./DynamoDBLocal_lib -cp "$classes:DynamoDBLocal.jar:DynamoDBLocal_lib/*" \
+    DynamoDBLocalLoopback -inMemory -sharedDb -disableTelemetry -port "$1") >"$2" 2>&1 &
   ddb_pid=$!
   if ! wait_http "http://127.0.0.1:$1/" 90; then
     cat "$2" >&2
     return 1
   fi
+}
+
+# ddb_launcher_classes EMULATOR_DIR: the directory holding the loopback
+# launcher, compiled once per version of its source (Java's source-file
+# mode would compile it again at every start, a second of CPU for each of
+# the staging stacks). Stacks start side by side: each compiles into a
+# directory of its own and the first rename wins.
+ddb_launcher_classes() {
+  local src sum dir tmp
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/DynamoDBLocalLoopback.java"
+  # Recompiled when the launcher or the emulator's package changes.
+  sum="$( (cat "$src"; echo "$K3SA_DDB_PACKAGE") | sha256sum | cut -c1-16)"
+  dir="$K3SA_CACHE/dynamodb-launcher/$sum"
+  if [ ! -f "$dir/DynamoDBLocalLoopback.class" ]; then
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    if ! javac --release 17 -nowarn -cp "$1/DynamoDBLocal.jar:$1/DynamoDBLocal_lib/*" \
+      -d "$tmp" "$src" >&2; then
+      rm -rf "$tmp"
+      echo "peers: javac could not compile $src" >&2
+      return 1
+    fi
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+  fi
+  echo "$dir"
 }
 
 # decompress_model SERVICE OUT: botocore's service model (shipped gzipped

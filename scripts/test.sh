@@ -17,15 +17,24 @@ export K3SA_PROMETHEUS_BIN="${K3SA_PROMETHEUS_BIN:-$(command -v prometheus)}"
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/k3sa-test.XXXXXX")
 moto_pid=""
 ddb_pid=""
+keep_run_dir=""
 cleanup() {
   for pid in "$moto_pid" "$ddb_pid"; do
     [ -n "$pid" ] || continue
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$run_dir"
+  if [ -n "$keep_run_dir" ]; then
+    echo "test.sh: the tests did not pass; their files (staging stacks' logs, peers' logs) are in $run_dir" >&2
+  else
+    rm -rf "$run_dir"
+  fi
 }
 trap cleanup EXIT
+# Every file a test writes (kubeconfigs, staging stacks and their logs,
+# Prometheus' tsdb) goes under the run's directory, removed with it.
+export TMPDIR="$run_dir/tmp"
+mkdir -p "$TMPDIR"
 
 moto_port=$(free_port)
 start_moto "$moto_port" "$run_dir/moto.log"
@@ -46,4 +55,9 @@ export K3SA_DYNAMODB_MODEL="$run_dir/dynamodb-model.json"
 # feature fails, instead of vanishing, when it is off).
 export K3SA_TEST_SCRIPT=1
 # --workspace: the engine's and the ports' own tests are in crates/core.
-cargo test --workspace --features failpoints,harness "$@"
+# Kept unless the tests pass (also when the run is interrupted).
+keep_run_dir=1
+status=0
+cargo test --workspace --features failpoints,harness "$@" || status=$?
+[ "$status" -ne 0 ] || keep_run_dir=""
+exit "$status"

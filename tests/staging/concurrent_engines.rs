@@ -46,8 +46,9 @@ fn launch_lines(logs: &[std::path::PathBuf]) -> BTreeMap<String, Vec<Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
-    // Eight engines on two cores: alone, as when this was a binary of its own.
-    let stack = Stack::up_alone(&[
+    // Eight engines on two cores, beside one other test's stack: the lock
+    // protocol must hold however slow the machine is.
+    let stack = Stack::up(&[
         ("STACK_SCENARIO", "flash-sale"),
         ("STACK_SCALE", "0.6"),
         // A spike every two simulated hours: one every three minutes here.
@@ -101,8 +102,8 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(900),
-            "waited 900 s for three scale-ups, one after a scale-down; {done} so far ({ups_before_first_down:?} before the first of {downs} scale-downs); launches {:?}",
+            start.elapsed() < Duration::from_secs(1200),
+            "waited 1200 s for three scale-ups, one after a scale-down; {done} so far ({ups_before_first_down:?} before the first of {downs} scale-downs); launches {:?}",
             launch_lines(&logs)
         );
         std::thread::sleep(Duration::from_secs(1));

@@ -5,7 +5,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_k3s-autoscaler");
@@ -15,40 +14,13 @@ pub struct Stack {
     pub dir: PathBuf,
     pub config: PathBuf,
     root: PathBuf,
-    // Dropped after `Drop::drop` has taken the stack down.
-    _share: Share,
-}
-
-/// The staging tests share one binary. Most run a stack each, as many at
-/// once as libtest has threads (two on this project's two-core machines),
-/// as they did when each file was a binary of its own; the eight-engine
-/// race ran with no other stack, and its deadlines were measured that way.
-/// A stack holds its share until it is down. Tests without a stack (the
-/// AWS commands, the unit file) are light and are not held back. (One
-/// stack per test: a second shared lock taken while the race waits would
-/// wait behind it.)
-static MACHINE: RwLock<()> = RwLock::new(());
-
-enum Share {
-    Shared(RwLockReadGuard<'static, ()>),
-    Alone(RwLockWriteGuard<'static, ()>),
 }
 
 impl Stack {
     /// Start a stack; `env` tunes it (STACK_SCALE, STACK_SCENARIO, …).
-    /// It may run beside one other test's stack.
+    /// The staging tests share one binary: as many stacks run at once as
+    /// libtest has threads (two on this project's two-core machines).
     pub fn up(env: &[(&str, &str)]) -> Stack {
-        let share = MACHINE.read().unwrap_or_else(PoisonError::into_inner);
-        Stack::start(env, Share::Shared(share))
-    }
-
-    /// Start a stack that has the machine to itself until it is down.
-    pub fn up_alone(env: &[(&str, &str)]) -> Stack {
-        let share = MACHINE.write().unwrap_or_else(PoisonError::into_inner);
-        Stack::start(env, Share::Alone(share))
-    }
-
-    fn start(env: &[(&str, &str)], share: Share) -> Stack {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(super::unique("k3sa-stack"));
         let mut cmd = Command::new(root.join("tests/stack/up.sh"));
@@ -61,12 +33,7 @@ impl Stack {
         }
         let out = cmd.output().expect("tests/stack/up.sh runs");
         let config = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let stack = Stack {
-            dir,
-            config,
-            root,
-            _share: share,
-        };
+        let stack = Stack { dir, config, root };
         assert!(
             out.status.success() && stack.config.exists(),
             "up.sh failed"
