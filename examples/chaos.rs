@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     let results = results.lock().unwrap_or_else(|p| p.into_inner());
     let mut faults: BTreeMap<&str, u64> = KINDS.iter().map(|k| (*k, 0)).collect();
     let mut violations = 0;
-    let (mut ups, mut downs, mut crashes) = (0u64, 0u64, 0u64);
+    let (mut ups, mut downs, mut crashes, mut circuits) = (0u64, 0u64, 0u64, 0u64);
     for r in results.iter() {
         for (k, n) in &r.faults {
             *faults.entry(k).or_default() += n;
@@ -105,6 +105,7 @@ fn main() -> ExitCode {
         ups += u64::from(r.scale_ups);
         downs += u64::from(r.scale_downs);
         crashes += u64::from(r.crashes);
+        circuits += u64::from(r.circuit_opened);
         if !r.violations.is_empty() {
             violations += r.violations.len();
             eprintln!(
@@ -120,12 +121,13 @@ fn main() -> ExitCode {
         }
     }
     eprintln!(
-        "{} seeds: {ups} scale-ups and {downs} scale-downs completed, {crashes} engine crashes and restarts",
+        "{} seeds: {ups} scale-ups and {downs} scale-downs completed, {crashes} engine crashes and restarts, the circuit breaker opened {circuits} times",
         results.len()
     );
     let line = serde_json::json!({
         "seeds": results.len(),
         "violations": violations,
+        "circuit_opened": circuits,
         "faults": faults,
         "wall_seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     });

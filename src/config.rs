@@ -2,10 +2,12 @@
 //! default, unknown keys refused, durations as strings. Every error names the
 //! file and the key (and the line where the text has one) and maps to exit 2.
 
+mod circuit;
 mod duration;
 pub mod ec2_limits;
 mod locate;
 
+pub use circuit::CircuitConfig;
 pub use duration::{ConfigDuration, parse_duration};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,7 @@ pub struct Config {
     pub drain: DrainConfig,
     pub lock: LockConfig,
     pub engine: EngineConfig,
+    pub circuit: CircuitConfig,
     pub demo: DemoConfig,
     pub ui: UiConfig,
 }
@@ -492,6 +495,7 @@ impl Config {
                 format!("must be a percentage from 0 to 100, not {unready}"),
             );
         }
+        self.circuit.validate(self.engine.join_timeout.get())?;
         if self.cluster.name.trim().is_empty() {
             return bad("cluster.name", "must not be empty".into());
         }

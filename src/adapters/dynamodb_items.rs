@@ -254,6 +254,7 @@ mod tests {
                 reason: note.into(),
                 since: Timestamp(1),
                 until: Timestamp(2),
+                circuit: true,
             }),
             ..OpRecord::default()
         };

@@ -345,6 +345,7 @@ fn capital_p_pauses_the_cluster_after_confirmation_and_resumes_when_paused() {
             reason: "db migration".into(),
             since: T0,
             until: T0.plus(std::time::Duration::from_secs(600)),
+            circuit: false,
         }),
         ..OpRecord::default()
     };

@@ -184,3 +184,16 @@ fn a_table_name_dynamodb_would_refuse_is_refused_at_load() {
     parse("[dynamodb]\ntable = \"arn:aws:dynamodb:eu-west-1:123456789012:table/k3s\"\n")
         .expect("a table ARN");
 }
+
+#[test]
+fn a_circuit_that_could_never_open_or_never_close_is_refused() {
+    let err = parse("[circuit]\nnever_joined = 0\nfailed_operations = 0\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("circuit.never_joined"), "{err}");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.to_string().contains("enabled = false"), "{err}");
+    let err = parse("[circuit]\nwindow = \"0s\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("circuit.window"), "{err}");
+    // Turned off, its counts do not matter.
+    let off = parse("[circuit]\nenabled = false\nnever_joined = 0\nfailed_operations = 0\n");
+    assert!(off.is_ok_and(|c| !c.circuit.enabled));
+}

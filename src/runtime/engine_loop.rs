@@ -1,7 +1,7 @@
 //! One engine tick: observe, decide, and (unless read-only or paused) start
 //! or advance an operation. Shared by the headless runner and the console.
 
-use super::executor::{Executor, StartRequest};
+use super::executor::{Executor, StartRequest, start_request_is_clean_up};
 use super::observe::observe;
 use super::shutdown::Shutdown;
 use crate::engine::{Decision, Mode, PolicyMemory, Reason, Request, Settings, decide};
@@ -124,11 +124,6 @@ impl Engine {
         let mut exec = None;
         if let (Some(executor), Ok(snapshot)) = (&self.executor, &state) {
             let in_flight = snapshot.record.in_flight().is_some();
-            // A cluster-wide pause: nothing starts, nothing in flight advances.
-            let cluster_pause = snapshot
-                .record
-                .paused_at(now)
-                .map(|p| crate::engine::policy::pause_reason(p, now));
             let start = match operator {
                 Some(request) => Some(StartRequest::Operator(request)),
                 None if self.mode == Mode::Auto && !decision.action.is_hold() => {
@@ -138,6 +133,12 @@ impl Engine {
                 }
                 None => None,
             };
+            // A cluster-wide pause: nothing starts, nothing in flight
+            // advances; under the circuit breaker's, a clean-up may.
+            let cluster_pause = snapshot
+                .record
+                .pause_stopping(now, start_request_is_clean_up(&start, &snapshot.record))
+                .map(|p| crate::engine::policy::pause_reason(p, now));
             if let Some(why) = cluster_pause {
                 if matches!(start, Some(StartRequest::Operator(_))) {
                     exec = Some(ExecReport {

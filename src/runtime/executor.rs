@@ -11,7 +11,7 @@ use crate::engine::{
     ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
     validate_request,
 };
-use crate::ports::{Node, OpRecord, Origin, PortError, Ports};
+use crate::ports::{Node, OpKind, OpRecord, Origin, PortError, Ports};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
@@ -25,6 +25,23 @@ pub enum StartRequest {
     Engine { memory: PolicyMemory },
     /// An operator's confirmed request: re-validated on fresh data.
     Operator(Request),
+}
+
+/// Whether the work is only the clean-up an open circuit lets run
+/// (engine/circuit.rs): the operation in flight, if any, is a clean-up,
+/// and what starts is one. An engine start qualifies because it is decided
+/// again under the lock, and `decide` offers nothing else while the
+/// circuit is open; an operator's request must be one.
+pub fn start_request_is_clean_up(start: &Option<StartRequest>, record: &OpRecord) -> bool {
+    let in_flight = record.in_flight();
+    let in_flight_is_clean_up =
+        in_flight.is_none_or(|o| matches!(o.kind, OpKind::TerminateStrays { .. }));
+    in_flight_is_clean_up
+        && match start {
+            Some(StartRequest::Engine { .. }) => true,
+            Some(StartRequest::Operator(request)) => request.is_clean_up(),
+            None => in_flight.is_some(),
+        }
 }
 
 pub struct Executor {
@@ -136,7 +153,8 @@ impl Executor {
         // A pause written since this tick looked is honoured now, before
         // anything starts or advances.
         let now = self.ports.clock.now();
-        if let Some(pause) = record.paused_at(now) {
+        if let Some(pause) = record.pause_stopping(now, start_request_is_clean_up(&start, &record))
+        {
             let why = crate::engine::policy::pause_reason(pause, now);
             if start.is_some() {
                 report.refused = Some(why.clone());
@@ -155,7 +173,13 @@ impl Executor {
                 .any(|f| matches!(f, crate::engine::reconcile::Finding::OperationInstancesGone { op_id, .. } if &op_id == id));
             match (
                 gone,
-                operation::close(&record, "its instances are gone", held.lease.fence, now),
+                operation::close(
+                    &self.settings,
+                    &record,
+                    "its instances are gone",
+                    held.lease.fence,
+                    now,
+                ),
             ) {
                 (true, Some(Next::Write(next))) => {
                     self.write(held, &mut record, *next, report).await?;
@@ -283,6 +307,11 @@ impl Executor {
             }
         }
         self.metrics.record_write(record, &next);
+        if let Some(pause) = next.pause.as_ref().filter(|p| p.circuit)
+            && next.pause != record.pause
+        {
+            warn!(target: "engine", until = %pause.until, "circuit breaker opened, the cluster is paused until resumed: {}", pause.reason);
+        }
         let intent = next.op.as_ref().is_some_and(|o| {
             matches!(
                 o.phase,

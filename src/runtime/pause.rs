@@ -53,6 +53,7 @@ pub async fn set_pause(
             reason,
             since: now,
             until: now.plus(d),
+            circuit: false,
         });
         state
             .write_op(&held.lease, &current, &next)

@@ -1,7 +1,7 @@
 //! Config → engine settings: the only place the two vocabularies meet.
 
 use crate::config::Config;
-use crate::engine::settings::{LaunchRules, SanityRules};
+use crate::engine::settings::{CircuitRules, LaunchRules, SanityRules};
 use crate::engine::{DrainRules, LeaseRules, Policy, Settings};
 
 pub fn engine_settings(config: &Config) -> Settings {
@@ -41,6 +41,13 @@ pub fn engine_settings(config: &Config) -> Settings {
             max_unready_percent: config.engine.max_unready_percent,
             worker_selector: config.kubernetes.worker_selector.clone(),
             ..SanityRules::default()
+        },
+        circuit: CircuitRules {
+            enabled: config.circuit.enabled,
+            never_joined: config.circuit.never_joined,
+            failed_operations: config.circuit.failed_operations,
+            window: config.circuit.window.get(),
+            open_for: config.circuit.open_for.get(),
         },
         ..Settings::default()
     }

@@ -169,6 +169,8 @@ pub struct PauseJson<'a> {
     pub reason: &'a str,
     pub since: String,
     pub until: String,
+    /// Opened by the circuit breaker, not by a person.
+    pub circuit: bool,
 }
 
 impl<'a> OperationJson<'a> {
@@ -206,6 +208,7 @@ impl<'a> OperationJson<'a> {
                 reason: &p.reason,
                 since: p.since.to_rfc3339(),
                 until: p.until.to_rfc3339(),
+                circuit: p.circuit,
             }),
         }
     }
@@ -287,6 +290,7 @@ mod tests {
             reason: "migration".into(),
             since: at(990),
             until: at(4590),
+            circuit: false,
         });
         let lock = LockRecord {
             in_progress: true,
@@ -371,6 +375,7 @@ mod tests {
                 "pause": {
                     "by": "ops@bastion", "reason": "migration",
                     "since": at(990).to_rfc3339(), "until": at(4590).to_rfc3339(),
+                    "circuit": false,
                 },
             },
             "workers": [{

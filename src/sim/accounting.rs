@@ -18,6 +18,8 @@ pub struct Accounting {
     pub scale_downs: u32,
     pub failed: u32,
     pub aborted: u32,
+    /// Writes that opened the circuit breaker.
+    pub circuit_opened: u32,
 }
 
 impl Accounting {
@@ -30,6 +32,9 @@ impl Accounting {
 
     /// Count an operation when a write moves it to a terminal phase.
     pub fn on_op_write(&mut self, old: &OpRecord, new: &OpRecord) {
+        if new.pause.as_ref().is_some_and(|p| p.circuit) && new.pause != old.pause {
+            self.circuit_opened += 1;
+        }
         let Some(op) = new.op.as_ref() else { return };
         let was_in_flight = old
             .op

@@ -46,6 +46,7 @@ fn op(id: &str, kind: OpKind, phase: OpPhase, at: Timestamp) -> Operation {
         fence: 1,
         failed_before: 0,
         last_failure: None,
+        troubles: Vec::new(),
     }
 }
 

@@ -87,6 +87,40 @@ impl Invariants {
         });
     }
 
+    /// Invariant 11: a pause in force is honoured. No accepted write
+    /// starts or moves an operation while one is in force, except that the
+    /// circuit breaker's lets the clean-up of instances that never joined
+    /// start and advance. Writes that leave the operation as it was (the
+    /// pause set, extended or lifted) are what a pause is made of.
+    fn check_pause_honoured(&mut self, at: Timestamp, old: &OpRecord, new: &OpRecord) {
+        let Some(pause) = old.paused_at(at) else {
+            return;
+        };
+        let Some(op) = new.op.as_ref().filter(|_| new.op != old.op) else {
+            return;
+        };
+        if pause.circuit && matches!(op.kind, OpKind::TerminateStrays { .. }) {
+            return;
+        }
+        let started = old.op.as_ref().is_none_or(|o| o.id != op.id);
+        let verb = if started { "started" } else { "moved to" };
+        let phase = if started {
+            String::new()
+        } else {
+            format!(" {}", op.phase)
+        };
+        self.breach(
+            at,
+            11,
+            format!(
+                "{} {} {verb}{phase} under the pause by {}",
+                op.kind.name(),
+                op.id,
+                pause.by
+            ),
+        );
+    }
+
     /// Invariant 1: fences strictly increase across acquisitions.
     pub fn on_acquire(&mut self, at: Timestamp, fence: u64) {
         if fence <= self.highest_fence {
@@ -133,6 +167,7 @@ impl Invariants {
                 format!("record revision went from {} to {}", old.rev, new.rev),
             );
         }
+        self.check_pause_honoured(at, old, new);
         if let Some(op) = new.op.as_ref()
             && let OpKind::ScaleDown { node, .. } = &op.kind
             && op.phase.is_terminal()

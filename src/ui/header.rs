@@ -34,13 +34,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .and_then(|r| r.paused_at(app.now));
     if let Some(p) = cluster_pause {
         top.push(Span::raw(" "));
-        top.push(Span::styled(
+        // The circuit breaker's pause is not a person's: say what it is,
+        // and that only a person ends it early.
+        let text = if p.circuit {
+            format!(" CIRCUIT OPEN until {} (P resumes): {} ", p.until, p.reason)
+        } else {
             format!(
                 " CLUSTER PAUSED by {} until {}: {} ",
                 p.by, p.until, p.reason
-            ),
-            t.bad,
-        ));
+            )
+        };
+        top.push(Span::styled(text, t.bad));
     }
     if app.frozen {
         top.push(Span::raw(" "));

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod circuit_breaker;
 mod cli;
 mod console_log_pane;
 mod console_snapshots;

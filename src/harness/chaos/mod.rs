@@ -56,6 +56,8 @@ pub struct SeedOutcome {
     pub failed: u32,
     pub aborted: u32,
     pub crashes: u32,
+    /// Times the circuit breaker opened.
+    pub circuit_opened: u32,
 }
 
 impl SeedOutcome {
@@ -435,6 +437,7 @@ async fn run(seed: u64, engines: Option<usize>, plant: Option<(Sabotage, bool)>)
         failed: world.accounting.failed,
         aborted: world.accounting.aborted,
         crashes,
+        circuit_opened: world.accounting.circuit_opened,
     }
 }
 

@@ -45,10 +45,14 @@ pub enum Sabotage {
     NeverReleases,
     /// A scale-down's terminate takes one more instance with it.
     TerminatesTwo,
+    /// The engine reads the operation record without its pause (an older
+    /// engine that does not know the field, say): it acts while the
+    /// circuit breaker holds every other engine.
+    IgnoresPause,
 }
 
 impl Sabotage {
-    pub const ALL: [Sabotage; 11] = [
+    pub const ALL: [Sabotage; 12] = [
         Sabotage::ForgedFence,
         Sabotage::SecondOperation,
         Sabotage::CordonsTwoNodes,
@@ -60,6 +64,7 @@ impl Sabotage {
         Sabotage::ReadOnlyMutates,
         Sabotage::NeverReleases,
         Sabotage::TerminatesTwo,
+        Sabotage::IgnoresPause,
     ];
 
     /// The invariant (docs/architecture.md §4 numbering, `Violation::invariant`) this
@@ -76,6 +81,7 @@ impl Sabotage {
             Sabotage::ReadOnlyMutates => 8,
             Sabotage::NeverReleases => 9,
             Sabotage::TerminatesTwo => 10,
+            Sabotage::IgnoresPause => 11,
         }
     }
 
@@ -92,6 +98,7 @@ impl Sabotage {
             Sabotage::ReadOnlyMutates => "read-only-mutates",
             Sabotage::NeverReleases => "never-releases",
             Sabotage::TerminatesTwo => "terminates-two",
+            Sabotage::IgnoresPause => "ignores-pause",
         }
     }
 
@@ -124,8 +131,11 @@ impl Sabotage {
 
     /// A world that gives the breakage something to act on.
     pub fn world(self, settings: &mut SimSettings) {
-        if self == Sabotage::IgnoresJoinTimeout {
-            settings.never_join_probability = 0.4;
+        match self {
+            Sabotage::IgnoresJoinTimeout => settings.never_join_probability = 0.4,
+            // Launches that never join open the circuit breaker.
+            Sabotage::IgnoresPause => settings.never_join_probability = 0.6,
+            _ => {}
         }
     }
 
@@ -144,6 +154,7 @@ impl Sabotage {
             Sabotage::ReadOnlyMutates => "read-only engine",
             Sabotage::NeverReleases => "lock still held",
             Sabotage::TerminatesTwo => "terminated by one operation",
+            Sabotage::IgnoresPause => "under the pause by the circuit breaker",
         }
     }
 
@@ -161,6 +172,20 @@ impl Sabotage {
         // stream, so the rest of the seed is as before).
         rates.scrape_gap = 0.0;
         rates.other_cluster = 0.0;
+    }
+
+    /// Whether the control run gave the checker something to watch: an
+    /// engine that scaled up, or, for a pause that must be honoured, a
+    /// circuit breaker that opened.
+    pub fn control_was_busy(self, control: &super::SeedOutcome) -> Result<(), &'static str> {
+        match self {
+            Sabotage::IgnoresPause if control.circuit_opened == 0 => {
+                Err("the circuit breaker never opened in the control run")
+            }
+            Sabotage::IgnoresPause => Ok(()),
+            _ if control.scale_ups == 0 => Err("the control run never scaled up"),
+            _ => Ok(()),
+        }
     }
 
     /// Whether engine 0 is a read-only engine (that should not mutate).
@@ -366,7 +391,11 @@ impl StateStore for SabotagedPorts {
             let now = self.shared.clock.now();
             let _ = self.inner.renew(&lease, now, self.shared.lease).await;
         }
-        self.inner.read().await
+        let mut snapshot = self.inner.read().await?;
+        if self.kind == Sabotage::IgnoresPause {
+            snapshot.record.pause = None;
+        }
+        Ok(snapshot)
     }
 
     async fn acquire(&self, request: &AcquireRequest) -> PortResult<Option<LockRecord>> {

@@ -55,6 +55,11 @@ struct Inner {
     /// Ticks held by the sanity stop, and the last one's reason while it lasts.
     sanity_stops: u64,
     sanity_stop: Option<String>,
+    /// Times this engine's writes opened the circuit breaker.
+    circuit_opened: u64,
+    /// The last tick saw the circuit breaker's pause in force (whoever
+    /// opened it: every engine shows it).
+    circuit_open: bool,
     /// That many in a row make `/healthz` unhealthy (`engine.unhealthy_after`).
     failure_limit: Option<u32>,
 }
@@ -167,10 +172,13 @@ impl EngineMetrics {
         for f in &report.findings {
             *m.findings.entry(f.class().replace(' ', "_")).or_default() += 1.0;
         }
-        m.paused = report
+        let pause = report
             .state
             .as_ref()
-            .is_ok_and(|s| s.record.paused_at(report.at).is_some());
+            .ok()
+            .and_then(|s| s.record.paused_at(report.at));
+        m.paused = pause.is_some();
+        m.circuit_open = pause.is_some_and(|p| p.circuit);
         m.last_tick_unix = Some(report.at.0 as f64 / 1000.0);
         m.last_tick = Some(Instant::now());
     }
@@ -195,6 +203,9 @@ impl EngineMetrics {
     pub fn record_write(&self, before: &OpRecord, after: &OpRecord) {
         let Some(op) = &after.op else { return };
         let mut m = self.lock();
+        if after.pause.as_ref().is_some_and(|p| p.circuit) && after.pause != before.pause {
+            m.circuit_opened += 1;
+        }
         let previous = before.op.as_ref().filter(|b| b.id == op.id);
         let phase_changed = previous.is_none_or(|b| b.phase != op.phase);
         if !phase_changed {
@@ -300,6 +311,12 @@ impl EngineMetrics {
             m.sanity_stops as f64,
         );
         e.scalar(
+            &format!("{p}_circuit_opened_total"),
+            "counter",
+            "Times this engine's writes opened the circuit breaker (it pauses the cluster until resumed).",
+            m.circuit_opened as f64,
+        );
+        e.scalar(
             &format!("{p}_lock_acquisitions_total"),
             "counter",
             "Times this engine took the lock.",
@@ -378,6 +395,12 @@ impl EngineMetrics {
             "gauge",
             "1 while a cluster-wide pause is in force.",
             if m.paused { 1.0 } else { 0.0 },
+        );
+        e.scalar(
+            &format!("{p}_circuit_open"),
+            "gauge",
+            "1 while the pause in force is the circuit breaker's.",
+            if m.circuit_open { 1.0 } else { 0.0 },
         );
         if let Some(t) = m.last_tick_unix {
             e.scalar(

@@ -122,6 +122,7 @@ impl World {
                 fence,
                 failed_before: 0,
                 last_failure: None,
+                troubles: Vec::new(),
             }),
             ..previous
         };

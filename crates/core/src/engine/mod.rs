@@ -5,6 +5,7 @@
 //! makes the simulator and the table-driven tests exact.
 
 pub mod candidates;
+pub mod circuit;
 pub mod cpu_coverage;
 pub mod decision;
 pub mod drain_rules;

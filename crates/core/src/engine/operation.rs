@@ -283,6 +283,12 @@ pub fn start(
         fence,
         failed_before: streak.0,
         last_failure: streak.1,
+        // Pruned to the circuit breaker's window when this one ends.
+        troubles: record
+            .op
+            .as_ref()
+            .map(|o| o.troubles.clone())
+            .unwrap_or_default(),
     };
     OpRecord {
         rev: record.rev + 1,
@@ -342,8 +348,21 @@ fn end(
     })
 }
 
-/// The next thing to do for the operation in flight.
+/// The next thing to do for the operation in flight. A write that ends it
+/// also brings the circuit breaker's history up to date, and may open it
+/// (engine/circuit.rs).
 pub fn next(
+    settings: &Settings,
+    record: &OpRecord,
+    view: &OpView<'_>,
+    fence: u64,
+    now: Timestamp,
+) -> Next {
+    let step = next_step(settings, record, view, fence, now);
+    super::circuit::settle(&settings.circuit, record, step, &[], now)
+}
+
+fn next_step(
     settings: &Settings,
     record: &OpRecord,
     view: &OpView<'_>,
@@ -586,14 +605,27 @@ use steps::{cordon_confirmed, drain, launched, verify};
 
 /// An operator closes a scale-up whose instances are all gone (the
 /// reconciliation finding): Failed, with the reason, fenced like any write.
-pub fn close(record: &OpRecord, reason: &str, fence: u64, now: Timestamp) -> Option<Next> {
+pub fn close(
+    settings: &Settings,
+    record: &OpRecord,
+    reason: &str,
+    fence: u64,
+    now: Timestamp,
+) -> Option<Next> {
     let op = record.in_flight()?;
-    Some(end(
+    let ended = end(
         record,
         op,
         OpPhase::Failed,
         format!("closed by the operator: {reason}"),
         fence,
+        now,
+    );
+    Some(super::circuit::settle(
+        &settings.circuit,
+        record,
+        ended,
+        &[],
         now,
     ))
 }

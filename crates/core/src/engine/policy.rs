@@ -234,10 +234,19 @@ fn decide_known(
         )));
     }
 
-    if let Some(p) = record.paused_at(now) {
-        reasons.push(pause_reason(p, now).into());
-        return Decision::hold(now, reasons);
-    }
+    // A person's pause holds everything. The circuit breaker's lets the
+    // clean-up below go on (engine/circuit.rs) and nothing else.
+    let circuit_open = match record.paused_at(now) {
+        Some(p) if p.circuit => {
+            reasons.push(Reason::concern(pause_reason(p, now)));
+            true
+        }
+        Some(p) => {
+            reasons.push(pause_reason(p, now).into());
+            return Decision::hold(now, reasons);
+        }
+        None => false,
+    };
     if let Some(op) = record.in_flight() {
         reasons.push(format!("{} {} in flight ({})", op.kind.name(), op.id, op.phase).into());
         return Decision::hold(now, reasons);
@@ -310,6 +319,13 @@ fn decide_known(
             standing: BTreeMap::new(),
         }
     };
+
+    if circuit_open {
+        return match stray {
+            Some(stray) => clean_up(reasons, stray),
+            None => Decision::hold(now, reasons),
+        };
+    }
 
     let cpu_trigger = high
         && memory
@@ -518,6 +534,17 @@ pub enum Request {
     CloseOperation(String),
 }
 
+impl Request {
+    /// Terminating instances outside any operation: what an open circuit
+    /// still lets run (engine/circuit.rs).
+    pub fn is_clean_up(&self) -> bool {
+        matches!(
+            self,
+            Request::Suggested(Action::TerminateStrays { .. }) | Request::TerminateStray(_)
+        )
+    }
+}
+
 /// Safety rules an operator cannot override: bounds, blocking pods, one
 /// operation at a time, no action on Unknown data. Cooldowns are policy, not
 /// safety: an operator may act inside one.
@@ -528,7 +555,7 @@ pub fn validate_request(
     request: &Request,
 ) -> Result<Intent, Refusal> {
     let p = &settings.policy;
-    if let Some(pause) = record.paused_at(obs.at) {
+    if let Some(pause) = record.pause_stopping(obs.at, request.is_clean_up()) {
         return Err(Refusal(pause_reason(pause, obs.at)));
     }
     if let Some(op) = record.in_flight() {

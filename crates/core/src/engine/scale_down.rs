@@ -91,8 +91,12 @@ pub(super) fn standing(
     action: &Action,
 ) -> BTreeMap<String, Standing> {
     // In the order the decision looks at them.
-    let not_now = if record.paused_at(now).is_some() {
-        Some("the cluster is paused".to_string())
+    let not_now = if let Some(pause) = record.paused_at(now) {
+        Some(if pause.circuit {
+            "the circuit breaker is open".to_string()
+        } else {
+            "the cluster is paused".to_string()
+        })
     } else if let Some(op) = record.in_flight() {
         Some(format!("{} {} in flight", op.kind.name(), op.id))
     } else if sanity.is_some() {

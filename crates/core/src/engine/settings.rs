@@ -1,6 +1,7 @@
 //! The engine's knobs, in engine terms. The runtime builds them from the
 //! config; the engine never sees files or TOML.
 
+pub use super::circuit::CircuitRules;
 pub use super::sanity::SanityRules;
 use crate::ports::Resources;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct Settings {
     pub fallback_allocatable: Resources,
     /// When the view is too implausible to act on destructively.
     pub sanity: SanityRules,
+    /// When failures in a row stop the engine (engine/circuit.rs).
+    pub circuit: CircuitRules,
 }
 
 impl Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             max_staleness: Duration::from_secs(120),
             fallback_allocatable: Resources::new(1930, 7 * 1024 * 1024 * 1024),
             sanity: SanityRules::default(),
+            circuit: CircuitRules::default(),
         }
     }
 }

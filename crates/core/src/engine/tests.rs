@@ -452,6 +452,7 @@ fn an_operation_in_flight_holds_everything_else() {
             fence: 1,
             failed_before: 0,
             last_failure: None,
+            troubles: Vec::new(),
         }),
         ..OpRecord::default()
     };

@@ -18,7 +18,8 @@ pub use error::{PortError, PortResult};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};
 pub use state::{
     AcquireRequest, BreakGlass, ClockSample, LaunchPlan, LaunchTarget, Lease, LockRecord, OpKind,
-    OpPhase, OpRecord, OpStep, Operation, Origin, Pause, StateSnapshot, StateStore,
+    OpPhase, OpRecord, OpStep, Operation, Origin, Pause, StateSnapshot, StateStore, Trouble,
+    TroubleKind,
 };
 pub use time::{MonoTime, Timestamp, format_duration};
 

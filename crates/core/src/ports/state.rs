@@ -239,10 +239,38 @@ pub struct Operation {
     /// whatever operations came after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<Timestamp>,
+    /// What went wrong within the circuit breaker's window before and
+    /// during this operation (engine/circuit.rs), carried from operation
+    /// to operation like the failure row, so that every engine, and one
+    /// that takes over after a crash, counts the same history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub troubles: Vec<Trouble>,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// One thing that went wrong, remembered for the circuit breaker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    pub at: Timestamp,
+    pub kind: TroubleKind,
+    /// The instance (never joined) or the operation (failed, aborted).
+    pub subject: String,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TroubleKind {
+    /// An instance this tool launched, terminated by the engine's clean-up
+    /// because it never became a Ready node.
+    NeverJoined,
+    /// An operation that ended Failed.
+    Failed,
+    /// An operation that ended Aborted (an intent that expired, a drain
+    /// given up).
+    Aborted,
 }
 
 impl Operation {
@@ -273,6 +301,11 @@ pub struct Pause {
     pub reason: String,
     pub since: Timestamp,
     pub until: Timestamp,
+    /// Set by the circuit breaker (engine/circuit.rs), not by a person:
+    /// the clean-up of launches that never joined goes on under it, since
+    /// it undoes what opened the circuit; nothing else starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub circuit: bool,
 }
 
 impl OpRecord {
@@ -287,6 +320,15 @@ impl OpRecord {
     /// The pause in force at `now`, if any (an expired one is not).
     pub fn paused_at(&self, now: Timestamp) -> Option<&Pause> {
         self.pause.as_ref().filter(|p| p.until > now)
+    }
+
+    /// The pause in force at `now` that stops this work, if any. Every
+    /// pause stops everything, except that the circuit breaker's lets the
+    /// engine's clean-up of instances that never joined start and advance
+    /// (`clean_up`: the work is that and only that); an operator's pause
+    /// stops even that.
+    pub fn pause_stopping(&self, now: Timestamp, clean_up: bool) -> Option<&Pause> {
+        self.paused_at(now).filter(|p| !(p.circuit && clean_up))
     }
 }
 

@@ -5,7 +5,10 @@
 use super::super::settings::Settings;
 use super::*;
 
-/// What to do after an effect, given its result.
+/// What to do after an effect, given its result. A write that ends the
+/// operation also brings the circuit breaker's history up to date, with
+/// the instances this terminate removed for never joining, and may open
+/// it (engine/circuit.rs).
 pub fn after(
     settings: &Settings,
     record: &OpRecord,
@@ -17,6 +20,25 @@ pub fn after(
     let Some(op) = record.in_flight() else {
         return Next::Idle;
     };
+    // Gone already counts as terminated, as below.
+    let terminated = matches!(
+        result,
+        EffectResult::Ok | EffectResult::Err(PortError::NotFound(_))
+    );
+    let never_joined = super::super::circuit::never_joined_by(op, effect, terminated);
+    let step = after_step(settings, record, op, effect, result, fence, now);
+    super::super::circuit::settle(&settings.circuit, record, step, &never_joined, now)
+}
+
+fn after_step(
+    settings: &Settings,
+    record: &OpRecord,
+    op: &Operation,
+    effect: &Effect,
+    result: EffectResult,
+    fence: u64,
+    now: Timestamp,
+) -> Next {
     match (effect, result) {
         (Effect::Launch(_), EffectResult::Launched(instances)) => {
             launched(settings, record, op, &instances, "launched", fence, now)
