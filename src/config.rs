@@ -6,9 +6,11 @@ mod circuit;
 mod duration;
 pub mod ec2_limits;
 mod locate;
+mod notify;
 
 pub use circuit::CircuitConfig;
 pub use duration::{ConfigDuration, parse_duration};
+pub use notify::NotifyConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ pub struct Config {
     pub lock: LockConfig,
     pub engine: EngineConfig,
     pub circuit: CircuitConfig,
+    pub notify: NotifyConfig,
     pub demo: DemoConfig,
     pub ui: UiConfig,
 }
@@ -496,6 +499,7 @@ impl Config {
             );
         }
         self.circuit.validate(self.engine.join_timeout.get())?;
+        self.notify.validate()?;
         if self.cluster.name.trim().is_empty() {
             return bad("cluster.name", "must not be empty".into());
         }

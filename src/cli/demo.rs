@@ -63,7 +63,10 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
         &demo_options(&cli, Some(start)),
         mode == Mode::ReadOnly,
     );
-    let engine = crate::harness::demo::engine_on(&demo, &config, mode, cli.seed);
+    let mut engine = crate::harness::demo::engine_on(&demo, &config, mode, cli.seed);
+    if let Err(code) = attach_notifier(&mut engine, &config) {
+        return code;
+    }
     let shutdown = Shutdown::new();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {
         return code;
@@ -170,6 +173,9 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
     );
     logging::init_stdout(cli.log_format, demo.ports.clock.clone());
     let mut engine = crate::harness::demo::engine_on(&demo, &config, mode, cli.seed);
+    if let Err(code) = attach_notifier(&mut engine, &config) {
+        return code;
+    }
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {
@@ -221,5 +227,18 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
         ExitCode::from(Exit::Failed)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `[notify]` on the simulated cluster too, so a webhook can be tried
+/// without an AWS account (read-only engines send nothing).
+fn attach_notifier(engine: &mut crate::runtime::Engine, config: &Config) -> Result<(), ExitCode> {
+    match crate::runtime::notify::from_config(&config.notify, &config.cluster.name) {
+        Ok(Some(notifier)) => {
+            engine.set_notifier(notifier);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(super::usage_error(e)),
     }
 }

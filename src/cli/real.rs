@@ -63,6 +63,13 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
         Executor::new(ports.clone(), settings.clone(), lock, ids)
     });
     let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
+    if mode != Mode::ReadOnly {
+        match crate::runtime::notify::from_config(&config.notify, &config.cluster.name) {
+            Ok(Some(notifier)) => engine.set_notifier(notifier),
+            Ok(None) => {}
+            Err(e) => return usage_error(e),
+        }
+    }
     engine
         .metrics()
         .set_failure_limit(config.engine.unhealthy_after);

@@ -197,3 +197,15 @@ fn a_circuit_that_could_never_open_or_never_close_is_refused() {
     let off = parse("[circuit]\nenabled = false\nnever_joined = 0\nfailed_operations = 0\n");
     assert!(off.is_ok_and(|c| !c.circuit.enabled));
 }
+
+#[test]
+fn a_webhook_url_pasted_into_the_file_is_refused_without_being_echoed() {
+    let text = "[notify]\nurl_env = \"https://hooks.example.com/services/T0/B0/SECRETSECRET\"\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("notify.url_env"), "{err}");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(!err.to_string().contains("SECRETSECRET"), "{err}");
+    let err = parse("[notify]\nformat = \"teams\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("notify.format"), "{err}");
+    assert!(parse("[notify]\nurl_env = \"K3SA_WEBHOOK_URL\"\n").is_ok());
+}

@@ -19,6 +19,9 @@ pub struct Engine {
     pub paused: bool,
     metrics: std::sync::Arc<super::metrics::EngineMetrics>,
     console_tails: super::console_tails::ConsoleTails,
+    /// `[notify]`: none in read-only mode, which must not page anyone.
+    notifier: Option<super::notify::Notifier>,
+    tick_notices: super::notify::notices::TickNotices,
 }
 
 impl Engine {
@@ -41,7 +44,22 @@ impl Engine {
             paused: false,
             metrics,
             console_tails: Default::default(),
+            notifier: None,
+            tick_notices: Default::default(),
         }
+    }
+
+    /// Send notices (`[notify]`) from now on: this engine's operation
+    /// writes, the circuit closing, new findings. Ignored in read-only mode.
+    pub fn set_notifier(&mut self, notifier: super::notify::Notifier) {
+        if self.mode == Mode::ReadOnly {
+            return;
+        }
+        self.metrics.set_notify_stats(notifier.stats());
+        if let Some(e) = self.executor.as_mut() {
+            e.notifier = Some(notifier.clone());
+        }
+        self.notifier = Some(notifier);
     }
 
     /// What `--metrics-addr` serves; updated by every tick.
@@ -164,6 +182,12 @@ impl Engine {
         self.console_tails
             .fill(self.ports.cloud.as_ref(), &mut findings, now)
             .await;
+        if let Some(notifier) = &self.notifier {
+            let record = state.as_ref().ok().map(|s| &s.record);
+            for notice in self.tick_notices.observe(record, &findings, now) {
+                notifier.send(notice);
+            }
+        }
         let report = TickReport {
             at: now,
             observation,

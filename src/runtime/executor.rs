@@ -54,6 +54,8 @@ pub struct Executor {
     /// The operation whose step this engine holds on an implausible view,
     /// and since when (engine/operation/sanity_hold.rs).
     held: std::sync::Mutex<Option<(String, crate::ports::Timestamp)>>,
+    /// Tells of this engine's writes (`[notify]`), each once: its writer.
+    pub(crate) notifier: Option<super::notify::Notifier>,
 }
 
 impl Executor {
@@ -70,6 +72,7 @@ impl Executor {
             ids,
             metrics: Default::default(),
             held: Default::default(),
+            notifier: None,
         }
     }
 
@@ -307,6 +310,12 @@ impl Executor {
             }
         }
         self.metrics.record_write(record, &next);
+        if let Some(notifier) = &self.notifier {
+            let now = self.ports.clock.now();
+            for notice in super::notify::notices::of_write(record, &next, now) {
+                notifier.send(notice);
+            }
+        }
         if let Some(pause) = next.pause.as_ref().filter(|p| p.circuit)
             && next.pause != record.pause
         {

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lease;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod observe;
 mod op_reads;
 pub mod pause;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A flash sale on a cluster whose launches never join.
-fn broken_launches(circuit: bool) -> (Config, Demo) {
+pub(crate) fn broken_launches(circuit: bool) -> (Config, Demo) {
     let mut config = Config::default();
     config.demo.never_join_probability = 1.0;
     config.circuit.enabled = circuit;
@@ -36,7 +36,7 @@ fn broken_launches(circuit: bool) -> (Config, Demo) {
     (config, demo)
 }
 
-async fn run_for(engine: &mut Engine, demo: &Demo, config: &Config, hours: f64) {
+pub(crate) async fn run_for(engine: &mut Engine, demo: &Demo, config: &Config, hours: f64) {
     let ticks = (hours * 3600.0 / config.engine.interval.get().as_secs_f64()) as u64;
     headless::run(
         engine,

@@ -14,5 +14,6 @@ mod console_snapshots;
 mod console_tmux;
 mod engine_on_sim;
 mod feature_gate;
+mod notifications;
 mod read_only_recorder;
 mod reconciliation;

@@ -166,6 +166,8 @@ skew_margin = "2s"
 [engine]
 interval = "2s"
 join_timeout = "2m"
+
+[notify]
 TOML
 
 "$K3SA_BIN" init -c "$dir/config.toml" >&2

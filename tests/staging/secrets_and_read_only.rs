@@ -11,8 +11,15 @@ use crate::support::stack::Stack;
 use std::process::Command;
 use std::time::Duration;
 
-const CANARIES: [(&str, &str); 5] = [
+const CANARIES: [(&str, &str); 6] = [
     ("AWS_ACCESS_KEY_ID", "AKIACANARY7Q2V9XK4ZP"),
+    // The webhook URL is its own credential. Nothing listens on port 9 of
+    // loopback, so every notice fails and its errors are logged: the
+    // place a URL would leak.
+    (
+        "K3SA_WEBHOOK_URL",
+        "http://127.0.0.1:9/hooks/canary-webhook-6d2e8b14",
+    ),
     ("AWS_SECRET_ACCESS_KEY", "canary-secret-5f3a9e0c1d"),
     ("AWS_SESSION_TOKEN", "canary-session-77c1b2e4"),
     ("PROM_TOKEN", "canary-bearer-91d2aa03"),
@@ -42,12 +49,18 @@ fn assert_clean(place: &str, text: &str) {
             "the {name} canary leaked into {place}"
         );
     }
+    // The webhook's secret part alone, wherever a URL is cut up.
+    assert!(
+        !text.contains("canary-webhook-6d2e8b14"),
+        "the webhook URL's path leaked into {place}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_secrets_never_leak() {
     let stack = busy_stack();
     stack.add("prometheus", "bearer_token_env = \"PROM_TOKEN\"");
+    stack.add("notify", "url_env = \"K3SA_WEBHOOK_URL\"\nattempts = 2");
     // --auto with the canaries in its environment, until it has launched.
     let mut engine = {
         let log = stack.dir.join("engine.log");

@@ -60,6 +60,8 @@ struct Inner {
     /// The last tick saw the circuit breaker's pause in force (whoever
     /// opened it: every engine shows it).
     circuit_open: bool,
+    /// The notifier's counts, when `[notify]` is on.
+    notify: Option<std::sync::Arc<super::notify::NotifyStats>>,
     /// That many in a row make `/healthz` unhealthy (`engine.unhealthy_after`).
     failure_limit: Option<u32>,
 }
@@ -83,6 +85,10 @@ impl EngineMetrics {
         // A panic elsewhere while holding it left plain numbers behind,
         // still fit to export.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_notify_stats(&self, stats: std::sync::Arc<super::notify::NotifyStats>) {
+        self.lock().notify = Some(stats);
     }
 
     /// How many failed attempts in a row make `/healthz` answer 503.
@@ -396,6 +402,29 @@ impl EngineMetrics {
             "1 while a cluster-wide pause is in force.",
             if m.paused { 1.0 } else { 0.0 },
         );
+        if let Some(stats) = &m.notify {
+            let (sent, dropped, failed) = stats.counts();
+            for (name, help, value) in [
+                ("sent", "Notices the webhook accepted.", sent),
+                (
+                    "dropped",
+                    "Notices dropped because the queue was full (the webhook slow or down).",
+                    dropped,
+                ),
+                (
+                    "failed",
+                    "Notices given up after the last attempt or refused by the webhook.",
+                    failed,
+                ),
+            ] {
+                e.scalar(
+                    &format!("{p}_notifications_{name}_total"),
+                    "counter",
+                    help,
+                    value as f64,
+                );
+            }
+        }
         e.scalar(
             &format!("{p}_circuit_open"),
             "gauge",
