@@ -233,7 +233,12 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
 /// `[notify]` on the simulated cluster too, so a webhook can be tried
 /// without an AWS account (read-only engines send nothing).
 fn attach_notifier(engine: &mut crate::runtime::Engine, config: &Config) -> Result<(), ExitCode> {
-    match crate::runtime::notify::from_config(&config.notify, &config.cluster.name) {
+    if engine.mode == Mode::ReadOnly {
+        return Ok(());
+    }
+    // Marked, so that `--demo -c prod.toml` never reads as production.
+    let cluster = format!("{} (simulated)", config.cluster.name);
+    match crate::runtime::notify::from_config(&config.notify, &cluster) {
         Ok(Some(notifier)) => {
             engine.set_notifier(notifier);
             Ok(())

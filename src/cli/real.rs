@@ -14,6 +14,10 @@ use crate::ui::ViewOptions;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// At exit, how long queued notices may still take (a systemd stop waits
+/// 90 s by default; this leaves it most of them).
+const FLUSH_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The real backends: the console (supervised or read-only) or `--auto`.
 pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitCode {
     use crate::runtime::backends::{Backends, hostname};
@@ -63,12 +67,16 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
         Executor::new(ports.clone(), settings.clone(), lock, ids)
     });
     let mut engine = crate::runtime::Engine::new(ports.clone(), settings.clone(), executor, mode);
-    if mode != Mode::ReadOnly {
+    let notifier = if mode == Mode::ReadOnly {
+        None
+    } else {
         match crate::runtime::notify::from_config(&config.notify, &config.cluster.name) {
-            Ok(Some(notifier)) => engine.set_notifier(notifier),
-            Ok(None) => {}
+            Ok(n) => n,
             Err(e) => return usage_error(e),
         }
+    };
+    if let Some(n) = &notifier {
+        engine.set_notifier(n.clone());
     }
     engine
         .metrics()
@@ -94,7 +102,11 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
             let options = ViewOptions {
                 log_timestamps: true,
             };
-            match console::run(app, engine, ports, interval, options, shutdown).await {
+            let result = console::run(app, engine, ports, interval, options, shutdown).await;
+            if let Some(n) = &notifier {
+                n.flush(FLUSH_PATIENCE).await;
+            }
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -128,6 +140,9 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
                 &shutdown,
             )
             .await;
+            if let Some(n) = &notifier {
+                n.flush(FLUSH_PATIENCE).await;
+            }
             tracing::info!(target: "runtime", ticks = outcome.ticks, "engine stopped");
             ExitCode::SUCCESS
         }

@@ -184,7 +184,9 @@ impl Engine {
             .await;
         if let Some(notifier) = &self.notifier {
             let record = state.as_ref().ok().map(|s| &s.record);
-            for notice in self.tick_notices.observe(record, &findings, now) {
+            let looked = observation.cluster.is_ok() && observation.fleet.is_ok();
+            let seen = looked.then_some(findings.as_slice());
+            for notice in self.tick_notices.observe(record, seen, now) {
                 notifier.send(notice);
             }
         }

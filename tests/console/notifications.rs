@@ -176,7 +176,15 @@ async fn the_engine_tells_each_operation_the_circuit_opening_and_closing() {
         "{:?}",
         kinds(&requests)
     );
-    assert_eq!(notifier.stats().counts().1, 0, "nothing dropped");
+    notifier.flush(Duration::from_secs(10)).await;
+    let (sent, dropped, failed) = notifier.stats().counts();
+    assert_eq!((dropped, failed), (0, 0));
+    assert_eq!(sent as usize, requests.lock().unwrap().len());
+    let metrics = engine.metrics().render();
+    assert!(
+        metrics.contains(&format!("k3s_autoscaler_notifications_sent_total {sent}")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -78,6 +78,14 @@ async fn canary_secrets_never_leak() {
     engine.wait_for("a launch", Duration::from_secs(120), |s, _| {
         !s.launched.is_empty()
     });
+    // The launch's notice failed against the canary webhook and its error
+    // was logged: the place the URL would leak.
+    let log_path = engine.log.clone();
+    engine.wait_for("a notice given up", Duration::from_secs(60), |_, _| {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("notice given up")
+    });
     assert!(engine.terminate(false).success());
     let mut outputs = std::fs::read_to_string(&engine.log).unwrap();
     outputs += &std::fs::read_to_string(&engine.err).unwrap();

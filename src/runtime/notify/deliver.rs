@@ -58,36 +58,50 @@ pub(super) async fn run(
     {
         Ok(h) => h,
         Err(e) => {
-            stats.set_error(format!("cannot build an HTTP client: {}", e.without_url()));
+            let why = format!("cannot build an HTTP client: {}", e.without_url());
+            tracing::error!(target: "notify", "no notifications will be sent: {why}");
+            stats.set_error(why);
             return;
         }
     };
     while let Some(notice) = rx.recv().await {
-        let payload = body(format, &notice);
-        let mut backoff = delivery.first_backoff;
-        for attempt in 1..=delivery.attempts.max(1) {
-            match post(&http, &url, &payload).await {
-                Outcome::Accepted => {
-                    stats.sent.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Outcome::Refused(why) => {
-                    tracing::warn!(target: "notify", kind = notice.kind.name(), "webhook refused a notice: {why}");
-                    stats.set_error(why);
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Outcome::Retry(why) if attempt == delivery.attempts.max(1) => {
-                    tracing::warn!(target: "notify", kind = notice.kind.name(), attempts = attempt, "notice given up: {why}");
-                    stats.set_error(why);
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                }
-                Outcome::Retry(why) => {
-                    tracing::debug!(target: "notify", attempt, "webhook attempt failed: {why}");
-                    stats.set_error(why);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(delivery.max_backoff);
-                }
+        deliver_one(&http, &url, format, &delivery, &stats, &notice).await;
+        stats.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn deliver_one(
+    http: &reqwest::Client,
+    url: &str,
+    format: Format,
+    delivery: &Delivery,
+    stats: &NotifyStats,
+    notice: &Notice,
+) {
+    let payload = body(format, notice);
+    let mut backoff = delivery.first_backoff;
+    for attempt in 1..=delivery.attempts.max(1) {
+        match post(http, url, &payload).await {
+            Outcome::Accepted => {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Outcome::Refused(why) => {
+                tracing::warn!(target: "notify", kind = notice.kind.name(), "webhook refused a notice: {why}");
+                stats.set_error(why);
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Outcome::Retry(why) if attempt == delivery.attempts.max(1) => {
+                tracing::warn!(target: "notify", kind = notice.kind.name(), attempts = attempt, "notice given up: {why}");
+                stats.set_error(why);
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Retry(why) => {
+                tracing::debug!(target: "notify", attempt, "webhook attempt failed: {why}");
+                stats.set_error(why);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(delivery.max_backoff);
             }
         }
     }

@@ -33,6 +33,8 @@ pub struct NotifyStats {
     pub failed: AtomicU64,
     /// The last delivery error, without the URL.
     last_error: Mutex<Option<String>>,
+    /// Queued or being delivered (for `flush`).
+    pending: AtomicU64,
 }
 
 impl NotifyStats {
@@ -86,8 +88,22 @@ impl Notifier {
     /// Queue a notice; never waits. A full queue drops it (counted).
     pub fn send(&self, mut notice: Notice) {
         notice.cluster = self.cluster.clone();
+        self.stats.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.try_send(notice).is_err() {
+            self.stats.pending.fetch_sub(1, Ordering::SeqCst);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// At exit: wait, at most `patience`, for what is queued to be
+    /// delivered or given up (the last operation's end, a shutdown's
+    /// abort). What is still queued after it is lost, as a crash loses it.
+    pub async fn flush(&self, patience: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.stats.pending.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

@@ -112,11 +112,13 @@ pub struct TickNotices {
 
 impl TickNotices {
     /// `record`: the operation record this tick read (`None`: it could not,
-    /// which says nothing); `findings`: this tick's reconciliation.
+    /// which says nothing); `findings`: this tick's reconciliation, `None`
+    /// when it could not look (Kubernetes or EC2 Unknown: an empty list
+    /// then is not "all resolved", and the next tick's would be news again).
     pub fn observe(
         &mut self,
         record: Option<&OpRecord>,
-        findings: &[Finding],
+        findings: Option<&[Finding]>,
         at: Timestamp,
     ) -> Vec<Notice> {
         let Some(record) = record else {
@@ -133,6 +135,9 @@ impl TickNotices {
             ));
         }
         self.circuit_open = Some(open);
+        let Some(findings) = findings else {
+            return out;
+        };
         // The first tick's findings are news too: whoever starts the
         // engine hears what it found.
         let before = self.findings.take().unwrap_or_default();
@@ -184,19 +189,21 @@ mod tests {
     fn a_finding_is_news_once_however_its_age_grows() {
         let record = OpRecord::default();
         let mut ticks = TickNotices::default();
-        let first = ticks.observe(Some(&record), &[never_joined("i-1", 700)], T);
+        let first = ticks.observe(Some(&record), Some(&[never_joined("i-1", 700)]), T);
         assert_eq!(first.len(), 1, "{first:?}");
         assert!(
             first[0].text.contains("i-1 launched 11m40s ago"),
             "{first:?}"
         );
-        let later = ticks.observe(Some(&record), &[never_joined("i-1", 715)], T);
+        let later = ticks.observe(Some(&record), Some(&[never_joined("i-1", 715)]), T);
         assert_eq!(later, vec![]);
-        // A tick that could not read the record says nothing, forgets nothing.
-        assert_eq!(ticks.observe(None, &[], T), vec![]);
+        // A tick that could not read the record, or could not look at the
+        // cluster, says nothing and forgets nothing.
+        assert_eq!(ticks.observe(None, Some(&[]), T), vec![]);
+        assert_eq!(ticks.observe(Some(&record), None, T), vec![]);
         let more = ticks.observe(
             Some(&record),
-            &[never_joined("i-1", 730), never_joined("i-2", 700)],
+            Some(&[never_joined("i-1", 730), never_joined("i-2", 700)]),
             T,
         );
         assert_eq!(more.len(), 1, "{more:?}");
@@ -216,17 +223,68 @@ mod tests {
             ..OpRecord::default()
         };
         let mut ticks = TickNotices::default();
-        assert_eq!(ticks.observe(Some(&pause(true)), &[], T), vec![]);
-        let closed = ticks.observe(Some(&OpRecord::default()), &[], T);
+        assert_eq!(ticks.observe(Some(&pause(true)), Some(&[]), T), vec![]);
+        let closed = ticks.observe(Some(&OpRecord::default()), Some(&[]), T);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].kind, NoticeKind::CircuitClosed);
-        assert_eq!(ticks.observe(Some(&OpRecord::default()), &[], T), vec![]);
-        ticks.observe(Some(&pause(false)), &[], T);
-        assert_eq!(ticks.observe(Some(&OpRecord::default()), &[], T), vec![]);
+        assert_eq!(
+            ticks.observe(Some(&OpRecord::default()), Some(&[]), T),
+            vec![]
+        );
+        ticks.observe(Some(&pause(false)), Some(&[]), T);
+        assert_eq!(
+            ticks.observe(Some(&OpRecord::default()), Some(&[]), T),
+            vec![]
+        );
         // Opened by a write: told by `of_write`, by its writer.
         let opened = of_write(&OpRecord::default(), &pause(true), T);
         assert_eq!(opened.len(), 1);
         assert_eq!(opened[0].kind, NoticeKind::CircuitOpened);
         assert_eq!(of_write(&OpRecord::default(), &pause(false), T), vec![]);
+    }
+
+    #[test]
+    fn a_scale_down_is_told_when_it_starts_and_when_it_ends() {
+        use crate::engine::operation::{Intent, start};
+        use crate::ports::Origin;
+        let intent = Intent::ScaleDown {
+            node: "w3".into(),
+            instance_id: "i-3".into(),
+        };
+        let started = start(
+            &OpRecord::default(),
+            &intent,
+            "op-9",
+            Origin::Engine,
+            vec!["CPU 20% < 45%".into()],
+            1,
+            T,
+        );
+        let told = of_write(&OpRecord::default(), &started, T);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].kind, NoticeKind::Started);
+        assert_eq!(told[0].op_id.as_deref(), Some("op-9"));
+        assert!(
+            told[0]
+                .text
+                .contains("scale-down of w3 (op-9) started: CPU 20% < 45%"),
+            "{told:?}"
+        );
+        let mut done = started.clone();
+        if let Some(op) = done.op.as_mut() {
+            op.phase = OpPhase::Done;
+            op.outcome = Some("w3 removed".into());
+        }
+        done.rev += 1;
+        let told = of_write(&started, &done, T);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].kind, NoticeKind::Done);
+        assert!(told[0].text.ends_with("done: w3 removed"), "{told:?}");
+        // A write inside the operation (a step) tells nothing.
+        let mut step = started.clone();
+        if let Some(op) = step.op.as_mut() {
+            op.phase = OpPhase::Draining;
+        }
+        assert_eq!(of_write(&started, &step, T), vec![]);
     }
 }
