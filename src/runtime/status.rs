@@ -6,8 +6,8 @@ use super::backends::Backends;
 use super::console_tails::ConsoleTails;
 use super::settings::engine_settings;
 use super::status_json::{
-    BackendJson, BackendsJson, FindingJson, InstanceJson, LockJson, NodeJson, OperationJson,
-    StatusReport,
+    BackendJson, BackendsJson, CircuitJson, FindingJson, InstanceJson, LockJson, NodeJson,
+    OperationJson, StatusReport,
 };
 use crate::adapters::SystemClock;
 use crate::config::Config;
@@ -155,6 +155,10 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         findings: findings
             .as_ref()
             .map(|fs| fs.iter().map(FindingJson::of).collect()),
+        circuit: state
+            .as_ref()
+            .ok()
+            .map(|s| CircuitJson::of(&engine_settings(config).circuit, &s.record, now)),
     };
     if as_json {
         // Through a Value: sorted keys, the same text whatever the field
@@ -293,6 +297,9 @@ fn print_text(
                     p.reason
                 );
             }
+            if let Some(c) = &report.circuit {
+                println!("{}", circuit_line(c));
+            }
             match &s.record.op {
                 None => println!("operation   none yet"),
                 Some(op) => {
@@ -331,4 +338,20 @@ fn print_text(
             }
         }
     }
+}
+
+/// `circuit     closed · 1 of 3 launches never joined, 0 of 5 operations failed in the last 1h`.
+fn circuit_line(c: &CircuitJson) -> String {
+    if !c.enabled {
+        return "circuit     off (circuit.enabled = false)".into();
+    }
+    format!(
+        "circuit     {} · {} of {} launches never joined, {} of {} operations failed or aborted in the last {}",
+        if c.open { "OPEN" } else { "closed" },
+        c.never_joined,
+        c.never_joined_limit,
+        c.failed_operations,
+        c.failed_operations_limit,
+        format_duration(std::time::Duration::from_secs(c.window_s))
+    )
 }

@@ -23,6 +23,43 @@ pub struct StatusReport<'a> {
     pub operation: Option<OperationJson<'a>>,
     pub workers: Option<Vec<InstanceJson<'a>>>,
     pub findings: Option<Vec<FindingJson<'a>>>,
+    /// How close the circuit breaker is to opening (engine/circuit.rs).
+    pub circuit: Option<CircuitJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CircuitJson {
+    pub enabled: bool,
+    pub open: bool,
+    pub window_s: u64,
+    /// Within the window, against the limit that opens it (0: not on it).
+    pub never_joined: u64,
+    pub never_joined_limit: u32,
+    pub failed_operations: u64,
+    pub failed_operations_limit: u32,
+}
+
+impl CircuitJson {
+    pub fn of(
+        rules: &crate::engine::settings::CircuitRules,
+        record: &OpRecord,
+        now: Timestamp,
+    ) -> CircuitJson {
+        let recent = crate::engine::circuit::recent(rules, record, now);
+        let never = recent
+            .iter()
+            .filter(|t| t.kind == crate::ports::TroubleKind::NeverJoined)
+            .count() as u64;
+        CircuitJson {
+            enabled: rules.enabled,
+            open: record.paused_at(now).is_some_and(|p| p.circuit),
+            window_s: rules.window.as_secs(),
+            never_joined: never,
+            never_joined_limit: rules.never_joined,
+            failed_operations: recent.len() as u64 - never,
+            failed_operations_limit: rules.failed_operations,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -332,6 +369,11 @@ mod tests {
             operation: Some(OperationJson::of(&record, now)),
             workers: Some(workers.iter().map(InstanceJson::of).collect()),
             findings: Some(vec![FindingJson::of(&finding)]),
+            circuit: Some(CircuitJson::of(
+                &crate::engine::settings::CircuitRules::default(),
+                &record,
+                now,
+            )),
         };
         let op = record.op.as_ref().expect("started");
         let expected = json!({
@@ -387,6 +429,11 @@ mod tests {
                 "class": "stray_cordon", "node": "i-1",
                 "text": finding.describe(), "fix": finding.fix(),
             }],
+            "circuit": {
+                "enabled": true, "open": false, "window_s": 3600,
+                "never_joined": 0, "never_joined_limit": 3,
+                "failed_operations": 0, "failed_operations_limit": 5,
+            },
         });
         assert_eq!(
             serde_json::to_value(&report).expect("serialisable"),
