@@ -75,6 +75,31 @@ fn gate(
     Ok(())
 }
 
+/// When only time holds the cluster back (the idle window still running,
+/// or the cooldown): how long until a scale-down may go, if the cluster
+/// stays as it is. `None` when something else does (CPU, pending pods, a
+/// partial average, `min_workers`), which no wait undoes.
+fn removable_in(
+    settings: &Settings,
+    memory: &PolicyMemory,
+    k: &Known<'_>,
+    record: &OpRecord,
+    now: Timestamp,
+) -> Option<std::time::Duration> {
+    let p = &settings.policy;
+    if k.cpu >= p.cpu_down_percent || k.obs.cpu_partial.is_some() {
+        return None;
+    }
+    let idle_for = now.since(memory.idle_since?);
+    if k.view.ready_workers() as u32 <= p.min_workers {
+        return None;
+    }
+    let idle_left = p.idle_for.saturating_sub(idle_for);
+    let cooldown =
+        cooldown_left(record.last_scale_end, p.scale_down_cooldown, now).unwrap_or_default();
+    Some(idle_left.max(cooldown)).filter(|left| !left.is_zero())
+}
+
 /// Each worker's standing for a scale-down, by node name, on the view and
 /// memory the decision (`action`) was just made on. When the cluster may
 /// lose a node, the choice's own outcome for each (`candidates::assess`:
@@ -90,6 +115,8 @@ pub(super) fn standing(
     sanity: Option<&str>,
     action: &Action,
 ) -> BTreeMap<String, Standing> {
+    // Only time stands in the way: each eligible node says when it may go.
+    let mut waiting = None;
     // In the order the decision looks at them.
     let not_now = if let Some(pause) = record.paused_at(now) {
         Some(if pause.circuit {
@@ -106,6 +133,9 @@ pub(super) fn standing(
         Action::ScaleUp { .. } | Action::TerminateStrays { .. }
     ) {
         Some(format!("{} first", action.label()))
+    } else if let Some(left) = removable_in(settings, memory, k, record, now) {
+        waiting = Some(left);
+        None
     } else {
         match gate(settings, memory, k, record, now) {
             Ok(()) => None,
@@ -121,6 +151,21 @@ pub(super) fn standing(
         }
     };
     let held_back = memory.held_back(now);
+    if let Some(left) = waiting {
+        return candidates::each_node(settings, k.view, k.fleet, &held_back)
+            .into_iter()
+            .map(|(name, standing)| {
+                let standing = match standing {
+                    Err(why) => Standing::blocked(&why),
+                    Ok(load) => Standing::eligible(format!(
+                        "removable in {} · {load:.0} %",
+                        format_duration(left)
+                    )),
+                };
+                (name, standing)
+            })
+            .collect();
+    }
     let Some(not_now) = not_now else {
         // The cluster may lose a node: the choice's own outcomes.
         let (chosen, outcomes) = candidates::assess(settings, k.view, k.fleet, &held_back);

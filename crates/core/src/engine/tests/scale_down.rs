@@ -88,16 +88,15 @@ fn each_worker_says_where_it_stands_for_a_scale_down() {
             .push(pod("db-0", Some("w3"), 100, Some("StatefulSet")));
         obs
     };
-    // Idle for 5 of 10 minutes: eligible, not now.
+    // Idle for 5 of 10 minutes: eligible, and when (only time holds it).
     let d = sustained_standing(with_db, 300);
     assert_eq!(d.standing.len(), 5, "{:?}", d.standing);
     assert!(
-        d.standing["w5"]
-            .text
-            .starts_with("not now: idle for 5m of 10m · "),
+        d.standing["w5"].text.starts_with("removable in 5m · "),
         "{:?}",
         d.standing
     );
+    assert_eq!(d.standing["w5"].kind, StandingKind::Eligible);
     assert_eq!(d.standing["w3"].kind, StandingKind::Blocked);
     assert_eq!(
         d.standing["w3"].text,
@@ -225,5 +224,45 @@ fn a_blocked_scale_down_is_a_concern_and_the_readings_are_not() {
             .iter()
             .any(|r| r.starts_with("CPU 20% < ") && !r.concern),
         "{d:?}"
+    );
+}
+
+/// Past the idle window, inside the cooldown: when it ends. At
+/// `min_workers`, no wait helps: no time is promised.
+#[test]
+fn removable_in_counts_the_cooldown_and_promises_nothing_at_min_workers() {
+    let settings = settings();
+    let mut memory = PolicyMemory::default();
+    let now = at(900);
+    let record = OpRecord {
+        last_scale_end: Some(at(900 - 240)),
+        ..OpRecord::default()
+    };
+    let mut d = None;
+    for t in (0..=900).step_by(15) {
+        let obs = cluster(5, 20.0, at(t));
+        d = Some((decide(&settings, &mut memory, &obs, &record, at(t)), obs));
+    }
+    let (d, obs) = d.expect("ticks");
+    let standing = super::policy::standing(&settings, &memory, &obs, &record, now, &d);
+    assert!(
+        standing["w5"].text.starts_with("removable in 6m · "),
+        "{standing:?}"
+    );
+    let mut memory = PolicyMemory::default();
+    let mut last = None;
+    for t in (0..=300).step_by(15) {
+        let obs = cluster(2, 20.0, at(t));
+        last = Some((
+            decide(&settings, &mut memory, &obs, &OpRecord::default(), at(t)),
+            obs,
+        ));
+    }
+    let (d, obs) = last.expect("ticks");
+    let standing =
+        super::policy::standing(&settings, &memory, &obs, &OpRecord::default(), at(300), &d);
+    assert!(
+        standing["w2"].text.starts_with("not now: ") && !standing["w2"].text.contains("removable"),
+        "{standing:?}"
     );
 }
