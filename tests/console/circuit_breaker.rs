@@ -14,9 +14,6 @@ use k3s_autoscaler::runtime::settings::engine_settings;
 use k3s_autoscaler::runtime::{Engine, Mode, Shutdown};
 use k3s_autoscaler::sim::ScenarioKind;
 use k3s_autoscaler::sim::ports::lock;
-use k3s_autoscaler::ui::{ViewOptions, view};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -64,20 +61,17 @@ fn console(config: &Config, now: k3s_autoscaler::ports::Timestamp) -> App {
     )
 }
 
-fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(220, 45)).unwrap();
-    terminal
-        .draw(|f| {
-            view(
-                f,
-                app,
-                ViewOptions {
-                    log_timestamps: false,
-                },
-            )
-        })
-        .unwrap();
-    terminal.backend().to_string()
+/// `k3s-autoscaler resume`, as alice: the pause it lifted.
+pub(crate) async fn resume(demo: &Demo, config: &Config) -> Option<k3s_autoscaler::ports::Pause> {
+    set_pause(
+        demo.ports.state.clone(),
+        demo.ports.clock.clone(),
+        &engine_settings(config).lease,
+        "alice@laptop",
+        None,
+    )
+    .await
+    .unwrap()
 }
 
 /// Instances launched so far, and how many of them are still live.
@@ -160,7 +154,7 @@ async fn launches_that_never_join_open_the_circuit_and_only_the_clean_up_goes_on
     );
     let mut app = console(&config, report.at);
     crate::support::show(&demo, &engine, &mut app, report).await;
-    let screen = screen(&app);
+    let screen = crate::support::screen(&app, 220, 45);
     assert!(
         screen.contains("CIRCUIT OPEN") && screen.contains("(P resumes)"),
         "{screen}"
@@ -169,15 +163,7 @@ async fn launches_that_never_join_open_the_circuit_and_only_the_clean_up_goes_on
 
     // Resumed by the operator: the engine launches again when the load
     // asks for it.
-    let previous = set_pause(
-        demo.ports.state.clone(),
-        demo.ports.clock.clone(),
-        &engine_settings(&config).lease,
-        "alice@laptop",
-        None,
-    )
-    .await
-    .unwrap();
+    let previous = resume(&demo, &config).await;
     assert!(previous.is_some_and(|p| p.circuit));
     let resumed_at = demo.ports.clock.now();
     // Long enough for the next sale (every two hours) to want workers.

@@ -1,7 +1,7 @@
 //! Notifications (`[notify]`) against a webhook on loopback: what the
 //! engine tells, and a receiver that is down, slow, hangs or answers 500.
 
-use crate::circuit_breaker::{broken_launches, run_for};
+use crate::circuit_breaker::{broken_launches, resume, run_for};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,8 +9,6 @@ use axum::routing::post;
 use k3s_autoscaler::ports::Timestamp;
 use k3s_autoscaler::runtime::Mode;
 use k3s_autoscaler::runtime::notify::{Delivery, Format, Notice, NoticeKind, Notifier};
-use k3s_autoscaler::runtime::pause::set_pause;
-use k3s_autoscaler::runtime::settings::engine_settings;
 use k3s_autoscaler::runtime::{Engine, Shutdown};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -161,15 +159,7 @@ async fn the_engine_tells_each_operation_the_circuit_opening_and_closing() {
     assert_eq!(starts.len(), unique.len(), "{bodies:#?}");
 
     // The operator resumes from anywhere: the next tick tells.
-    set_pause(
-        demo.ports.state.clone(),
-        demo.ports.clock.clone(),
-        &engine_settings(&config).lease,
-        "alice@laptop",
-        None,
-    )
-    .await
-    .unwrap();
+    resume(&demo, &config).await;
     engine.tick(None, &Shutdown::new()).await;
     assert!(
         until(|| kinds(&requests).iter().any(|k| k == "circuit_closed")).await,

@@ -15,9 +15,6 @@ use k3s_autoscaler::runtime::settings::engine_settings;
 use k3s_autoscaler::runtime::{Engine, Shutdown};
 use k3s_autoscaler::sim::ScenarioKind;
 use k3s_autoscaler::sim::ports::lock;
-use k3s_autoscaler::ui::{ViewOptions, view};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,19 +26,7 @@ fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
 }
 
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(140, 45)).unwrap();
-    terminal
-        .draw(|f| {
-            view(
-                f,
-                app,
-                ViewOptions {
-                    log_timestamps: false,
-                },
-            )
-        })
-        .unwrap();
-    terminal.backend().to_string()
+    support::screen(app, 140, 45)
 }
 
 fn new_app(read_only: bool, now: k3s_autoscaler::ports::Timestamp) -> App {

@@ -72,6 +72,25 @@ pub async fn show(
     update(app, Msg::Snapshot(Box::new(snapshot)));
 }
 
+/// The console as it draws on a `width`×`height` terminal, as text.
+pub fn screen(app: &App, width: u16, height: u16) -> String {
+    use k3s_autoscaler::ui::{ViewOptions, view};
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| {
+            view(
+                f,
+                app,
+                ViewOptions {
+                    log_timestamps: false,
+                },
+            )
+        })
+        .unwrap();
+    terminal.backend().to_string()
+}
+
 pub mod own_process;
 pub mod proxy;
 pub mod service_model;
