@@ -15,6 +15,10 @@ use crate::ports::{Node, OpKind, OpRecord, Origin, PortError, Ports};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
+mod view_check;
+
+use view_check::ViewVerdict;
+
 /// Safety net against an engine bug that would loop within one tick.
 const MAX_STEPS_PER_TICK: usize = 500;
 
@@ -577,24 +581,6 @@ impl Executor {
         ))
     }
 
-    /// When this engine first held a step of `op_id` on an implausible
-    /// view (`None`, and now remembered, the first time).
-    fn held_since(
-        &self,
-        op_id: Option<&str>,
-        now: crate::ports::Timestamp,
-    ) -> Option<crate::ports::Timestamp> {
-        let op_id = op_id?;
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        match &*held {
-            Some((id, since)) if id == op_id => Some(*since),
-            _ => {
-                *held = Some((op_id.to_string(), now));
-                None
-            }
-        }
-    }
-
     /// An effect's result, performed or refused before the call: logged
     /// and reported, then judged by the operation (`operation::after`).
     fn settle(
@@ -610,63 +596,6 @@ impl Executor {
         let now = self.ports.clock.now();
         operation::after(&self.settings, record, effect, result, fence, now)
     }
-
-    /// The sanity stop on the node list a step was decided on and on a
-    /// fresh one, with a fresh fleet. `judged`: the instances the step
-    /// would terminate (no evidence against the view in the unready share,
-    /// `sanity::implausible_judging`).
-    async fn judge_view(
-        &self,
-        op_id: Option<&str>,
-        decided_on: Option<&[Node]>,
-        judged: &[String],
-    ) -> Result<ViewVerdict, ExecFailure> {
-        let nodes = self.ports.cluster.nodes().await.map_err(|e| {
-            fail(
-                "kubernetes",
-                op_id,
-                format!("listing nodes for the sanity check: {e}; cannot advance the operation this tick"),
-            )
-        })?;
-        let fleet = self.ports.cloud.managed_instances().await.map_err(|e| {
-            fail(
-                "ec2",
-                op_id,
-                format!("describing instances for the sanity check: {e}; cannot advance the operation this tick"),
-            )
-        })?;
-        let now = self.ports.clock.now();
-        let judged: BTreeSet<&str> = judged.iter().map(String::as_str).collect();
-        let judge = |nodes: Vec<Node>| {
-            let view = crate::engine::ClusterView {
-                nodes,
-                ..Default::default()
-            };
-            crate::engine::sanity::implausible_judging(
-                &self.settings,
-                &view,
-                &fleet,
-                None,
-                now,
-                &judged,
-            )
-        };
-        let decided = decided_on.and_then(|nodes| judge(nodes.to_vec()));
-        Ok(match (judge(nodes), decided) {
-            (Some(why), _) => ViewVerdict::Implausible(why),
-            (None, Some(why)) => ViewVerdict::DecidedOnImplausible(why),
-            (None, None) => ViewVerdict::Plausible,
-        })
-    }
-}
-
-/// What the sanity check says of the views a destructive step rests on.
-enum ViewVerdict {
-    Plausible,
-    /// The list the step was decided on was implausible, a fresh one is not.
-    DecidedOnImplausible(String),
-    /// The fresh list is implausible.
-    Implausible(String),
 }
 
 pub(super) fn fail(backend: &'static str, op_id: Option<&str>, message: String) -> ExecFailure {
