@@ -17,6 +17,7 @@ pub mod operation;
 pub mod policy;
 pub mod reconcile;
 pub mod report;
+pub mod request;
 pub mod sanity;
 mod scale_down;
 pub mod settings;
