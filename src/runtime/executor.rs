@@ -320,9 +320,7 @@ impl Executor {
                 notifier.send(notice);
             }
         }
-        if let Some(pause) = next.pause.as_ref().filter(|p| p.circuit)
-            && next.pause != record.pause
-        {
+        if let Some(pause) = next.circuit_opened_since(record) {
             warn!(target: "engine", until = %pause.until, "circuit breaker opened, the cluster is paused until resumed: {}", pause.reason);
         }
         let intent = next.op.as_ref().is_some_and(|o| {

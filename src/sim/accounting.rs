@@ -32,7 +32,7 @@ impl Accounting {
 
     /// Count an operation when a write moves it to a terminal phase.
     pub fn on_op_write(&mut self, old: &OpRecord, new: &OpRecord) {
-        if new.pause.as_ref().is_some_and(|p| p.circuit) && new.pause != old.pause {
+        if new.circuit_opened_since(old).is_some() {
             self.circuit_opened += 1;
         }
         let Some(op) = new.op.as_ref() else { return };

@@ -209,7 +209,7 @@ impl EngineMetrics {
     pub fn record_write(&self, before: &OpRecord, after: &OpRecord) {
         let Some(op) = &after.op else { return };
         let mut m = self.lock();
-        if after.pause.as_ref().is_some_and(|p| p.circuit) && after.pause != before.pause {
+        if after.circuit_opened_since(before).is_some() {
             m.circuit_opened += 1;
         }
         let previous = before.op.as_ref().filter(|b| b.id == op.id);

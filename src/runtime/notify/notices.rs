@@ -86,9 +86,7 @@ pub fn of_write(before: &OpRecord, after: &OpRecord, at: Timestamp) -> Vec<Notic
             ));
         }
     }
-    if let Some(pause) = after.pause.as_ref().filter(|p| p.circuit)
-        && after.pause != before.pause
-    {
+    if let Some(pause) = after.circuit_opened_since(before) {
         out.push(notice(
             NoticeKind::CircuitOpened,
             at,

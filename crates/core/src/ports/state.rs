@@ -322,6 +322,14 @@ impl OpRecord {
         self.pause.as_ref().filter(|p| p.until > now)
     }
 
+    /// The circuit breaker's pause, when the write from `before` to this
+    /// record is the one that opened it.
+    pub fn circuit_opened_since(&self, before: &OpRecord) -> Option<&Pause> {
+        self.pause
+            .as_ref()
+            .filter(|p| p.circuit && self.pause != before.pause)
+    }
+
     /// The pause in force at `now` that stops this work, if any. Every
     /// pause stops everything, except that the circuit breaker's lets the
     /// engine's clean-up of instances that never joined start and advance
