@@ -161,6 +161,10 @@ pub struct KubernetesConfig {
     pub context: Option<String>,
     /// Label selector that picks the workers this tool manages.
     pub worker_selector: String,
+    /// Write Kubernetes Events (`events.k8s.io/v1`: `kubectl describe`
+    /// shows why a pod did or did not trigger a scale-up, why a node went
+    /// away). Needs `create` and `patch` on `events.events.k8s.io`.
+    pub events: bool,
 }
 
 impl Default for KubernetesConfig {
@@ -169,6 +173,7 @@ impl Default for KubernetesConfig {
             kubeconfig: None,
             context: None,
             worker_selector: "k3s-autoscaler/role=worker".into(),
+            events: true,
         }
     }
 }

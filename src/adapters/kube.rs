@@ -4,16 +4,20 @@
 //! rejects). kube's built-in retry is off: it would sit on a PDB's 429 for
 //! minutes, while the engine must renew its lease between attempts.
 
-use super::kube_convert;
+use super::{kube_convert, kube_events};
 use crate::config::KubernetesConfig;
 use crate::ports::cluster::TAINT_VERIFYING;
-use crate::ports::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError, PortResult};
+use crate::ports::{
+    ClusterApi, ClusterEvent, EventSeries, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError,
+    PortResult,
+};
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::core::Status as ApiStatus;
 use ::kube::{Client, Config, Error};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::{Eviction, PodDisruptionBudget};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     DeleteOptions, ObjectMeta, Preconditions, Status,
@@ -237,6 +241,32 @@ impl ClusterApi for KubeCluster {
             .await
             .map_err(|e| port_error("reading the API server's version", e, false))?;
         Ok(info.git_version)
+    }
+
+    async fn create_event(&self, event: &ClusterEvent) -> PortResult<()> {
+        let api = Api::<Event>::namespaced(self.client.clone(), event.namespace());
+        api.create(&PostParams::default(), &kube_events::to_event(event))
+            .await
+            .map_err(|e| port_error("creating an event", e, true))?;
+        Ok(())
+    }
+
+    async fn bump_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: EventSeries,
+    ) -> PortResult<bool> {
+        let api = Api::<Event>::namespaced(self.client.clone(), namespace);
+        let patch = kube_events::series_patch(series);
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(port_error("bumping an event", e, true)),
+        }
     }
 
     async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {

@@ -7,6 +7,7 @@ pub mod dynamodb_items;
 pub mod ec2;
 pub mod kube;
 pub mod kube_convert;
+pub mod kube_events;
 pub mod prometheus;
 pub mod prometheus_response;
 pub mod system_clock;

@@ -67,6 +67,7 @@ pub async fn run_console_demo(cli: Cli, config: Config, keymap: Keymap) -> ExitC
     if let Err(code) = attach_notifier(&mut engine, &config) {
         return code;
     }
+    super::real::attach_events(&mut engine, &demo.ports, config.kubernetes.events);
     let shutdown = Shutdown::new();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {
         return code;
@@ -176,6 +177,7 @@ pub async fn run_headless_demo(cli: Cli, config: Config) -> ExitCode {
     if let Err(code) = attach_notifier(&mut engine, &config) {
         return code;
     }
+    super::real::attach_events(&mut engine, &demo.ports, config.kubernetes.events);
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     if let Err(code) = serve_metrics(&cli, &engine, config.engine.interval.get(), &shutdown).await {

@@ -78,6 +78,7 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
     if let Some(n) = &notifier {
         engine.set_notifier(n.clone());
     }
+    attach_events(&mut engine, &ports, config.kubernetes.events);
     engine
         .metrics()
         .set_failure_limit(config.engine.unhealthy_after);
@@ -146,5 +147,21 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
             tracing::info!(target: "runtime", ticks = outcome.ticks, "engine stopped");
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Kubernetes Events, written as `engine.owner()` (`reportingInstance`);
+/// never by a read-only engine, which has no owner and writes nothing.
+pub(super) fn attach_events(
+    engine: &mut crate::runtime::Engine,
+    ports: &crate::ports::Ports,
+    on: bool,
+) {
+    if !on || engine.mode == Mode::ReadOnly {
+        return;
+    }
+    if let Some(owner) = engine.owner().map(String::from) {
+        let events = crate::runtime::events::EventRecorder::start(ports.cluster.clone(), &owner);
+        engine.set_event_recorder(events);
     }
 }

@@ -22,6 +22,8 @@ pub struct Engine {
     /// `[notify]`: none in read-only mode, which must not page anyone.
     notifier: Option<super::notify::Notifier>,
     tick_notices: super::notify::notices::TickNotices,
+    /// Kubernetes Events: none in read-only mode, which writes nothing.
+    events: Option<super::events::EventRecorder>,
 }
 
 impl Engine {
@@ -46,6 +48,7 @@ impl Engine {
             console_tails: Default::default(),
             notifier: None,
             tick_notices: Default::default(),
+            events: None,
         }
     }
 
@@ -60,6 +63,20 @@ impl Engine {
             e.notifier = Some(notifier.clone());
         }
         self.notifier = Some(notifier);
+    }
+
+    /// Write Kubernetes Events from now on (`engine/events.rs`): the
+    /// pending pods' on every tick, this engine's operations' as it
+    /// writes them. Ignored in read-only mode.
+    pub fn set_event_recorder(&mut self, events: super::events::EventRecorder) {
+        if self.mode == Mode::ReadOnly {
+            return;
+        }
+        self.metrics.set_event_stats(events.stats());
+        if let Some(e) = self.executor.as_mut() {
+            e.events = Some(events.clone());
+        }
+        self.events = Some(events);
     }
 
     /// What `--metrics-addr` serves; updated by every tick.
@@ -140,6 +157,7 @@ impl Engine {
         info!(target: "engine", action = %decision.action.label(), "decision: {verb}{}", decision.summary());
 
         let mut exec = None;
+        let operator_absent = operator.is_none();
         if let (Some(executor), Ok(snapshot)) = (&self.executor, &state) {
             let in_flight = snapshot.record.in_flight().is_some();
             let start = match operator {
@@ -172,6 +190,23 @@ impl Engine {
                     ..ExecReport::default()
                 });
             }
+        }
+        if let Some(events) = &self.events {
+            use crate::engine::events::{TickStart, of_tick};
+            let started = exec
+                .as_ref()
+                .and_then(|e| e.started.as_deref().zip(e.started_intent.as_ref()));
+            let start = match started {
+                Some((id, intent)) => TickStart::Started(id, intent),
+                None if self.mode == Mode::Supervised && operator_absent => {
+                    TickStart::AwaitingConfirmation
+                }
+                None => TickStart::Nothing,
+            };
+            events.tell(
+                now,
+                of_tick(&self.settings, &observation, &decision, start, now),
+            );
         }
         let mut findings = match &state {
             Ok(s) => {

@@ -60,6 +60,8 @@ pub struct Executor {
     held: std::sync::Mutex<Option<(String, crate::ports::Timestamp)>>,
     /// Tells of this engine's writes (`[notify]`), each once: its writer.
     pub(crate) notifier: Option<super::notify::Notifier>,
+    /// Kubernetes Events of this engine's writes and effects.
+    pub(crate) events: Option<super::events::EventRecorder>,
 }
 
 impl Executor {
@@ -77,6 +79,7 @@ impl Executor {
             metrics: Default::default(),
             held: Default::default(),
             notifier: None,
+            events: None,
         }
     }
 
@@ -224,6 +227,7 @@ impl Executor {
                         self.write(held, &mut record, next, report).await?;
                         info!(target: "engine", op_id = %op_id, origin = ?origin, "started {}", intent.label());
                         report.started = Some(op_id);
+                        report.started_intent = Some(intent);
                     }
                     Err(why) => {
                         info!(target: "engine", "not starting: {why}");
@@ -319,6 +323,10 @@ impl Executor {
             for notice in super::notify::notices::of_write(record, &next, now) {
                 notifier.send(notice);
             }
+        }
+        if let Some(events) = &self.events {
+            let now = self.ports.clock.now();
+            events.tell(now, crate::engine::events::of_write(record, &next));
         }
         if let Some(pause) = next.circuit_opened_since(record) {
             warn!(target: "engine", until = %pause.until, "circuit breaker opened, the cluster is paused until resumed: {}", pause.reason);
@@ -592,6 +600,13 @@ impl Executor {
     ) -> Next {
         super::effects::note(effect, &result, tried, report);
         let now = self.ports.clock.now();
+        if let (Some(events), Some(op)) = (&self.events, record.in_flight()) {
+            let gone = matches!(
+                result,
+                EffectResult::Ok | EffectResult::Err(crate::ports::PortError::NotFound(_))
+            );
+            events.tell(now, crate::engine::events::of_effect(op, effect, gone));
+        }
         operation::after(&self.settings, record, effect, result, fence, now)
     }
 }

@@ -57,6 +57,9 @@ pub async fn run(
             watcher.after_tick();
         }
         last = Some(report);
+        // The background writers (events, notices) get their turn between
+        // ticks even on a simulated clock, whose sleeps never wait.
+        tokio::task::yield_now().await;
         if stop.ticks.is_some_and(|n| ticks >= n) {
             if stop.full_last_interval {
                 tokio::select! {

@@ -8,6 +8,7 @@ pub mod console;
 pub mod console_tails;
 mod effects;
 pub mod engine_loop;
+pub mod events;
 pub mod executor;
 pub mod failpoint;
 pub mod headless;

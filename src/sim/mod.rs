@@ -4,6 +4,7 @@
 
 pub mod accounting;
 pub mod clock;
+pub mod events;
 pub mod facade;
 pub mod fleet;
 pub mod invariants;

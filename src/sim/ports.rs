@@ -3,9 +3,10 @@
 
 use super::world::{SideEffect, World};
 use crate::ports::{
-    AcquireRequest, BreakGlass, Clock, ClockSample, CloudApi, ClusterApi, EvictionOutcome,
-    Instance, LaunchRequest, Lease, LockRecord, MetricsSource, Node, OpRecord, Pdb, Pod, PodRef,
-    PortError, PortResult, Reading, Sample, Signal, StateSnapshot, StateStore, Timestamp,
+    AcquireRequest, BreakGlass, Clock, ClockSample, CloudApi, ClusterApi, ClusterEvent,
+    EventSeries, EvictionOutcome, Instance, LaunchRequest, Lease, LockRecord, MetricsSource, Node,
+    OpRecord, Pdb, Pod, PodRef, PortError, PortResult, Reading, Sample, Signal, StateSnapshot,
+    StateStore, Timestamp,
 };
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -35,6 +36,10 @@ impl SimPorts {
         let mut world = lock(&self.world);
         world.advance_to(now);
         f(&mut world, self.engine)
+    }
+
+    fn without_advancing<R>(&self, f: impl FnOnce(&mut World, usize) -> R) -> R {
+        f(&mut lock(&self.world), self.engine)
     }
 
     /// A mutating call: checked against the lock holder first.
@@ -145,6 +150,29 @@ impl ClusterApi for SimPorts {
 
     async fn server_version(&self) -> PortResult<String> {
         Ok(super::K3S_VERSION.to_string())
+    }
+
+    // Events do not move the world (a writer task's call must not step the
+    // simulation at another rhythm than the engine's): the world's own now.
+    async fn create_event(&self, event: &ClusterEvent) -> PortResult<()> {
+        self.without_advancing(|w, engine| {
+            w.check_event_write(engine, &format!("create event {}", event.name));
+            let now = w.now;
+            w.events.create(event.clone(), now)
+        })
+    }
+
+    async fn bump_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: EventSeries,
+    ) -> PortResult<bool> {
+        self.without_advancing(|w, engine| {
+            w.check_event_write(engine, &format!("bump event {name}"));
+            let now = w.now;
+            w.events.bump(namespace, name, series, now)
+        })
     }
 
     async fn node_of_instance(&self, instance_id: &str) -> PortResult<Option<String>> {

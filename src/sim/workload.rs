@@ -234,6 +234,22 @@ impl Workload {
     /// gate: Pending for as long as the gate stays, asking for
     /// `requests` each, which no new worker can help.
     pub fn add_gated_job(&mut self, name: &str, pods: u32, requests: Resources) {
+        self.add_job_with_gates(name, pods, requests, vec!["k3s-sim.example/queue".into()]);
+    }
+
+    /// A Job of `pods` pods asking for `requests` each: one larger than
+    /// any worker stays Pending, Unschedulable, for good.
+    pub fn add_job(&mut self, name: &str, pods: u32, requests: Resources) {
+        self.add_job_with_gates(name, pods, requests, Vec::new());
+    }
+
+    fn add_job_with_gates(
+        &mut self,
+        name: &str,
+        pods: u32,
+        requests: Resources,
+        scheduling_gates: Vec<String>,
+    ) {
         self.controllers.push(Controller {
             namespace: "batch".into(),
             name: name.into(),
@@ -246,7 +262,7 @@ impl Workload {
             volumes: vec![],
             next_ordinal: 0,
             scale: 0,
-            scheduling_gates: vec!["k3s-sim.example/queue".into()],
+            scheduling_gates,
         });
     }
 

@@ -95,6 +95,8 @@ pub struct World {
     /// EC2's idempotency: every ClientToken seen, with the request it came
     /// with and what it launched.
     pub tokens: std::collections::BTreeMap<String, (LaunchRequest, Vec<String>)>,
+    /// The API server's Events (`events.k8s.io/v1`).
+    pub events: super::events::EventStore,
 }
 
 impl World {
@@ -126,6 +128,7 @@ impl World {
             cpu_seconds: std::collections::BTreeMap::new(),
             injected: std::collections::BTreeMap::new(),
             tokens: std::collections::BTreeMap::new(),
+            events: Default::default(),
             rng: rng.fork(1),
             settings,
         };

@@ -14,6 +14,7 @@ mod console_snapshots;
 mod console_tmux;
 mod engine_on_sim;
 mod feature_gate;
+mod kube_events;
 mod notifications;
 mod read_only_recorder;
 mod reconciliation;

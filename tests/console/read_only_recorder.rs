@@ -82,6 +82,12 @@ impl ClusterApi for Recorder {
     async fn server_version(&self) -> PortResult<String> {
         self.inner.cluster.server_version().await
     }
+    async fn create_event(&self, event: &ClusterEvent) -> PortResult<()> {
+        Err(self.mutated(format!("create_event({})", event.name)))
+    }
+    async fn bump_event(&self, _: &str, name: &str, _: EventSeries) -> PortResult<bool> {
+        Err(self.mutated(format!("bump_event({name})")))
+    }
 }
 
 #[async_trait]
@@ -143,12 +149,18 @@ async fn the_read_only_console_engine_makes_zero_mutating_calls() {
         state: recorder,
         clock: demo.ports.clock.clone(),
     };
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         ports.clone(),
         engine_settings(&config),
         None,
         Mode::ReadOnly,
     );
+    // Handed an event writer anyway, a read-only engine ignores it: the
+    // recorder below fails the test on any event write.
+    engine.set_event_recorder(k3s_autoscaler::runtime::events::EventRecorder::start(
+        ports.cluster.clone(),
+        "read-only",
+    ));
 
     let (command_tx, command_rx) = mpsc::channel(16);
     let (snapshot_tx, mut snapshot_rx) = mpsc::channel::<Box<Snapshot>>(4);

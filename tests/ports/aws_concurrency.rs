@@ -93,6 +93,12 @@ impl ClusterApi for BusyCluster {
     async fn server_version(&self) -> PortResult<String> {
         Ok("v1.33.1+k3s1".into())
     }
+    async fn create_event(&self, _: &ClusterEvent) -> PortResult<()> {
+        Ok(())
+    }
+    async fn bump_event(&self, _: &str, _: &str, _: EventSeries) -> PortResult<bool> {
+        Ok(true)
+    }
     async fn node_of_instance(&self, id: &str) -> PortResult<Option<String>> {
         let nodes = self.nodes().await?;
         Ok(nodes

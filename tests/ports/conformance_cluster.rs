@@ -180,6 +180,39 @@ mod cases {
         assert_eq!(c.server_version().await.unwrap(), "v1.33.1+k3s1");
     }
 
+    /// An event is created once under its name, its series bumped after,
+    /// and a bump of an event the server no longer has says so.
+    pub async fn an_event_is_created_once_and_bumped_after(c: Cluster) {
+        let at = Timestamp::from_millis(SystemClock::new().now().as_millis());
+        let event = ClusterEvent {
+            name: "w-conformance.18a2b".into(),
+            regarding: EventObject::node("w-conformance"),
+            reason: "ScaleDown".into(),
+            action: "ScaleDown".into(),
+            note: "scale-down op-1: cordon, drain and terminate this node".into(),
+            event_type: EventType::Normal,
+            at,
+            instance: "conformance".into(),
+            series: None,
+        };
+        c.create_event(&event).await.unwrap();
+        assert!(
+            c.create_event(&event).await.is_err(),
+            "a second create of one name conflicts"
+        );
+        let series = EventSeries {
+            count: 2,
+            last_observed: at,
+        };
+        assert!(c.bump_event("default", &event.name, series).await.unwrap());
+        assert!(
+            !c.bump_event("default", "w-nothere.1", series)
+                .await
+                .unwrap(),
+            "no such event"
+        );
+    }
+
     pub async fn unschedulable_pods_say_since_when(c: Cluster) {
         let pods = c.pods().await.unwrap();
         let pending: Vec<&Pod> = pods.iter().filter(|p| p.is_unschedulable()).collect();
@@ -260,6 +293,7 @@ conformance! {
         eviction_honours_the_budget,
         deleting_a_node_object_is_idempotent,
         a_node_is_found_by_instance_and_the_server_names_its_release,
+        an_event_is_created_once_and_bumped_after,
         unschedulable_pods_say_since_when: true,
     }
 }

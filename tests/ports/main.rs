@@ -19,6 +19,7 @@ mod conformance_cluster;
 mod conformance_metrics;
 mod conformance_state;
 mod ec2_adapter_on_moto;
+mod facade_events;
 mod facade_evictions;
 mod facade_fidelity;
 mod facade_lists;

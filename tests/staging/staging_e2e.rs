@@ -4,6 +4,11 @@
 //! instances are launched in moto → the façade registers their nodes → the
 //! engine verifies them Ready; load falls → a node is cordoned, drained
 //! through evictions (PDB refusals retried) and its instance terminated.
+//! Along the way, what the engine said is read back from the API server's
+//! Events as `kubectl get events` reads them: `TriggeredScaleUp` on the
+//! pods the scale-up was for, `ScaleDown` on the drained node,
+//! `NotTriggerScaleUp` with why on a pod too big for any worker; and a
+//! node annotated `k3s-autoscaler/scale-down-disabled` is never chosen.
 
 use crate::support;
 
@@ -32,6 +37,24 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
     }
     let initial = stack.status()["workers"].as_array().unwrap().len();
     assert_eq!(initial, 3);
+
+    // `kubectl annotate node N k3s-autoscaler/scale-down-disabled=true`,
+    // and a Job whose one pod asks for 64 CPUs.
+    let sim = stack.sim_url();
+    let first = stack.status()["nodes"][0].clone();
+    let kept = first["name"].as_str().expect("a node name").to_string();
+    let kept_instance = first["instance_id"].as_str().unwrap_or(&kept).to_string();
+    let annotate = support::stack::http_send(
+        "PATCH",
+        &format!("{sim}/api/v1/nodes/{kept}"),
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"annotations":{"k3s-autoscaler/scale-down-disabled":"true"}}}"#,
+        )),
+    );
+    assert_eq!(annotate.map(|(code, _)| code), Some(200));
+    let job = support::stack::http_send("POST", &format!("{sim}/debug/jobs/render/1/64000"), None);
+    assert_eq!(job.map(|(code, _)| code), Some(200));
 
     let mut engine = stack.engine("engine", &[]);
     let seen = engine.wait_for(
@@ -103,8 +126,13 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
         after["lock"]["held"], false,
         "the lock was released on SIGTERM"
     );
+    let events = events_said(&stack, &seen, &kept);
+    assert!(
+        !seen.terminated.contains(&kept_instance),
+        "the annotated node's instance was terminated"
+    );
     println!(
-        "staging: {} scale-up(s), {} scale-down(s), {} evictions ({} PDB refusals retried), final {} workers",
+        "staging: {} scale-up(s), {} scale-down(s), {} evictions ({} PDB refusals retried), final {} workers; {events}",
         seen.completed("scale-up").len(),
         seen.completed("scale-down").len(),
         seen.evicted.len(),
@@ -126,4 +154,70 @@ impl CloneOr for support::stack::Seen {
             other
         }
     }
+}
+
+/// The Events the run left, judged against what the engine did; a line
+/// of counts for the test's output.
+fn events_said(stack: &Stack, seen: &support::stack::Seen, kept: &str) -> String {
+    let (code, body) =
+        support::stack::http_get(&format!("{}/apis/events.k8s.io/v1/events", stack.sim_url()))
+            .expect("the façade lists events");
+    assert_eq!(code, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).expect("an EventList");
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let with = |reason: &str| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .cloned()
+            .collect()
+    };
+    let scale_ups: Vec<&String> = seen
+        .ops
+        .iter()
+        .filter(|(_, (kind, _))| kind == "scale-up")
+        .map(|(id, _)| id)
+        .collect();
+    // Told in the tick that started the scale-up: its note names it.
+    let triggered = with("TriggeredScaleUp");
+    assert!(!triggered.is_empty(), "no TriggeredScaleUp in {items:#?}");
+    for e in &triggered {
+        let note = e["note"].as_str().unwrap_or("");
+        assert_eq!(e["regarding"]["kind"], "Pod", "{e}");
+        assert!(
+            scale_ups
+                .iter()
+                .any(|id| note.ends_with(&format!("({id})"))),
+            "{note} names none of the scale-ups {scale_ups:?}"
+        );
+    }
+    let render: Vec<_> = with("NotTriggerScaleUp")
+        .into_iter()
+        .filter(|e| {
+            e["regarding"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("render"))
+        })
+        .collect();
+    assert_eq!(render.len(), 1, "{items:#?}");
+    assert_eq!(
+        render[0]["note"],
+        "pod didn't trigger scale-up: requests more than a new worker offers"
+    );
+    let drained = with("ScaleDown");
+    assert!(!drained.is_empty(), "no ScaleDown in {items:#?}");
+    for e in &drained {
+        assert_eq!(e["regarding"]["kind"], "Node", "{e}");
+        assert_ne!(
+            e["regarding"]["name"], kept,
+            "the annotated node was chosen"
+        );
+        assert_eq!(e["metadata"]["namespace"], "default");
+    }
+    format!(
+        "events: {} TriggeredScaleUp, {} ScaleDown, NotTriggerScaleUp for the 64-CPU pod counted {}",
+        triggered.len(),
+        drained.len(),
+        render[0]["series"]["count"].as_u64().unwrap_or(1)
+    )
 }

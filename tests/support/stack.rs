@@ -80,6 +80,14 @@ impl Stack {
             .to_string()
     }
 
+    /// The simulator's Kubernetes façade (what the kubeconfig points at).
+    pub fn sim_url(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sim.url"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     pub fn prometheus_url(&self) -> String {
         let text = std::fs::read_to_string(&self.config).unwrap();
         text.lines()
@@ -220,6 +228,12 @@ fn encode(s: &str) -> String {
 /// A plain HTTP/1.0 GET on 127.0.0.1 (status, body); `None` when nothing
 /// answers. Enough for `/healthz`, `/metrics` and Prometheus's API.
 pub fn http_get(url: &str) -> Option<(u16, String)> {
+    http_send("GET", url, None)
+}
+
+/// The same with any method and an optional (content type, body): a
+/// `kubectl annotate`'s merge patch, a façade test hook.
+pub fn http_send(method: &str, url: &str, body: Option<(&str, &str)>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
@@ -229,7 +243,15 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    match body {
+        Some((kind, body)) => write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?,
+        None => write!(stream, "{method} {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?,
+    }
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;

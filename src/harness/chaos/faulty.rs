@@ -372,6 +372,21 @@ impl ClusterApi for FaultyPorts {
         self.alive()?;
         self.inner.server_version().await
     }
+
+    async fn create_event(&self, event: &ClusterEvent) -> PortResult<()> {
+        self.alive()?;
+        self.inner.create_event(event).await
+    }
+
+    async fn bump_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: EventSeries,
+    ) -> PortResult<bool> {
+        self.alive()?;
+        self.inner.bump_event(namespace, name, series).await
+    }
 }
 
 impl FaultyPorts {

@@ -330,6 +330,19 @@ impl ClusterApi for SabotagedPorts {
     async fn server_version(&self) -> PortResult<String> {
         self.inner.server_version().await
     }
+
+    async fn create_event(&self, event: &ClusterEvent) -> PortResult<()> {
+        self.inner.create_event(event).await
+    }
+
+    async fn bump_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: EventSeries,
+    ) -> PortResult<bool> {
+        self.inner.bump_event(namespace, name, series).await
+    }
 }
 
 #[async_trait]

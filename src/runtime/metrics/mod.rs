@@ -62,6 +62,7 @@ struct Inner {
     circuit_open: bool,
     /// The notifier's counts, when `[notify]` is on.
     notify: Option<std::sync::Arc<super::notify::NotifyStats>>,
+    events: Option<std::sync::Arc<super::events::EventStats>>,
     /// That many in a row make `/healthz` unhealthy (`engine.unhealthy_after`).
     failure_limit: Option<u32>,
 }
@@ -89,6 +90,10 @@ impl EngineMetrics {
 
     pub fn set_notify_stats(&self, stats: std::sync::Arc<super::notify::NotifyStats>) {
         self.lock().notify = Some(stats);
+    }
+
+    pub fn set_event_stats(&self, stats: std::sync::Arc<super::events::EventStats>) {
+        self.lock().events = Some(stats);
     }
 
     /// How many failed attempts in a row make `/healthz` answer 503.
@@ -419,6 +424,29 @@ impl EngineMetrics {
             ] {
                 e.scalar(
                     &format!("{p}_notifications_{name}_total"),
+                    "counter",
+                    help,
+                    value as f64,
+                );
+            }
+        }
+        if let Some(stats) = &m.events {
+            let (written, dropped, failed) = stats.counts();
+            for (name, help, value) in [
+                ("written", "Kubernetes Events created or bumped.", written),
+                (
+                    "dropped",
+                    "Kubernetes Events not written: the queue was full or the rate limit spent.",
+                    dropped,
+                ),
+                (
+                    "failed",
+                    "Kubernetes Event writes the API server refused or did not answer.",
+                    failed,
+                ),
+            ] {
+                e.scalar(
+                    &format!("{p}_events_{name}_total"),
                     "counter",
                     help,
                     value as f64,

@@ -13,6 +13,7 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
             reasons: vec![],
             sanity_stop: None,
             standing: Default::default(),
+            scale_up_held: None,
         },
         observation: obs,
         state: Ok(StateSnapshot {

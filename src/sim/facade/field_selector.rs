@@ -61,12 +61,27 @@ const META_FIELDS: &[Indexed] = &[
     indexed("metadata.namespace", "/metadata/namespace", ""),
 ];
 
+/// `events.k8s.io/v1` Events (`pkg/registry/core/event/strategy.go`,
+/// under this group's names for the core/v1 fields).
+const EVENT_FIELDS: &[Indexed] = &[
+    indexed("metadata.name", "/metadata/name", ""),
+    indexed("metadata.namespace", "/metadata/namespace", ""),
+    indexed("regarding.kind", "/regarding/kind", ""),
+    indexed("regarding.namespace", "/regarding/namespace", ""),
+    indexed("regarding.name", "/regarding/name", ""),
+    indexed("regarding.uid", "/regarding/uid", ""),
+    indexed("reason", "/reason", ""),
+    indexed("reportingController", "/reportingController", ""),
+    indexed("type", "/type", ""),
+];
+
 /// The kinds this façade lists, for their indexed fields.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     Pod,
     Node,
     PodDisruptionBudget,
+    Event,
 }
 
 impl Kind {
@@ -75,6 +90,7 @@ impl Kind {
             Kind::Pod => POD_FIELDS,
             Kind::Node => NODE_FIELDS,
             Kind::PodDisruptionBudget => META_FIELDS,
+            Kind::Event => EVENT_FIELDS,
         }
     }
 }

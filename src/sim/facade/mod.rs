@@ -3,6 +3,7 @@
 //! adapter uses, plus `/metrics` for Prometheus. Its instances come from
 //! EC2 (moto): see `run_ec2_sync`. Used by `k3s-sim` and by tests.
 
+pub mod events;
 pub mod exposition;
 pub mod field_selector;
 pub mod kube_json;
@@ -72,8 +73,18 @@ impl Facade {
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods_in))
             .route("/api/v1/namespaces/{ns}/pods/{name}/eviction", post(evict))
             .route("/apis/policy/v1/poddisruptionbudgets", get(list_pdbs))
+            .route("/apis/events.k8s.io/v1/events", get(events::list_all))
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+                get(events::list_in).post(events::create),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}",
+                axum::routing::patch(events::patch),
+            )
             .route("/metrics", get(metrics))
             .route("/debug/mutations", get(mutations))
+            .route("/debug/jobs/{name}/{pods}/{cpu_millis}", post(add_job))
             .route("/debug/expire-continues/{n}", post(expire_continues))
             .route("/debug/expired-continues", get(expired_continues))
             .route("/healthz", get(|| async { "ok" }))
@@ -444,6 +455,17 @@ async fn metrics(State(f): State<Facade>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// A Job of `pods` pods asking `cpu_millis` and 1 GiB each, added to the
+/// workload (a test's "a pod too big for any worker").
+async fn add_job(
+    State(f): State<Facade>,
+    Path((name, pods, cpu_millis)): Path<(String, u32, u64)>,
+) -> String {
+    let requests = crate::ports::Resources::new(cpu_millis, 1 << 30);
+    f.with(|w| w.workload.add_job(&name, pods, requests));
+    format!("{name}: {pods} pod(s) of {cpu_millis}m")
 }
 
 async fn mutations(State(f): State<Facade>) -> String {

@@ -18,6 +18,20 @@ pub enum SideEffect {
 impl World {
     /// Invariants 6 and 8: a side effect must come from the current lock
     /// holder, before its lease ran out, and never from a read-only engine.
+    /// An event is no side effect of an operation (every engine tells its
+    /// pending pods why they wait, lock or not), but it is a write: a
+    /// read-only engine makes none (invariant 8).
+    pub fn check_event_write(&mut self, engine: usize, what: &str) {
+        let now = self.now;
+        if self.engines.get(engine).is_some_and(|t| t.read_only) {
+            self.invariants.breach(
+                now,
+                8,
+                format!("read-only engine made a mutating call: {what}"),
+            );
+        }
+    }
+
     pub fn check_side_effect(&mut self, engine: usize, what: &str, kind: SideEffect) {
         let now = self.now;
         let Some(track) = self.engines.get_mut(engine) else {

@@ -120,7 +120,7 @@ fn troubles_of(
 /// never joined: a scale-up's own, past its join deadline, or the
 /// engine's clean-up's (an operator's choice of strays says nothing about
 /// launches).
-pub(crate) fn never_joined_by(op: &Operation, effect: &Effect, succeeded: bool) -> Vec<String> {
+pub fn never_joined_by(op: &Operation, effect: &Effect, succeeded: bool) -> Vec<String> {
     match (effect, &op.kind) {
         (
             Effect::Terminate {

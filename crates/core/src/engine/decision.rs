@@ -53,6 +53,68 @@ pub struct Decision {
     /// the console's SCALE-DOWN column. Empty when the view was not known.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub standing: std::collections::BTreeMap<String, Standing>,
+    /// Why no scale-up starts for pods that wait (their
+    /// `NotTriggerScaleUp` event, `engine/events.rs`). `None` when nothing
+    /// holds one back, or when one is in flight for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_held: Option<ScaleUpHeld>,
+}
+
+/// What holds a scale-up back, as data. Its words are an event's note,
+/// which the API server never lets change: they name the rule, never a
+/// time left, so that each tick's repeat bumps the same event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleUpHeld {
+    /// These backends could not be read (`CPU`, `EC2`).
+    Unknown(Vec<String>),
+    Paused {
+        by: String,
+    },
+    CircuitOpen,
+    /// Another operation holds the lock first.
+    InFlight {
+        kind: String,
+    },
+    /// The view shows no Ready worker: a launch would join where it
+    /// cannot be seen.
+    NoReadyWorker,
+    /// The clean-up of a launch that never joined goes first.
+    CleanUpFirst,
+    MaxWorkers(u32),
+    Cooldown(std::time::Duration),
+    Backoff {
+        failures: u32,
+    },
+}
+
+impl ScaleUpHeld {
+    pub fn note(&self) -> String {
+        match self {
+            ScaleUpHeld::Unknown(what) => {
+                format!("{} Unknown: Unknown never scales", what.join(", "))
+            }
+            ScaleUpHeld::Paused { by } => format!("scaling paused by {by}"),
+            ScaleUpHeld::CircuitOpen => {
+                "the circuit breaker is open: scaling paused until an operator resumes it".into()
+            }
+            ScaleUpHeld::InFlight { kind } => format!("a {kind} is in flight"),
+            ScaleUpHeld::NoReadyWorker => {
+                "no Ready worker in view (check kubernetes.worker_selector and the context)".into()
+            }
+            ScaleUpHeld::CleanUpFirst => {
+                "the clean-up of a launch that never joined goes first".into()
+            }
+            ScaleUpHeld::MaxWorkers(max) => format!("max_workers ({max}) reached"),
+            ScaleUpHeld::Cooldown(d) => format!(
+                "scale_up_cooldown ({}) since the last scale-up",
+                crate::ports::format_duration(*d)
+            ),
+            ScaleUpHeld::Backoff { failures } => {
+                format!("backing off after {failures} failed scale-up(s)")
+            }
+        }
+    }
 }
 
 /// One reason of a decision, in the operator's words, and whether it is a
@@ -188,7 +250,13 @@ impl Decision {
             reasons,
             sanity_stop: None,
             standing: Default::default(),
+            scale_up_held: None,
         }
+    }
+
+    pub(crate) fn held(mut self, why: Option<ScaleUpHeld>) -> Self {
+        self.scale_up_held = why;
+        self
     }
 
     pub(crate) fn with_sanity(mut self, why: Option<String>) -> Self {

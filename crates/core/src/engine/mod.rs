@@ -9,6 +9,7 @@ pub mod circuit;
 pub mod cpu_coverage;
 pub mod decision;
 pub mod drain_rules;
+pub mod events;
 pub mod id_map;
 pub mod lock;
 pub mod mode;
@@ -23,7 +24,7 @@ mod scale_down;
 pub mod settings;
 pub mod sizing;
 
-pub use decision::{Action, Decision, Reason, Refusal, Standing, StandingKind};
+pub use decision::{Action, Decision, Reason, Refusal, ScaleUpHeld, Standing, StandingKind};
 pub use lock::HeldLease;
 pub use mode::Mode;
 pub use observation::{ClusterView, Observation};

@@ -2,7 +2,7 @@
 //! of the previous ones) to a decision with its reasons. Pure: `now` is an
 //! argument and nothing here performs IO.
 
-use super::decision::{Action, Decision, Reason};
+use super::decision::{Action, Decision, Reason, ScaleUpHeld};
 use super::observation::{ClusterView, Observation};
 use super::settings::Settings;
 use super::sizing;
@@ -87,8 +87,9 @@ fn known<'a>(
     settings: &Settings,
     obs: &'a Observation,
     now: Timestamp,
-) -> Result<Known<'a>, Vec<Reason>> {
+) -> Result<Known<'a>, (Vec<Reason>, ScaleUpHeld)> {
     let mut unknown = Vec::new();
+    let mut names = Vec::new();
     let cpu = match obs.cpu.checked(now, settings.max_staleness) {
         // A percentage outside 0–100 is not one: a query that returns a
         // 0–1 fraction times 100 twice, a counter instead of a rate, a
@@ -97,19 +98,23 @@ fn known<'a>(
             unknown.push(Reason::concern(format!(
                 "CPU Unknown ({value} is not a percentage from 0 to 100: check prometheus.cpu_query)"
             )));
+            names.push("CPU".to_string());
             None
         }
         Reading::Known { value, .. } => Some(value),
         Reading::Unknown { reason } => {
             unknown.push(Reason::concern(format!("CPU Unknown ({reason})")));
+            names.push("CPU".to_string());
             None
         }
     };
     if let Err(reason) = &obs.cluster {
         unknown.push(Reason::concern(format!("Kubernetes Unknown ({reason})")));
+        names.push("Kubernetes".to_string());
     }
     if let Err(reason) = &obs.fleet {
         unknown.push(Reason::concern(format!("EC2 Unknown ({reason})")));
+        names.push("EC2".to_string());
     }
     match (cpu, &obs.cluster, &obs.fleet) {
         (Some(cpu), Ok(view), Ok(fleet)) => Ok(Known {
@@ -120,7 +125,7 @@ fn known<'a>(
         }),
         _ => {
             unknown.push(Reason::concern("Unknown never scales".into()));
-            Err(unknown)
+            Err((unknown, ScaleUpHeld::Unknown(names)))
         }
     }
 }
@@ -135,7 +140,7 @@ pub fn decide(
 ) -> Decision {
     let k = match known(settings, obs, now) {
         Ok(k) => k,
-        Err(reasons) => {
+        Err((reasons, held)) => {
             // Blind ticks break both streaks: we cannot claim CPU stayed
             // high or idle. What happened to nodes still did.
             *memory = PolicyMemory {
@@ -144,7 +149,7 @@ pub fn decide(
                 ..PolicyMemory::default()
             };
             memory.note_unfinished_drain(record, now);
-            return Decision::hold(now, reasons);
+            return Decision::hold(now, reasons).held(Some(held));
         }
     };
     memory.note_unfinished_drain(record, now);
@@ -244,13 +249,21 @@ fn decide_known(
         }
         Some(p) => {
             reasons.push(pause_reason(p, now).into());
-            return Decision::hold(now, reasons);
+            return Decision::hold(now, reasons)
+                .held(Some(ScaleUpHeld::Paused { by: p.by.clone() }));
         }
         None => false,
     };
     if let Some(op) = record.in_flight() {
         reasons.push(format!("{} {} in flight ({})", op.kind.name(), op.id, op.phase).into());
-        return Decision::hold(now, reasons);
+        // A scale-up in flight is what the pods wait for: it holds nothing.
+        let held = match &op.kind {
+            OpKind::ScaleUp { .. } => None,
+            other => Some(ScaleUpHeld::InFlight {
+                kind: other.name().to_string(),
+            }),
+        };
+        return Decision::hold(now, reasons).held(held);
     }
     // Clean-up: a stranded instance costs money and holds a slot under
     // max_workers. Never on an implausible view (a broken node list makes
@@ -318,13 +331,15 @@ fn decide_known(
             reasons,
             sanity_stop: None,
             standing: BTreeMap::new(),
+            scale_up_held: None,
         }
     };
 
     if circuit_open {
+        let held = Some(ScaleUpHeld::CircuitOpen);
         return match stray {
-            Some(stray) => clean_up(reasons, stray),
-            None => Decision::hold(now, reasons),
+            Some(stray) => clean_up(reasons, stray).held(held),
+            None => Decision::hold(now, reasons).held(held),
         };
     }
 
@@ -355,45 +370,54 @@ fn decide_known(
     // not even be this cluster's.
     let cpu_trigger = cpu_trigger && sanity.is_none();
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
-    if (cpu_trigger || pending_trigger) && blind {
+    let wanted = cpu_trigger || pending_trigger;
+    if wanted && blind {
         reasons.push(Reason::concern(
             "scale-up held: no Ready worker in view".into(),
         ));
     }
+    let blind_held = (wanted && blind).then_some(ScaleUpHeld::NoReadyWorker);
     if stray_first && let Some(stray) = stray.clone() {
-        if (cpu_trigger || pending_trigger) && !blind {
+        if wanted && !blind {
             reasons.push("scale-up after the clean-up of a launch that never joined".into());
+            return clean_up(reasons, stray).held(Some(ScaleUpHeld::CleanUpFirst));
         }
-        return clean_up(reasons, stray);
+        return clean_up(reasons, stray).held(blind_held);
     }
-    if (cpu_trigger || pending_trigger) && !blind {
+    if wanted && !blind {
         let blocked = if managed >= p.max_workers {
-            Some(format!(
-                "scale-up blocked: at max_workers ({})",
-                p.max_workers
+            Some((
+                format!("scale-up blocked: at max_workers ({})", p.max_workers),
+                ScaleUpHeld::MaxWorkers(p.max_workers),
             ))
         } else if let Some(left) = cooldown_left(record.last_scale_up, p.scale_up_cooldown, now) {
-            Some(format!(
-                "scale-up blocked: cooldown, {} left of {}",
-                format_duration(left),
-                format_duration(p.scale_up_cooldown)
+            Some((
+                format!(
+                    "scale-up blocked: cooldown, {} left of {}",
+                    format_duration(left),
+                    format_duration(p.scale_up_cooldown)
+                ),
+                ScaleUpHeld::Cooldown(p.scale_up_cooldown),
             ))
         } else if let Some((failures, backoff, since)) = failure_backoff(record, now)
             && let Some(left) = cooldown_left(Some(since), backoff, now)
         {
-            Some(format!(
-                "scale-up blocked: backing off after {failures} failed scale-up(s), {} left of {}",
-                format_duration(left),
-                format_duration(backoff)
+            Some((
+                format!(
+                    "scale-up blocked: backing off after {failures} failed scale-up(s), {} left of {}",
+                    format_duration(left),
+                    format_duration(backoff)
+                ),
+                ScaleUpHeld::Backoff { failures },
             ))
         } else {
             None
         };
-        if let Some(why) = blocked {
+        if let Some((why, held)) = blocked {
             reasons.push(Reason::concern(why));
             return match stray {
-                Some(stray) => clean_up(reasons, stray),
-                None => Decision::hold(now, reasons),
+                Some(stray) => clean_up(reasons, stray).held(Some(held)),
+                None => Decision::hold(now, reasons).held(Some(held)),
             };
         }
         let size =
@@ -405,13 +429,14 @@ fn decide_known(
             reasons,
             sanity_stop: None,
             standing: BTreeMap::new(),
+            scale_up_held: None,
         };
     }
     if let Some(stray) = stray {
-        return clean_up(reasons, stray);
+        return clean_up(reasons, stray).held(blind_held);
     }
     if sanity.is_some() {
-        return Decision::hold(now, reasons);
+        return Decision::hold(now, reasons).held(blind_held);
     }
 
     match super::scale_down::scale_down(settings, memory, k, record, now) {
@@ -432,6 +457,7 @@ fn decide_known(
                 reasons,
                 sanity_stop: None,
                 standing: BTreeMap::new(),
+                scale_up_held: None,
             }
         }
         Err(why) => {

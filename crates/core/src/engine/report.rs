@@ -31,6 +31,8 @@ pub struct ExecReport {
     /// Who held the lock when we could not take it.
     pub busy_holder: Option<String>,
     pub started: Option<String>,
+    /// What it started, with `started`.
+    pub started_intent: Option<super::Intent>,
     /// Why the requested start did not happen.
     pub refused: Option<String>,
     /// Steps performed this tick, in order.

@@ -317,7 +317,7 @@ pub enum EvictionOutcome {
 
 /// The Kubernetes side of the cluster. Reads list workers (by the configured
 /// selector; the master is not a worker), pods and PDBs; writes cordon,
-/// evict and delete node objects.
+/// evict and delete node objects, and Events.
 #[async_trait]
 pub trait ClusterApi: Send + Sync {
     async fn nodes(&self) -> PortResult<Vec<Node>>;
@@ -340,4 +340,14 @@ pub trait ClusterApi: Send + Sync {
     /// The API server's version (`gitVersion`, `v1.33.1+k3s1` on K3s): the
     /// release new workers are pinned to.
     async fn server_version(&self) -> PortResult<String>;
+    /// Create an `events.k8s.io/v1` Event.
+    async fn create_event(&self, event: &super::events::ClusterEvent) -> PortResult<()>;
+    /// Set an event's series (the only field the API server lets change).
+    /// `Ok(false)`: the event is gone (events live an hour by default).
+    async fn bump_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: super::events::EventSeries,
+    ) -> PortResult<bool>;
 }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cloud;
 pub mod cluster;
 pub mod error;
+pub mod events;
 pub mod label_selector;
 pub mod metrics;
 pub mod state;
@@ -15,6 +16,7 @@ pub use clock::Clock;
 pub use cloud::{CloudApi, Instance, InstanceState, LaunchRequest};
 pub use cluster::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodPhase, PodRef, Resources};
 pub use error::{PortError, PortResult};
+pub use events::{ClusterEvent, EventObject, EventSeries, EventType};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};
 pub use state::{
     AcquireRequest, BreakGlass, ClockSample, LaunchPlan, LaunchTarget, Lease, LockRecord, OpKind,

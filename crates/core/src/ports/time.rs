@@ -51,6 +51,12 @@ impl Timestamp {
         )
     }
 
+    /// `2026-01-05T09:30:00.000000Z`: Kubernetes' `MicroTime`.
+    pub fn to_rfc3339_micros(self) -> String {
+        let millis = self.to_rfc3339();
+        format!("{}000Z", millis.trim_end_matches('Z'))
+    }
+
     /// Hours and minutes of the day in UTC, for scenarios and display.
     pub fn time_of_day(self) -> (u32, u32, u32) {
         let secs_of_day = self.0.div_euclid(1000).rem_euclid(86_400);
