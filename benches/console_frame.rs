@@ -37,6 +37,8 @@ fn app(workers: usize, window: ChartWindow) -> App {
         state: Ok(StateSnapshot { lock: None, record }),
         exec: None,
         findings: vec![],
+        boot: vec![],
+        boot_stats: vec![],
     };
     let snapshot = Snapshot::build(report, Ok(cpu), Mode::Supervised, false, None);
     let keymap = Keymap::new(false, &BTreeMap::new()).unwrap();

@@ -38,6 +38,8 @@ fn snapshot_of(obs: Observation, mode: Mode, paused: bool) -> Snapshot {
         state: Ok(StateSnapshot { lock: None, record }),
         exec: None,
         findings: vec![],
+        boot: vec![],
+        boot_stats: vec![],
     };
     Snapshot::build(report, Ok(BTreeMap::new()), mode, paused, None)
 }

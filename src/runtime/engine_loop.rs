@@ -9,6 +9,9 @@ use crate::engine::{ExecReport, TickReport};
 use crate::ports::Ports;
 use tracing::info;
 
+/// Timelines a tick's report carries: those booting, then the newest done.
+const BOOT_SHOWN: usize = 32;
+
 pub struct Engine {
     ports: Ports,
     settings: Settings,
@@ -24,6 +27,8 @@ pub struct Engine {
     tick_notices: super::notify::notices::TickNotices,
     /// Kubernetes Events: none in read-only mode, which writes nothing.
     events: Option<super::events::EventRecorder>,
+    /// What this process has seen of its launches' boots.
+    boot: crate::engine::boot::BootMemory,
 }
 
 impl Engine {
@@ -49,6 +54,7 @@ impl Engine {
             notifier: None,
             tick_notices: Default::default(),
             events: None,
+            boot: Default::default(),
         }
     }
 
@@ -110,6 +116,8 @@ impl Engine {
     pub async fn tick(&mut self, operator: Option<Request>, shutdown: &Shutdown) -> TickReport {
         let now = self.ports.clock.now();
         let observation = observe(&self.ports, now).await;
+        let booted = self.boot.observe(&observation, now);
+        self.metrics.record_boots(&booted);
         let state = self.ports.state.read().await.map_err(|e| e.to_string());
         let memory_before = self.memory.clone();
         let decision = match &state {
@@ -232,6 +240,8 @@ impl Engine {
             state,
             exec,
             findings,
+            boot: self.boot.timelines().into_iter().take(BOOT_SHOWN).collect(),
+            boot_stats: self.boot.stats(),
         };
         self.metrics.record_tick(&report);
         report

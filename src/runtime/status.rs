@@ -6,8 +6,8 @@ use super::backends::Backends;
 use super::console_tails::ConsoleTails;
 use super::settings::engine_settings;
 use super::status_json::{
-    BackendJson, BackendsJson, CircuitJson, FindingJson, InstanceJson, LockJson, NodeJson,
-    OperationJson, StatusReport,
+    BackendJson, BackendsJson, BootJson, CircuitJson, FindingJson, InstanceJson, LockJson,
+    NodeJson, OperationJson, StatusReport,
 };
 use crate::adapters::SystemClock;
 use crate::config::Config;
@@ -159,6 +159,12 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
             .as_ref()
             .ok()
             .map(|s| CircuitJson::of(&engine_settings(config).circuit, &s.record, now)),
+        boot: match (&fleet, &nodes, &state) {
+            (Ok(f), Ok(ns), Ok(s)) => Some(BootJson::of(crate::engine::boot::reconstruct(
+                f, ns, &s.record,
+            ))),
+            _ => None,
+        },
     };
     if as_json {
         // Through a Value: sorted keys, the same text whatever the field
@@ -195,6 +201,22 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         match &cpu {
             Ok(v) => println!("worker CPU  {v:.1}%"),
             Err(e) => println!("worker CPU  Unknown ({e})"),
+        }
+        for s in report.boot.iter().flat_map(|b| &b.stats) {
+            let secs = |q: &str| {
+                s[q]["total"]
+                    .as_f64()
+                    .map(|v| format_duration(std::time::Duration::from_secs_f64(v.max(0.0))))
+                    .unwrap_or_else(|| "?".into())
+            };
+            println!(
+                "boot        {}/{}: {} launch(es) verified, launch to verified p50 {} p95 {}",
+                s["instance_type"].as_str().unwrap_or("?"),
+                s["zone"].as_str().unwrap_or("?"),
+                s["count"],
+                secs("p50_s"),
+                secs("p95_s")
+            );
         }
         print_findings(findings.as_deref());
     }

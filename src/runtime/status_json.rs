@@ -25,6 +25,60 @@ pub struct StatusReport<'a> {
     pub findings: Option<Vec<FindingJson<'a>>>,
     /// How close the circuit breaker is to opening (engine/circuit.rs).
     pub circuit: Option<CircuitJson>,
+    /// The launches there are, as far as one look can time them
+    /// (`engine/boot.rs::reconstruct`), and their percentiles.
+    pub boot: Option<BootJson>,
+}
+
+/// Times as RFC 3339, durations in seconds, like the rest of `status`.
+#[derive(Debug, Serialize)]
+pub struct BootJson {
+    pub timelines: Vec<serde_json::Value>,
+    pub stats: Vec<serde_json::Value>,
+}
+
+impl BootJson {
+    pub fn of(timelines: Vec<crate::engine::boot::BootTimeline>) -> BootJson {
+        let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
+        let stats = crate::engine::boot::stats(timelines.iter())
+            .into_iter()
+            .map(|s| {
+                let of = |pick: fn(&(f64, f64)) -> f64| -> BTreeMap<&str, f64> {
+                    s.steps.iter().map(|(k, v)| (*k, pick(v))).collect()
+                };
+                serde_json::json!({
+                    "instance_type": s.instance_type,
+                    "zone": s.zone,
+                    "count": s.count,
+                    "p50_s": of(|v| v.0),
+                    "p95_s": of(|v| v.1),
+                })
+            })
+            .collect();
+        let timelines = timelines
+            .iter()
+            .map(|t| {
+                let steps: BTreeMap<&str, f64> = t
+                    .durations()
+                    .into_iter()
+                    .map(|(k, d)| (k, d.as_secs_f64()))
+                    .collect();
+                serde_json::json!({
+                    "instance_id": t.instance_id,
+                    "op_id": t.op_id,
+                    "instance_type": t.instance_type,
+                    "zone": t.zone,
+                    "launched": t.launched.to_rfc3339(),
+                    "running": time(t.running),
+                    "registered": time(t.registered),
+                    "ready": time(t.ready),
+                    "verified": time(t.verified),
+                    "steps_s": steps,
+                })
+            })
+            .collect();
+        BootJson { timelines, stats }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -374,6 +428,9 @@ mod tests {
                 &record,
                 now,
             )),
+            boot: Some(BootJson::of(crate::engine::boot::reconstruct(
+                &workers, &nodes, &record,
+            ))),
         };
         let op = record.op.as_ref().expect("started");
         let expected = json!({
@@ -433,6 +490,18 @@ mod tests {
                 "enabled": true, "open": false, "window_s": 3600,
                 "never_joined": 0, "never_joined_limit": 3,
                 "failed_operations": 0, "failed_operations_limit": 5,
+            },
+            // Registered and Ready from the node object; not verified:
+            // the record's operation is another one (op-1, not op-0).
+            "boot": {
+                "timelines": [{
+                    "instance_id": "i-1", "op_id": "op-0", "instance_type": "t3.large",
+                    "zone": "eu-west-1a", "launched": instance("i-1").launched_at.to_rfc3339(),
+                    "running": null, "registered": at(0).to_rfc3339(),
+                    "ready": at(0).to_rfc3339(), "verified": null,
+                    "steps_s": {"registered": 0.0, "ready": 0.0},
+                }],
+                "stats": [],
             },
         });
         assert_eq!(

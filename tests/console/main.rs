@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod boot_timelines;
 mod circuit_breaker;
 mod cli;
 mod console_log_pane;

@@ -126,34 +126,40 @@ impl Exposition {
         label: &str,
         values: &BTreeMap<String, Histogram>,
     ) {
+        let keyed: BTreeMap<Vec<(&str, String)>, Histogram> = values
+            .iter()
+            .map(|(k, h)| (vec![(label, k.clone())], h.clone()))
+            .collect();
+        self.histograms_by(name, help, &keyed);
+    }
+
+    /// Histograms keyed by several labels (each key's pairs in order).
+    pub fn histograms_by(
+        &mut self,
+        name: &str,
+        help: &str,
+        values: &BTreeMap<Vec<(&str, String)>, Histogram>,
+    ) {
         self.header(name, "histogram", help);
         for (key, h) in values {
+            let with = |extra: Option<(&str, &str)>| {
+                let mut pairs: Vec<(&str, &str)> =
+                    key.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                pairs.extend(extra);
+                labels(&pairs)
+            };
             for (bound, n) in PHASE_BUCKETS.iter().zip(h.buckets.iter()) {
                 let le = number(*bound);
-                let _ = writeln!(
-                    self.out,
-                    "{name}_bucket{} {n}",
-                    labels(&[(label, key), ("le", &le)])
-                );
+                let _ = writeln!(self.out, "{name}_bucket{} {n}", with(Some(("le", &le))));
             }
             let _ = writeln!(
                 self.out,
                 "{name}_bucket{} {}",
-                labels(&[(label, key), ("le", "+Inf")]),
+                with(Some(("le", "+Inf"))),
                 h.count
             );
-            let _ = writeln!(
-                self.out,
-                "{name}_sum{} {}",
-                labels(&[(label, key)]),
-                number(h.sum)
-            );
-            let _ = writeln!(
-                self.out,
-                "{name}_count{} {}",
-                labels(&[(label, key)]),
-                h.count
-            );
+            let _ = writeln!(self.out, "{name}_sum{} {}", with(None), number(h.sum));
+            let _ = writeln!(self.out, "{name}_count{} {}", with(None), h.count);
         }
     }
 

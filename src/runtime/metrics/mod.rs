@@ -28,6 +28,8 @@ struct Inner {
     decisions: BTreeMap<String, f64>,
     operations: BTreeMap<(String, String), f64>,
     phases: BTreeMap<String, Histogram>,
+    /// Boot steps of launches this process watched, by type, zone, step.
+    boots: BTreeMap<Vec<(&'static str, String)>, Histogram>,
     lock_held: bool,
     lock_acquisitions: u64,
     lock_losses: u64,
@@ -90,6 +92,24 @@ impl EngineMetrics {
 
     pub fn set_notify_stats(&self, stats: std::sync::Arc<super::notify::NotifyStats>) {
         self.lock().notify = Some(stats);
+    }
+
+    /// Launches that were verified on this tick (`engine/boot.rs`).
+    pub fn record_boots(&self, finished: &[crate::engine::boot::BootTimeline]) {
+        if finished.is_empty() {
+            return;
+        }
+        let mut m = self.lock();
+        for t in finished {
+            for (step, d) in t.durations() {
+                let key = vec![
+                    ("instance_type", t.instance_type.clone()),
+                    ("zone", t.zone.clone()),
+                    ("step", step.to_string()),
+                ];
+                m.boots.entry(key).or_default().observe(d.as_secs_f64());
+            }
+        }
     }
 
     pub fn set_event_stats(&self, stats: std::sync::Arc<super::events::EventStats>) {
@@ -308,6 +328,11 @@ impl EngineMetrics {
             "Time operations spent in each phase, for phases this engine saw start and end.",
             "phase",
             &m.phases,
+        );
+        e.histograms_by(
+            &format!("{p}_boot_seconds"),
+            "Each step of a launch this engine watched (running, registered, ready, verified: each from the one before; total: launch to verified), by instance type and zone.",
+            &m.boots,
         );
         e.scalar(
             &format!("{p}_lock_held"),

@@ -22,6 +22,8 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
         }),
         exec: None,
         findings: vec![],
+        boot: vec![],
+        boot_stats: vec![],
     }
 }
 

@@ -4,6 +4,7 @@
 //! `now` (and, for leases, the monotonic time) as an argument. That is what
 //! makes the simulator and the table-driven tests exact.
 
+pub mod boot;
 pub mod candidates;
 pub mod circuit;
 pub mod cpu_coverage;

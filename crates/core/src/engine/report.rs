@@ -75,6 +75,10 @@ pub struct TickReport {
     pub exec: Option<ExecReport>,
     /// Reconciliation findings on this tick's observation.
     pub findings: Vec<super::reconcile::Finding>,
+    /// Launches booting now and the last ones verified (`engine/boot.rs`),
+    /// and the percentiles of every step, as this process watched them.
+    pub boot: Vec<super::boot::BootTimeline>,
+    pub boot_stats: Vec<super::boot::BootStats>,
 }
 
 #[cfg(test)]
