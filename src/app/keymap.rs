@@ -22,6 +22,8 @@ pub enum Action {
     Freeze,
     Refresh,
     Reconcile,
+    /// The selected worker's detail view.
+    Describe,
     // Dangerous: change the cluster or the engine's behaviour.
     ApplySuggestion,
     AddWorker,
@@ -66,6 +68,7 @@ impl Action {
             Action::Freeze => "freeze",
             Action::Refresh => "refresh",
             Action::Reconcile => "reconciliation",
+            Action::Describe => "describe",
             Action::ApplySuggestion => "apply_suggestion",
             Action::AddWorker => "add_worker",
             Action::Cordon => "cordon",
@@ -268,6 +271,12 @@ impl Keymap {
                 false,
             ),
             b(
+                vec![c('d')],
+                Action::Describe,
+                "describe the selected worker: boot, pods and their drain",
+                true,
+            ),
+            b(
                 vec![p(Tab)],
                 Action::FocusNext,
                 "focus the next panel",
@@ -302,6 +311,11 @@ impl Keymap {
         ];
         if read_only {
             bindings.retain(|binding| !binding.action.is_dangerous());
+            // Enter applies nothing in read-only mode: it opens the
+            // selected worker, as in k9s.
+            if let Some(describe) = bindings.iter_mut().find(|b| b.action == Action::Describe) {
+                describe.keys.push(p(Enter));
+            }
         }
         for (name, key_text) in overrides {
             let key = Key::parse(key_text)
@@ -373,6 +387,7 @@ fn short_help(action: Action) -> &'static str {
         Action::Help => "help",
         Action::Quit => "quit",
         Action::Reconcile => "reconcile",
+        Action::Describe => "describe",
         _ => "",
     }
 }

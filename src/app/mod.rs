@@ -4,6 +4,7 @@
 
 pub mod history;
 pub mod keymap;
+pub mod node_detail;
 pub mod snapshot;
 pub mod update;
 pub mod workers;
@@ -123,6 +124,11 @@ pub enum Overlay {
     /// The help generated from the keymap (`?`): any key closes it.
     Help,
     Confirm(Confirm),
+    /// One worker's detail (`d`): the row it was opened on.
+    Node {
+        name: String,
+        instance_id: String,
+    },
 }
 
 impl Overlay {

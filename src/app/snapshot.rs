@@ -49,6 +49,10 @@ pub struct Snapshot {
     pub errors: BTreeMap<&'static str, String>,
     /// Reconciliation findings (the `R` view).
     pub findings: Vec<crate::engine::reconcile::Finding>,
+    /// Launches booting and the last ones verified, with the percentiles
+    /// (the node detail view).
+    pub boot: Vec<crate::engine::boot::BootTimeline>,
+    pub boot_stats: Vec<crate::engine::boot::BootStats>,
 }
 
 impl Snapshot {
@@ -100,6 +104,8 @@ impl Snapshot {
             workers,
             errors,
             findings: report.findings,
+            boot: report.boot,
+            boot_stats: report.boot_stats,
         }
     }
 

@@ -97,6 +97,17 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             return Vec::new();
         }
         Overlay::Reconcile { selected } => return on_recon_key(app, key, selected),
+        Overlay::Node { .. } => {
+            // Anything that reads as "back" closes it; the rest is ignored,
+            // so a key meant for the panels does nothing unseen.
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('d')
+            ) {
+                app.overlay = Overlay::None;
+            }
+            return Vec::new();
+        }
         Overlay::FilterInput | Overlay::None => {}
     }
     if app.overlay.is_filter_input() {
@@ -160,6 +171,22 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Refresh => return vec![Effect::Engine(Command::Refresh)],
         Action::Reconcile => app.overlay = Overlay::Reconcile { selected: 0 },
+        Action::Describe => {
+            let row = app.selected.as_ref().and_then(|name| {
+                super::workers::visible(app)
+                    .into_iter()
+                    .find(|r| &r.name == name)
+                    .map(|r| (r.name.clone(), r.instance_id.clone()))
+            });
+            match row {
+                Some((name, instance_id)) => app.overlay = Overlay::Node { name, instance_id },
+                None => notice(
+                    app,
+                    "select a worker first (j/k in the workers table)",
+                    true,
+                ),
+            }
+        }
         Action::ApplySuggestion => {
             let suggestion = app.snapshot.as_ref().map(|s| s.decision.clone());
             match suggestion {

@@ -5,6 +5,7 @@ mod charts;
 mod footer;
 mod header;
 mod logs;
+mod node_detail;
 mod operation;
 mod overlays;
 mod suggestion;
@@ -84,6 +85,9 @@ pub fn view(frame: &mut Frame, app: &App, options: ViewOptions) {
         }
         Overlay::Help => overlays::render_help(frame, area, app, &t),
         Overlay::Confirm(dialog) => overlays::render_confirm(frame, area, dialog, &t),
+        Overlay::Node { name, instance_id } => {
+            node_detail::render(frame, area, app, &t, name, instance_id)
+        }
         Overlay::FilterInput | Overlay::None => {}
     }
 }

@@ -10,7 +10,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);
@@ -21,7 +21,13 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 /// A rounded, focused panel drawn over whatever is under it.
-fn render_panel(frame: &mut Frame, rect: Rect, lines: Vec<Line>, title: String, t: &Theme) {
+pub(super) fn render_panel(
+    frame: &mut Frame,
+    rect: Rect,
+    lines: Vec<Line>,
+    title: String,
+    t: &Theme,
+) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(

@@ -44,6 +44,19 @@ async fn help_overlay() {
     insta::assert_snapshot!("help_overlay", screen);
 }
 
+/// `d` on the selected worker: what it is, its standing, its pods and
+/// what a drain does with each (a seeded demo's initial workers: not
+/// launched by this console, so their boot is not timed).
+#[tokio::test]
+async fn node_detail() {
+    let mut app = support::seeded_app(false, TICKS).await;
+    press(&mut app, KeyCode::Char('d'));
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("what a drain does"), "{screen}");
+    assert!(screen.contains("left alone (DaemonSet)"), "{screen}");
+    insta::assert_snapshot!("node_detail", screen);
+}
+
 #[tokio::test]
 async fn confirmation_dialog() {
     let mut app = support::seeded_app(false, TICKS).await;
