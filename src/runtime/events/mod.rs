@@ -90,6 +90,7 @@ async fn run(
     // likely); every one after it is counted and logged at debug.
     let mut warned = false;
     while let Some(batch) = rx.recv().await {
+        series.expire(batch.at);
         let mut writes: Vec<Write> = series.due(batch.at);
         writes.extend(
             batch

@@ -63,6 +63,10 @@ pub struct Series {
     refilled: Option<Timestamp>,
     /// Dropped by the rate limit since the last `take_dropped`.
     dropped: u64,
+    /// Added to the name's nanoseconds: two events of one object in one
+    /// tick, or of two engines in one millisecond, never share a name.
+    created: u64,
+    salt: u64,
 }
 
 impl Series {
@@ -74,6 +78,11 @@ impl Series {
             tokens: BURST as f64,
             refilled: None,
             dropped: 0,
+            created: 0,
+            salt: instance
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                % 1_000,
         }
     }
 
@@ -99,11 +108,16 @@ impl Series {
         }
     }
 
+    /// Forget the keys quiet for `SERIES_GAP`: their next occurrence is a
+    /// new event. Once per batch, not per occurrence.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.entries
+            .retain(|_, e| now.since(e.last_seen) < SERIES_GAP);
+    }
+
     /// The write this occurrence calls for, if any.
     pub fn occur(&mut self, o: Occurrence, now: Timestamp) -> Option<Write> {
         self.refill(now);
-        self.entries
-            .retain(|_, e| now.since(e.last_seen) < SERIES_GAP);
         let key = Key {
             regarding: o.regarding.clone(),
             reason: o.reason,
@@ -125,7 +139,9 @@ impl Series {
         let namespace = o.regarding.event_namespace().to_string();
         // client-go's name: the object's, then the time in hex nanoseconds
         // (a DNS subdomain whatever the object's name is).
-        let nanos = now.as_millis().max(0) as u128 * 1_000_000;
+        self.created += 1;
+        let nanos = now.as_millis().max(0) as u128 * 1_000_000
+            + u128::from(self.salt * 1_000 + self.created % 1_000);
         let suffix = format!(".{nanos:x}");
         let stem = fit_name(&o.regarding.name, 253 - suffix.len());
         let name = format!("{stem}{suffix}");
@@ -284,6 +300,7 @@ mod tests {
             Some(Write::Bump { .. })
         ));
         // Seven minutes quiet: the next one is a new event.
+        s.expire(t(30 + 420));
         assert!(matches!(
             s.occur(waiting("p", "a"), t(30 + 420)),
             Some(Write::Create(_))
@@ -306,6 +323,20 @@ mod tests {
             .filter(|w| matches!(w, Write::Create(_)))
             .count();
         assert_eq!(later, BURST as usize);
+    }
+
+    #[test]
+    fn two_events_of_one_object_in_one_tick_or_of_two_engines_never_share_a_name() {
+        let name = |w: Option<Write>| match w {
+            Some(Write::Create(e)) => e.name,
+            other => panic!("a create: {other:?}"),
+        };
+        let mut a = Series::new("engine-a");
+        let first = name(a.occur(waiting("p", "one why"), t(0)));
+        let second = name(a.occur(waiting("p", "another why"), t(0)));
+        assert_ne!(first, second);
+        let mut b = Series::new("engine-b");
+        assert_ne!(first, name(b.occur(waiting("p", "one why"), t(0))));
     }
 
     #[test]
