@@ -406,7 +406,11 @@ mod tests {
                 "{key} is bound in read-only"
             );
         }
-        assert_eq!(map.action(&Key::plain(KeyCode::Enter)), None);
+        // Enter applies nothing here: it describes the selected worker.
+        assert_eq!(
+            map.action(&Key::plain(KeyCode::Enter)),
+            Some(Action::Describe)
+        );
         assert!(map.bindings.iter().all(|b| !b.action.is_dangerous()));
         assert_eq!(map.action(&Key::parse("q").unwrap()), Some(Action::Quit));
     }
