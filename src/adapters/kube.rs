@@ -86,6 +86,18 @@ impl KubeCluster {
     }
 }
 
+/// An event write's error: as any write's, but a 401/403 is `Refused`
+/// (no RBAC for events: the writer pauses instead of asking every tick).
+fn event_error(what: &str, e: Error) -> PortError {
+    match e {
+        Error::Api(status) if matches!(status.code, 401 | 403) => PortError::Refused(format!(
+            "{what}: {} {} ({})",
+            status.code, status.message, status.reason
+        )),
+        other => port_error(what, other, true),
+    }
+}
+
 fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
     match e {
         Error::Api(status) => {
@@ -247,7 +259,7 @@ impl ClusterApi for KubeCluster {
         let api = Api::<Event>::namespaced(self.client.clone(), event.namespace());
         api.create(&PostParams::default(), &kube_events::to_event(event))
             .await
-            .map_err(|e| port_error("creating an event", e, true))?;
+            .map_err(|e| event_error("creating an event", e))?;
         Ok(())
     }
 
@@ -265,7 +277,7 @@ impl ClusterApi for KubeCluster {
         {
             Ok(_) => Ok(true),
             Err(Error::Api(status)) if status.code == 404 => Ok(false),
-            Err(e) => Err(port_error("bumping an event", e, true)),
+            Err(e) => Err(event_error("bumping an event", e)),
         }
     }
 
@@ -444,5 +456,23 @@ mod tests {
             "message": "Cannot evict pod as it would violate the pod's disruption budget.",
             "reason": "TooManyRequests", "code": 429}));
         assert!(matches!(budget, EvictionOutcome::Blocked(_)));
+    }
+
+    /// No RBAC for events is `Refused` (the writer pauses); any other
+    /// answer to an event write is what it is for every other write.
+    #[test]
+    fn an_event_write_without_rbac_is_refused_and_a_5xx_is_an_unknown_outcome() {
+        let api = |code: u16| {
+            let status: ApiStatus = serde_json::from_value(serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "events.events.k8s.io is forbidden", "reason": "Forbidden",
+                "code": code}))
+            .unwrap();
+            event_error("creating an event", Error::Api(Box::new(status)))
+        };
+        assert!(matches!(api(403), PortError::Refused(_)), "{:?}", api(403));
+        assert!(matches!(api(401), PortError::Refused(_)));
+        assert!(matches!(api(500), PortError::OutcomeUnknown(_)));
+        assert!(matches!(api(422), PortError::Invalid(_)));
     }
 }

@@ -44,7 +44,6 @@ impl Engine {
         };
         Engine {
             ports,
-            settings,
             memory: PolicyMemory::default(),
             executor,
             mode,
@@ -54,7 +53,8 @@ impl Engine {
             notifier: None,
             tick_notices: Default::default(),
             events: None,
-            boot: Default::default(),
+            boot: crate::engine::boot::BootMemory::new(settings.interval),
+            settings,
         }
     }
 

@@ -18,6 +18,18 @@ pub struct EventStore {
     by_name: BTreeMap<(String, String), ClusterEvent>,
     /// Creates and bumps accepted, for tests and `/debug`.
     pub writes: u64,
+    /// A cluster whose RBAC does not grant `create` / `patch` on
+    /// `events.events.k8s.io`: those calls are refused with a 403.
+    pub forbid_create: bool,
+    pub forbid_patch: bool,
+    /// Calls refused that way.
+    pub forbidden: u64,
+}
+
+fn forbidden(verb: &str) -> PortError {
+    PortError::Refused(format!(
+        "{verb} an event: 403 events.events.k8s.io is forbidden: User \"system:serviceaccount:kube-system:k3s-autoscaler\" cannot {verb} resource \"events\" in API group \"events.k8s.io\" (Forbidden)"
+    ))
 }
 
 fn last_observed(e: &ClusterEvent) -> Timestamp {
@@ -42,6 +54,10 @@ impl EventStore {
     }
 
     pub fn create(&mut self, event: ClusterEvent, now: Timestamp) -> PortResult<()> {
+        if self.forbid_create {
+            self.forbidden += 1;
+            return Err(forbidden("create"));
+        }
         self.expire(now);
         let key = (event.namespace().to_string(), event.name.clone());
         if self.by_name.contains_key(&key) {
@@ -63,6 +79,10 @@ impl EventStore {
         series: EventSeries,
         now: Timestamp,
     ) -> PortResult<bool> {
+        if self.forbid_patch {
+            self.forbidden += 1;
+            return Err(forbidden("patch"));
+        }
         self.expire(now);
         if series.count < 2 {
             return Err(PortError::Invalid(format!(

@@ -158,3 +158,60 @@ async fn a_read_only_engine_writes_no_event_even_when_given_a_writer() {
     assert!(w.events.is_empty(), "{:?}", w.events.list(None));
     assert_eq!(w.invariants.violations, vec![]);
 }
+
+/// RBAC that lets the engine create events but not patch them: each pod
+/// and why stays one event (a refused bump keeps its event and waits five
+/// minutes), not a new object every other tick.
+#[tokio::test]
+async fn without_patch_rights_a_waiting_pod_keeps_one_event() {
+    let (config, demo) = flash_sale_with_a_huge_job(false);
+    lock(&demo.world).events.forbid_patch = true;
+    let engine = k3s_autoscaler::harness::demo::engine_on(&demo, &config, Mode::Auto, 5);
+    let mut engine = with_events(engine, &demo);
+    run_for(&mut engine, &demo, &config, 3.0).await;
+    settle().await;
+    let huge: Vec<_> = events_with(&demo, NOT_TRIGGER_SCALE_UP)
+        .into_iter()
+        .filter(|e| e.regarding.name.starts_with("render"))
+        .collect();
+    assert_eq!(huge.len(), 1, "one event for the pod and its why: {huge:?}");
+    let (written, _dropped, failed) = engine_stats(&engine);
+    let forbidden = lock(&demo.world).events.forbidden;
+    assert!(
+        written >= 1 && failed >= 1,
+        "{written} written, {failed} failed"
+    );
+    assert_eq!(failed, forbidden, "every refusal counted");
+    // A refusal pauses the writer for five minutes: 3 h holds at most 36
+    // pauses (and a refused batch stops at its first refusal).
+    assert!(forbidden <= 40, "{forbidden} refused patches in 3 h");
+}
+
+/// No RBAC for events at all: one refusal, then five minutes of silence,
+/// not every pending pod refused at every tick; the engine scales as ever.
+#[tokio::test]
+async fn without_any_event_rights_the_writer_asks_once_per_pause() {
+    let (config, demo) = flash_sale_with_a_huge_job(false);
+    lock(&demo.world).events.forbid_create = true;
+    let engine = k3s_autoscaler::harness::demo::engine_on(&demo, &config, Mode::Auto, 5);
+    let mut engine = with_events(engine, &demo);
+    run_for(&mut engine, &demo, &config, 3.0).await;
+    settle().await;
+    let w = lock(&demo.world);
+    assert!(w.events.is_empty());
+    assert!(w.accounting.scale_ups >= 1, "the engine scales regardless");
+    assert_eq!(w.invariants.violations, vec![]);
+    let forbidden = w.events.forbidden;
+    drop(w);
+    let (written, dropped, failed) = engine_stats(&engine);
+    assert_eq!(written, 0);
+    assert_eq!(failed, forbidden, "every refusal counted");
+    assert!(
+        (1..=40).contains(&forbidden),
+        "{forbidden} refused creates in 3 h"
+    );
+    assert!(
+        dropped > forbidden,
+        "the rest are counted as dropped: {dropped}"
+    );
+}

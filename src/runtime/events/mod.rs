@@ -11,7 +11,7 @@
 pub mod series;
 
 use crate::engine::events::Occurrence;
-use crate::ports::{ClusterApi, Timestamp};
+use crate::ports::{ClusterApi, PortError, Timestamp};
 use series::{Series, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +20,8 @@ use tracing::{debug, warn};
 
 /// Batches waiting for the writer: a few ticks' worth.
 const QUEUE: usize = 64;
+/// No writes for this long after a 401/403 (no RBAC for events).
+const REFUSED_PAUSE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// What happened to the events so far (for `/metrics` and tests).
 #[derive(Debug, Default)]
@@ -68,11 +70,10 @@ impl EventRecorder {
         self.stats.clone()
     }
 
-    /// Queue what happened at `at`; never waits.
+    /// Queue what happened at `at`; never waits. An empty batch is sent
+    /// too: it is the writer's clock, on which the bumps a quiet series
+    /// still owes are written.
     pub fn tell(&self, at: Timestamp, occurrences: Vec<Occurrence>) {
-        if occurrences.is_empty() {
-            return;
-        }
         let n = occurrences.len() as u64;
         if self.tx.try_send(Batch { at, occurrences }).is_err() {
             self.stats.dropped.fetch_add(n, Ordering::Relaxed);
@@ -86,12 +87,17 @@ async fn run(
     mut series: Series,
     stats: Arc<EventStats>,
 ) {
-    // The first refusal is worth a warning (no RBAC for events, most
-    // likely); every one after it is counted and logged at debug.
-    let mut warned = false;
+    // The first failure of each kind is worth a warning (a 403: no RBAC
+    // for events, most likely; a 5xx: the API server is struggling); every
+    // one after it is counted and logged at debug.
+    let mut warned: Vec<std::mem::Discriminant<PortError>> = Vec::new();
+    // After a 401/403 (`Refused`: no RBAC for events), nothing is written
+    // for a while: a cluster without the RBAC would otherwise see every
+    // pending pod refused every tick. Other failures concern one write.
+    let mut quiet_until: Option<Timestamp> = None;
     while let Some(batch) = rx.recv().await {
-        series.expire(batch.at);
-        let mut writes: Vec<Write> = series.due(batch.at);
+        let mut writes: Vec<Write> = series.expire(batch.at);
+        writes.extend(series.due(batch.at));
         writes.extend(
             batch
                 .occurrences
@@ -101,7 +107,14 @@ async fn run(
         stats
             .dropped
             .fetch_add(series.take_dropped(), Ordering::Relaxed);
-        for write in writes {
+        let mut writes = writes.into_iter();
+        if quiet_until.is_some_and(|until| batch.at < until) {
+            // Counted into their series all the same (a pod that waits
+            // through the pause keeps its one event), but not sent.
+            unsent(writes, &mut series, &stats);
+            continue;
+        }
+        while let Some(write) = writes.next() {
             match perform(cluster.as_ref(), &write).await {
                 Ok(true) => {
                     stats.written.fetch_add(1, Ordering::Relaxed);
@@ -114,15 +127,46 @@ async fn run(
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     let (namespace, name) = names(&write);
-                    series.forget(namespace, name);
-                    if warned {
+                    match (&write, &e) {
+                        // The server may have it (a lost answer): keep it;
+                        // a bump that finds it gone forgets it then.
+                        (Write::Create(_), PortError::OutcomeUnknown(_)) => {}
+                        (Write::Create(_), _) => series.forget(namespace, name),
+                        (Write::Bump { .. }, _) => series.bump_failed(namespace, name),
+                    }
+                    let refused = matches!(e, PortError::Refused(_));
+                    let kind = std::mem::discriminant(&e);
+                    if warned.contains(&kind) {
                         debug!(target: "events", "event {namespace}/{name} not written: {e}");
                     } else {
-                        warned = true;
-                        warn!(target: "events", "event {namespace}/{name} not written (events are best effort; later refusals are counted in k3s_autoscaler_events_failed_total): {e}");
+                        warned.push(kind);
+                        warn!(target: "events", "event {namespace}/{name} not written (events are best effort; later failures are counted in k3s_autoscaler_events_failed_total{}): {e}", if refused { ", and none is written for 5m" } else { "" });
+                    }
+                    if refused {
+                        quiet_until = Some(batch.at.plus(REFUSED_PAUSE));
+                        // The rest of this batch would meet the same answer.
+                        unsent(writes.by_ref(), &mut series, &stats);
                     }
                 }
             }
+        }
+    }
+}
+
+/// Writes not sent (the writer is paused after a 401/403): counted as
+/// dropped; a create is forgotten (tried again after the pause), a bump
+/// stays owed.
+fn unsent(writes: impl Iterator<Item = Write>, series: &mut Series, stats: &EventStats) {
+    for write in writes {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        match &write {
+            Write::Create(_) => {
+                let (namespace, name) = names(&write);
+                series.forget(namespace, name);
+            }
+            Write::Bump {
+                namespace, name, ..
+            } => series.bump_failed(namespace, name),
         }
     }
 }

@@ -7,11 +7,15 @@
 //! note immutable, so a changed note is a new event). The first
 //! occurrence creates it; later ones bump its `series` — the second at
 //! once, then at most once per `BUMP_EVERY`, and what is left unwritten is
-//! written by `due` once that time has passed. A key quiet for
-//! `SERIES_GAP` is forgotten: its next occurrence is a new event, as
-//! client-go's is after six minutes. Writes beyond the token bucket are
-//! dropped and counted; a dropped create is forgotten, so that the next
-//! occurrence tries again.
+//! written by `due` once that time has passed (or by `expire`, as the
+//! key is forgotten: a series that went quiet still ends on its true
+//! count). A key quiet for `SERIES_GAP` is forgotten: its next occurrence
+//! is a new event, as client-go's is after six minutes. Writes beyond the
+//! token bucket are dropped and counted; a dropped create is forgotten,
+//! so that the next occurrence tries again. A bump the server did not
+//! take keeps its event: it is tried again a `BUMP_EVERY` later, never
+//! replaced by a new event (a cluster that lets us create but not patch
+//! would otherwise get a new object every other tick).
 
 use crate::engine::events::Occurrence;
 use crate::ports::events::{FIELD_LIMIT, fit};
@@ -20,7 +24,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub const SERIES_GAP: Duration = Duration::from_secs(6 * 60);
-pub const BUMP_EVERY: Duration = Duration::from_secs(60);
+/// client-go refreshes a series every 30 minutes; a count that moves every
+/// five is fresh enough for `kubectl describe`, and 300 waiting pods cost
+/// one PATCH a second, not five (K3s keeps its objects in SQLite).
+pub const BUMP_EVERY: Duration = Duration::from_secs(5 * 60);
 /// Writes in a burst (a flash sale's pending pods all at once)…
 pub const BURST: u32 = 100;
 /// …and sustained, per second.
@@ -42,6 +49,10 @@ struct Entry {
     written: u32,
     last_seen: Timestamp,
     last_write: Timestamp,
+    /// `written` before the bump in flight, restored if it fails.
+    written_before: u32,
+    /// The last bump failed: the next waits `BUMP_EVERY`, even the second.
+    bump_failed: bool,
 }
 
 /// One call to make on the cluster port.
@@ -109,10 +120,27 @@ impl Series {
     }
 
     /// Forget the keys quiet for `SERIES_GAP`: their next occurrence is a
-    /// new event. Once per batch, not per occurrence.
-    pub fn expire(&mut self, now: Timestamp) {
-        self.entries
-            .retain(|_, e| now.since(e.last_seen) < SERIES_GAP);
+    /// new event. Once per batch, not per occurrence. Returns the bumps
+    /// they still owe (a count not yet written), so that the event the
+    /// server keeps shows how many times it happened.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<Write> {
+        self.refill(now);
+        let quiet: Vec<Key> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now.since(e.last_seen) >= SERIES_GAP)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut owed = Vec::new();
+        for key in quiet {
+            if self.entries.get(&key).is_some_and(|e| e.written < e.count)
+                && let Some(w) = self.bump(&key, now)
+            {
+                owed.push(w);
+            }
+            self.entries.remove(&key);
+        }
+        owed
     }
 
     /// The write this occurrence calls for, if any.
@@ -127,7 +155,8 @@ impl Series {
         if let Some(e) = self.entries.get_mut(&key) {
             e.count = e.count.saturating_add(1);
             e.last_seen = now;
-            let bump_due = e.written < 2 || now.since(e.last_write) >= BUMP_EVERY;
+            let bump_due =
+                (e.written < 2 && !e.bump_failed) || now.since(e.last_write) >= BUMP_EVERY;
             if !bump_due {
                 return None;
             }
@@ -154,6 +183,8 @@ impl Series {
                 written: 1,
                 last_seen: now,
                 last_write: now,
+                written_before: 0,
+                bump_failed: false,
             },
         );
         Some(Write::Create(ClusterEvent {
@@ -174,8 +205,10 @@ impl Series {
             return None;
         }
         let e = self.entries.get_mut(key)?;
+        e.written_before = e.written;
         e.written = e.count;
         e.last_write = now;
+        e.bump_failed = false;
         Some(Write::Bump {
             namespace: e.namespace.clone(),
             name: e.name.clone(),
@@ -197,6 +230,20 @@ impl Series {
             .map(|(k, _)| k.clone())
             .collect();
         keys.iter().filter_map(|k| self.bump(k, now)).collect()
+    }
+
+    /// A bump was refused or unanswered: the count it carried is still
+    /// owed, and tried again (by `due` or the next occurrence) once
+    /// `BUMP_EVERY` has passed since this attempt. The event stays.
+    pub fn bump_failed(&mut self, namespace: &str, name: &str) {
+        if let Some(e) = self
+            .entries
+            .values_mut()
+            .find(|e| e.namespace == namespace && e.name == name)
+        {
+            e.written = e.written_before;
+            e.bump_failed = true;
+        }
     }
 
     /// The server no longer has this event (its TTL ran out), or refused
@@ -276,11 +323,11 @@ mod tests {
                 .iter()
                 .all(|w| matches!(w, Write::Bump { name: n, .. } if Some(n) == name.as_ref()))
         );
-        assert!(writes.len() <= 2 + 60, "{} writes", writes.len());
+        assert!(writes.len() <= 2 + 12, "{} writes", writes.len());
         let Some(Write::Bump { series, .. }) = writes.last() else {
             panic!("ends with a bump")
         };
-        assert!(series.count >= 237, "{series:?}");
+        assert!(series.count >= 240 - 20, "{series:?}");
         assert!(matches!(&writes[1], Write::Bump { series, .. } if series.count == 2));
     }
 
@@ -299,8 +346,9 @@ mod tests {
             s.occur(waiting("p", "a"), t(30)),
             Some(Write::Bump { .. })
         ));
-        // Seven minutes quiet: the next one is a new event.
-        s.expire(t(30 + 420));
+        // Seven minutes quiet: the next one is a new event, and the
+        // quiet ones owe nothing (each count was written).
+        assert_eq!(s.expire(t(30 + 420)), vec![]);
         assert!(matches!(
             s.occur(waiting("p", "a"), t(30 + 420)),
             Some(Write::Create(_))
@@ -337,6 +385,54 @@ mod tests {
         assert_ne!(first, second);
         let mut b = Series::new("engine-b");
         assert_ne!(first, name(b.occur(waiting("p", "one why"), t(0))));
+    }
+
+    /// A cluster whose RBAC lets us create events but not patch them: the
+    /// refused bump keeps its event (tried again five minutes later, not
+    /// at the next tick), never a new event every other tick.
+    #[test]
+    fn a_refused_bump_keeps_its_event_and_waits_before_trying_again() {
+        let mut s = Series::new("e");
+        let Some(Write::Create(e)) = s.occur(waiting("p", "n"), t(0)) else {
+            panic!("create")
+        };
+        let Some(Write::Bump { name, .. }) = s.occur(waiting("p", "n"), t(15)) else {
+            panic!("the second occurrence bumps")
+        };
+        assert_eq!(name, e.name);
+        s.bump_failed(e.namespace(), &name);
+        let mut writes = Vec::new();
+        for tick in 2..=24 {
+            writes.extend(s.occur(waiting("p", "n"), t(tick * 15)));
+            writes.extend(s.due(t(tick * 15)));
+        }
+        // Nothing until five minutes after the refused bump (15 s + 300 s),
+        // then one bump of the same event with the whole count.
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let Write::Bump { name, series, .. } = &writes[0] else {
+            panic!("a bump: {writes:?}")
+        };
+        assert_eq!(name, &e.name);
+        assert_eq!(series.count, 22, "{series:?}");
+    }
+
+    /// A series that went quiet before its next bump was due still ends on
+    /// its true count: the bump is written as the key is forgotten.
+    #[test]
+    fn a_quiet_series_writes_its_last_count_when_it_is_forgotten() {
+        let mut s = Series::new("e");
+        for tick in 0..10 {
+            s.occur(waiting("p", "n"), t(tick * 15));
+        }
+        // Created at 0, bumped to 2 at 15 s; 3..10 unwritten, last seen at
+        // 135 s; quiet for six minutes from there.
+        assert!(s.due(t(200)).is_empty(), "not five minutes yet");
+        let owed = s.expire(t(135 + 360));
+        let [Write::Bump { series, .. }] = owed.as_slice() else {
+            panic!("one bump owed: {owed:?}")
+        };
+        assert_eq!(series.count, 10);
+        assert_eq!(s.tracked(), 0);
     }
 
     #[test]

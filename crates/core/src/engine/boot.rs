@@ -21,9 +21,14 @@ use std::time::Duration;
 
 /// Finished timelines kept for the percentiles: the newest.
 pub const KEPT: usize = 512;
-/// A launch older than this when first seen is not timed: its early
-/// steps happened before this process looked.
-pub const TOO_OLD: Duration = Duration::from_secs(3600);
+/// A launch first seen past `pending` and longer than this after its
+/// `LaunchTime` is not timed: its early steps happened before this
+/// process looked (an engine restarted, a console opened, a standby
+/// took over), and timing it from the first sighting would put the
+/// process's own start into `running` (a 40-minute "boot" in p95).
+/// At least this, and two ticks at the engine's interval (a launch is
+/// first seen on the tick after the one that launched it).
+pub const WATCHED_WITHIN: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BootTimeline {
@@ -104,9 +109,19 @@ pub struct BootStats {
 pub struct BootMemory {
     booting: BTreeMap<String, BootTimeline>,
     done: VecDeque<BootTimeline>,
+    /// Beyond `WATCHED_WITHIN` when the engine ticks slowly.
+    watched_within: Duration,
 }
 
 impl BootMemory {
+    /// For an engine that ticks every `interval`.
+    pub fn new(interval: Duration) -> BootMemory {
+        BootMemory {
+            watched_within: WATCHED_WITHIN.max(interval * 2),
+            ..BootMemory::default()
+        }
+    }
+
     /// Bring the timelines up to this observation; returns the ones that
     /// finished (verified) on it, for the histograms.
     pub fn observe(&mut self, obs: &Observation, now: Timestamp) -> Vec<BootTimeline> {
@@ -120,7 +135,9 @@ impl BootMemory {
                 continue;
             }
             if !self.booting.contains_key(&i.id) {
-                if now.since(i.launched_at) > TOO_OLD || !i.state.is_live() {
+                let watched = i.state == InstanceState::Pending
+                    || now.since(i.launched_at) <= self.watched_within.max(WATCHED_WITHIN);
+                if !watched || !i.state.is_live() {
                     continue;
                 }
                 self.booting.insert(

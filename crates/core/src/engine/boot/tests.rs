@@ -77,6 +77,33 @@ fn a_launch_that_never_joined_is_no_boot_time_and_an_old_one_is_not_timed() {
     assert!(memory.timelines().is_empty());
 }
 
+/// An engine (or a console) that starts 40 minutes after a scale-up sees
+/// its instances running, registered, Ready and untainted at once: timed
+/// from that sighting, the launch would read a 40-minute `running` step
+/// and put it into p95. Not watched from the start, not timed; one still
+/// pending is (its steps are all ahead).
+#[test]
+fn a_launch_first_seen_long_after_it_started_is_not_timed() {
+    let mut memory = BootMemory::default();
+    let mut obs = cluster(2, 50.0, at(0));
+    let mut late = crate::engine::testkit::node("i-late", 40);
+    late.created = at(40);
+    late.ready = true;
+    late.ready_since = at(70);
+    late.startup_taint = false;
+    view_mut(&mut obs).nodes.push(late);
+    obs.fleet = Ok(vec![
+        launched("i-late", InstanceState::Running),
+        launched("i-slow", InstanceState::Pending),
+    ]);
+    let finished = memory.observe(&obs, at(2400));
+    assert!(finished.is_empty(), "{finished:?}");
+    assert!(memory.of("i-late").is_none());
+    assert!(memory.stats().is_empty());
+    // A launch stuck in pending is watched: running is still ahead.
+    assert!(memory.of("i-slow").is_some());
+}
+
 #[test]
 fn percentiles_are_per_type_and_zone_by_nearest_rank() {
     let timelines: Vec<BootTimeline> = (0..20)
