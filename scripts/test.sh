@@ -17,9 +17,10 @@ export K3SA_PROMETHEUS_BIN="${K3SA_PROMETHEUS_BIN:-$(command -v prometheus)}"
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/k3sa-test.XXXXXX")
 moto_pid=""
 ddb_pid=""
+staging_pid=""
 keep_run_dir=""
 cleanup() {
-  for pid in "$moto_pid" "$ddb_pid"; do
+  for pid in "$staging_pid" "$moto_pid" "$ddb_pid"; do
     [ -n "$pid" ] || continue
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -57,7 +58,54 @@ export K3SA_TEST_SCRIPT=1
 # --workspace: the engine's and the ports' own tests are in crates/core.
 # Kept unless the tests pass (also when the run is interrupted).
 keep_run_dir=1
+features=(--workspace --features failpoints,harness)
 status=0
-cargo test --workspace --features failpoints,harness "$@" || status=$?
+if [ "$#" -gt 0 ]; then
+  # A chosen test or binary (`scripts/test.sh --test staging staging_e2e`).
+  cargo test "${features[@]}" "$@" || status=$?
+  [ "$status" -ne 0 ] || keep_run_dir=""
+  exit "$status"
+fi
+
+# Every test. The staging binary waits on real time (stacks starting,
+# flash sales at speed, join and drain deadlines) far more than it
+# computes: 20-45 % of two cores at two stacks at a time. So it is built
+# first and runs beside everything else (the other binaries' build, then
+# their tests, which compute), four stacks at a time, and the suite takes
+# about as long as its longest chain instead of the sum of everything.
+# It is run directly, not through a second cargo, which would wait on
+# the first one's lock on the target directory; cargo runs a test binary
+# from its package's root, as here.
+cargo test "${features[@]}" --test staging --no-run --message-format=json-render-diagnostics \
+  > "$run_dir/artifacts.json"
+staging_bin=$(python3 - "$run_dir/artifacts.json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and t.get("name") == "staging" \
+            and "test" in t.get("kind", []) and m.get("executable"):
+        print(m["executable"])
+PY
+)
+if [ -z "$staging_bin" ]; then
+  echo "test.sh: cargo built no staging test binary" >&2
+  exit 1
+fi
+staging_log="$run_dir/staging.log"
+"$staging_bin" --test-threads "${K3SA_STAGING_THREADS:-4}" > "$staging_log" 2>&1 &
+staging_pid=$!
+echo "test.sh: the staging tests run in the background (their output follows the others')" >&2
+others=0
+cargo test "${features[@]}" --lib --bins --test console --test harness --test ports \
+  || others=$?
+cargo test "${features[@]}" --doc || others=$?
+staging=0
+wait "$staging_pid" || staging=$?
+echo "     Running tests/staging/main.rs ($staging_bin, beside the others)"
+cat "$staging_log"
+staging_pid=""
+[ "$others" -eq 0 ] || status=$others
+[ "$staging" -eq 0 ] || status=$staging
 [ "$status" -ne 0 ] || keep_run_dir=""
 exit "$status"

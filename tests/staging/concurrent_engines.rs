@@ -46,8 +46,9 @@ fn launch_lines(logs: &[std::path::PathBuf]) -> BTreeMap<String, Vec<Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
-    // Eight engines on two cores, beside one other test's stack: the lock
-    // protocol must hold however slow the machine is.
+    // Eight engines on two cores, beside three other tests' stacks and the
+    // other binaries' tests: the lock protocol must hold however slow the
+    // machine is.
     let stack = Stack::up(&[
         ("STACK_SCENARIO", "flash-sale"),
         ("STACK_SCALE", "0.6"),
@@ -70,10 +71,12 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
         .collect();
     let logs: Vec<_> = engines.iter().map(|e| e.log.clone()).collect();
 
-    // Several spikes: wait for three completed scale-ups across the engines
-    // (any engine may win any round), one of them after a completed
-    // scale-down (so a second sale, not one spike's steps), sampling the
-    // fleet size all along.
+    // Two spikes: wait for a completed scale-up after a completed
+    // scale-down (so a second sale, not one spike's steps: any engine may
+    // win any round), sampling the fleet size all along. Two rounds, not
+    // three: the third cost a whole spike period (three minutes, the
+    // test suite's critical path), and twenty rounds of the same race on
+    // DynamoDB Local run in `tests/ports/aws_concurrency.rs`.
     let start = Instant::now();
     let mut most_workers = 0usize;
     let mut ups_before_first_down: Option<usize> = None;
@@ -98,12 +101,12 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
         if downs > 0 && ups_before_first_down.is_none() {
             ups_before_first_down = Some(done);
         }
-        if done >= 3 && ups_before_first_down.is_some_and(|before| done > before) {
+        if done >= 2 && ups_before_first_down.is_some_and(|before| done > before) {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(1200),
-            "waited 1200 s for three scale-ups, one after a scale-down; {done} so far ({ups_before_first_down:?} before the first of {downs} scale-downs); launches {:?}",
+            "waited 1200 s for two scale-ups, one after a scale-down; {done} so far ({ups_before_first_down:?} before the first of {downs} scale-downs); launches {:?}",
             launch_lines(&logs)
         );
         std::thread::sleep(Duration::from_secs(1));
@@ -117,7 +120,7 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
     }
 
     let launches = launch_lines(&logs);
-    assert!(launches.len() >= 3, "{launches:?}");
+    assert!(launches.len() >= 2, "{launches:?}");
     let moto = stack.moto_url();
     let mut every_launched = BTreeSet::new();
     for (op, lines) in &launches {

@@ -26,8 +26,19 @@ fn time(t: Timestamp) -> String {
     t.to_rfc3339_micros()
 }
 
+/// A `MicroTime` as kube-apiserver decodes it: Go's `RFC3339Micro`
+/// layout, so exactly six fractional digits (`…:00Z` or `….123Z` is a
+/// 400 there, whatever RFC 3339 allows).
 fn parse_time(v: &Value) -> Option<Timestamp> {
     let s = v.as_str()?;
+    let b = s.as_bytes();
+    let zone = b.get(26..)?;
+    let micro = b.get(19) == Some(&b'.')
+        && b.get(20..26)?.iter().all(u8::is_ascii_digit)
+        && (zone == b"Z" || (zone.len() == 6 && matches!(zone[0], b'+' | b'-') && zone[3] == b':'));
+    if !micro {
+        return None;
+    }
     let t: k8s_openapi::jiff::Timestamp = s.parse().ok()?;
     Some(Timestamp::from_millis(t.as_millisecond()))
 }
@@ -398,6 +409,20 @@ mod tests {
             create_refusals(&v, ns)
         };
         assert!(!refused(&|v| v["eventTime"] = Value::Null, "shop").is_empty());
+        // MicroTime: six fractional digits, as Go's RFC3339Micro decodes it.
+        for t in ["2026-01-05T00:00:00Z", "2026-01-05T00:00:00.123Z"] {
+            assert!(
+                !refused(&|v| v["eventTime"] = json!(t), "shop").is_empty(),
+                "{t}"
+            );
+        }
+        assert!(
+            refused(
+                &|v| v["eventTime"] = json!("2026-01-05T01:00:00.123000+01:00"),
+                "shop"
+            )
+            .is_empty()
+        );
         assert!(!refused(&|v| v["action"] = json!(""), "shop").is_empty());
         assert!(!refused(&|v| v["reason"] = json!("R".repeat(129)), "shop").is_empty());
         assert!(!refused(&|v| v["note"] = json!("n".repeat(1025)), "shop").is_empty());
@@ -412,7 +437,8 @@ mod tests {
         assert!(!refused(&|v| v["deprecatedCount"] = json!(1), "shop").is_empty());
         assert!(
             !refused(
-                &|v| v["series"] = json!({"count": 1, "lastObservedTime": "2026-01-05T00:00:00Z"}),
+                &|v| v["series"] =
+                    json!({"count": 1, "lastObservedTime": "2026-01-05T00:00:00.000000Z"}),
                 "shop"
             )
             .is_empty()
