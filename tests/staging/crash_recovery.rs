@@ -240,11 +240,24 @@ async fn sigterm_at(point: &str, busy: bool) {
     println!("SIGTERM at {point}: left {op_id} in {phase} after {took:?}, finished after restart");
 }
 
+// One test per phase, each on its own stack: run one after the other
+// they were the staging binary's longest chain (224 s) but for the race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_in_every_phase() {
-    // Sequential: each needs its own stack, and they are not cheap.
+async fn sigterm_after_the_intent_write() {
     sigterm_at("after-intent", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_after_run_instances() {
     sigterm_at("after-launch", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_drain() {
     sigterm_at("mid-drain", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_after_terminate_before_recording() {
     sigterm_at("after-terminate", false).await;
 }
