@@ -46,7 +46,7 @@ fn launch_lines(logs: &[std::path::PathBuf]) -> BTreeMap<String, Vec<Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
-    // Eight engines on two cores, beside three other tests' stacks and the
+    // Eight engines on two cores, beside five other tests' stacks and the
     // other binaries' tests: the lock protocol must hold however slow the
     // machine is.
     let stack = Stack::up(&[
@@ -58,6 +58,8 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
     // EC2 through the strict proxy: every request the engines
     // send is checked against EC2's documented limits, and a token is
     // idempotent as on EC2 (moto ignores it).
+    // The fleet is sampled on moto itself, once a second.
+    let fleet = support::stack::ec2_client(&stack.moto_url()).await;
     let strict = support::strict_ec2::StrictEc2::start(&stack.moto_url()).await;
     stack.set_env("AWS_ENDPOINT_URL_EC2", &strict.url);
     let config = std::fs::read_to_string(&stack.config).unwrap();
@@ -81,10 +83,7 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
     let mut most_workers = 0usize;
     let mut ups_before_first_down: Option<usize> = None;
     loop {
-        let workers = stack.status()["workers"]
-            .as_array()
-            .map(|w| w.len())
-            .unwrap_or(0);
+        let workers = support::stack::live_workers(&fleet, "staging").await;
         most_workers = most_workers.max(workers);
         assert!(
             workers <= MAX_WORKERS,

@@ -19,7 +19,7 @@ pub struct Stack {
 impl Stack {
     /// Start a stack; `env` tunes it (STACK_SCALE, STACK_SCENARIO, …).
     /// The staging tests share one binary: as many stacks run at once as
-    /// libtest has threads (`scripts/test.sh` gives the staging binary four:
+    /// libtest has threads (`scripts/test.sh` gives the staging binary six:
     /// the stacks mostly wait on real time).
     pub fn up(env: &[(&str, &str)]) -> Stack {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -423,7 +423,8 @@ pub fn read_log(path: &Path) -> Seen {
 }
 
 /// Every instance EC2 (moto) knows with this tag value, any state.
-pub async fn instances_tagged(moto: &str, key: &str, value: &str) -> Vec<(String, String)> {
+/// An EC2 client on moto (or on the strict proxy in front of it).
+pub async fn ec2_client(moto: &str) -> aws_sdk_ec2::Client {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(moto)
@@ -432,7 +433,32 @@ pub async fn instances_tagged(moto: &str, key: &str, value: &str) -> Vec<(String
         ))
         .load()
         .await;
-    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    aws_sdk_ec2::Client::new(&sdk)
+}
+
+/// The cluster's live (pending or running) workers in EC2: what
+/// `max_workers` bounds. One DescribeInstances, not a `status` process.
+pub async fn live_workers(ec2: &aws_sdk_ec2::Client, cluster: &str) -> usize {
+    let filter = |name: &str, values: &[&str]| {
+        values
+            .iter()
+            .fold(aws_sdk_ec2::types::Filter::builder().name(name), |f, v| {
+                f.values(*v)
+            })
+            .build()
+    };
+    let out = ec2
+        .describe_instances()
+        .filters(filter("tag:k3s-autoscaler/cluster", &[cluster]))
+        .filters(filter("instance-state-name", &["pending", "running"]))
+        .send()
+        .await
+        .unwrap();
+    out.reservations().iter().map(|r| r.instances().len()).sum()
+}
+
+pub async fn instances_tagged(moto: &str, key: &str, value: &str) -> Vec<(String, String)> {
+    let ec2 = ec2_client(moto).await;
     let out = ec2
         .describe_instances()
         .filters(
