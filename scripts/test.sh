@@ -71,7 +71,7 @@ fi
 # flash sales at speed, join and drain deadlines) far more than it
 # computes: 20-45 % of two cores at two stacks at a time. So it is built
 # first and runs beside everything else (the other binaries' build, then
-# their tests, which compute), six stacks at a time, and the suite takes
+# their tests, which compute), four stacks at a time, and the suite takes
 # about as long as its longest chain instead of the sum of everything.
 # It is run directly, not through a second cargo, which would wait on
 # the first one's lock on the target directory; cargo runs a test binary
@@ -93,7 +93,7 @@ if [ -z "$staging_bin" ]; then
   exit 1
 fi
 staging_log="$run_dir/staging.log"
-"$staging_bin" --test-threads "${K3SA_STAGING_THREADS:-6}" > "$staging_log" 2>&1 &
+"$staging_bin" --test-threads "${K3SA_STAGING_THREADS:-4}" > "$staging_log" 2>&1 &
 staging_pid=$!
 echo "test.sh: the staging tests run in the background (their output follows the others')" >&2
 others=0

@@ -46,14 +46,15 @@ fn launch_lines(logs: &[std::path::PathBuf]) -> BTreeMap<String, Vec<Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
-    // Eight engines on two cores, beside five other tests' stacks and the
+    // Eight engines on two cores, beside three other tests' stacks and the
     // other binaries' tests: the lock protocol must hold however slow the
     // machine is.
     let stack = Stack::up(&[
         ("STACK_SCENARIO", "flash-sale"),
         ("STACK_SCALE", "0.6"),
-        // A spike every two simulated hours: one every three minutes here.
-        ("STACK_SPEED", "40"),
+        // A spike every two simulated hours: one every two minutes here
+        // (20 s long; a scale-up takes about 15 s of it).
+        ("STACK_SPEED", "60"),
     ]);
     // EC2 through the strict proxy: every request the engines
     // send is checked against EC2's documented limits, and a token is
@@ -76,8 +77,8 @@ async fn eight_engines_on_dynamodb_local_launch_each_operation_once() {
     // Two spikes: wait for a completed scale-up after a completed
     // scale-down (so a second sale, not one spike's steps: any engine may
     // win any round), sampling the fleet size all along. Two rounds, not
-    // three: the third cost a whole spike period (three minutes, the
-    // test suite's critical path), and twenty rounds of the same race on
+    // three: the third cost a whole spike period (the test suite's
+    // critical path), and twenty rounds of the same race on
     // DynamoDB Local run in `tests/ports/aws_concurrency.rs`.
     let start = Instant::now();
     let mut most_workers = 0usize;

@@ -19,7 +19,7 @@ pub struct Stack {
 impl Stack {
     /// Start a stack; `env` tunes it (STACK_SCALE, STACK_SCENARIO, …).
     /// The staging tests share one binary: as many stacks run at once as
-    /// libtest has threads (`scripts/test.sh` gives the staging binary six:
+    /// libtest has threads (`scripts/test.sh` gives the staging binary four:
     /// the stacks mostly wait on real time).
     pub fn up(env: &[(&str, &str)]) -> Stack {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
