@@ -91,10 +91,15 @@ fn assert_no_leak(stack: &Stack) {
     }
 }
 
+/// How long a step may take to be seen: a bound for a failure, not a
+/// figure (four stacks share two cores with the build and the chaos seeds;
+/// a busy stack's first scale-up has taken 150 s there).
+const WAIT: u64 = 300;
+
 fn wait_done(engine: &support::stack::Engine, op_id: &str) -> Seen {
     engine.wait_for(
         &format!("{op_id} to end"),
-        Duration::from_secs(150),
+        Duration::from_secs(WAIT),
         |s, _| matches!(s.phase_of(op_id), Some("Done" | "Failed" | "Aborted")),
     )
 }
@@ -105,7 +110,7 @@ async fn crash_at(failpoint: &str, busy: bool) {
     let mut first = stack.engine("first", &[("K3SA_FAILPOINT", failpoint)]);
     first.wait_for(
         &format!("failpoint {failpoint}"),
-        Duration::from_secs(150),
+        Duration::from_secs(WAIT),
         |_, err| err.contains(&format!("failpoint {failpoint} reached")),
     );
     first.kill_9();
@@ -162,7 +167,7 @@ async fn sigterm_at(point: &str, busy: bool) {
     // spawn: the 10 s is the shutdown's own budget.
     let sent = engine.stderr_line(
         &format!("failpoint {point}: sending SIGTERM"),
-        Duration::from_secs(150),
+        Duration::from_secs(WAIT),
     );
     let status = engine.exit_within(Duration::from_secs(30));
     let took = sent.elapsed();
@@ -203,7 +208,7 @@ async fn sigterm_at(point: &str, busy: bool) {
         assert!(tagged.is_empty(), "the aborted intent launched {tagged:?}");
         let seen = second.wait_for(
             "a fresh scale-up after the abort",
-            Duration::from_secs(150),
+            Duration::from_secs(WAIT),
             |s, _| !s.completed("scale-up").is_empty(),
         );
         let (fresh, _) = seen

@@ -75,13 +75,13 @@ async fn canary_secrets_never_leak() {
             err,
         }
     };
-    engine.wait_for("a launch", Duration::from_secs(120), |s, _| {
+    engine.wait_for("a launch", Duration::from_secs(300), |s, _| {
         !s.launched.is_empty()
     });
     // The launch's notice failed against the canary webhook and its error
     // was logged: the place the URL would leak.
     let log_path = engine.log.clone();
-    engine.wait_for("a notice given up", Duration::from_secs(60), |_, _| {
+    engine.wait_for("a notice given up", Duration::from_secs(180), |_, _| {
         std::fs::read_to_string(&log_path)
             .unwrap_or_default()
             .contains("notice given up")
