@@ -127,12 +127,14 @@ async fn run(
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     let (namespace, name) = names(&write);
-                    match (&write, &e) {
-                        // The server may have it (a lost answer): keep it;
-                        // a bump that finds it gone forgets it then.
-                        (Write::Create(_), PortError::OutcomeUnknown(_)) => {}
-                        (Write::Create(_), _) => series.forget(namespace, name),
-                        (Write::Bump { .. }, _) => series.bump_failed(namespace, name),
+                    // A create whose answer was lost may be on the server:
+                    // kept (a bump that finds it gone forgets it then).
+                    let lost_answer = matches!(
+                        (&write, &e),
+                        (Write::Create(_), PortError::OutcomeUnknown(_))
+                    );
+                    if !lost_answer {
+                        series.not_written(&write);
                     }
                     let refused = matches!(e, PortError::Refused(_));
                     let kind = std::mem::discriminant(&e);
@@ -154,20 +156,11 @@ async fn run(
 }
 
 /// Writes not sent (the writer is paused after a 401/403): counted as
-/// dropped; a create is forgotten (tried again after the pause), a bump
-/// stays owed.
+/// dropped, and not written as far as their series go.
 fn unsent(writes: impl Iterator<Item = Write>, series: &mut Series, stats: &EventStats) {
     for write in writes {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
-        match &write {
-            Write::Create(_) => {
-                let (namespace, name) = names(&write);
-                series.forget(namespace, name);
-            }
-            Write::Bump {
-                namespace, name, ..
-            } => series.bump_failed(namespace, name),
-        }
+        series.not_written(&write);
     }
 }
 

@@ -246,6 +246,17 @@ impl Series {
         }
     }
 
+    /// A write that did not reach the server: a create is forgotten (the
+    /// next occurrence tries again), a bump stays owed (`bump_failed`).
+    pub fn not_written(&mut self, write: &Write) {
+        match write {
+            Write::Create(e) => self.forget(e.namespace(), &e.name),
+            Write::Bump {
+                namespace, name, ..
+            } => self.bump_failed(namespace, name),
+        }
+    }
+
     /// The server no longer has this event (its TTL ran out), or refused
     /// to create it: the next occurrence starts a new one.
     pub fn forget(&mut self, namespace: &str, name: &str) {

@@ -109,15 +109,15 @@ pub struct BootStats {
 pub struct BootMemory {
     booting: BTreeMap<String, BootTimeline>,
     done: VecDeque<BootTimeline>,
-    /// Beyond `WATCHED_WITHIN` when the engine ticks slowly.
-    watched_within: Duration,
+    /// Two ticks (0 when unknown); `WATCHED_WITHIN` is the floor.
+    two_ticks: Duration,
 }
 
 impl BootMemory {
     /// For an engine that ticks every `interval`.
     pub fn new(interval: Duration) -> BootMemory {
         BootMemory {
-            watched_within: WATCHED_WITHIN.max(interval * 2),
+            two_ticks: interval * 2,
             ..BootMemory::default()
         }
     }
@@ -136,7 +136,7 @@ impl BootMemory {
             }
             if !self.booting.contains_key(&i.id) {
                 let watched = i.state == InstanceState::Pending
-                    || now.since(i.launched_at) <= self.watched_within.max(WATCHED_WITHIN);
+                    || now.since(i.launched_at) <= self.two_ticks.max(WATCHED_WITHIN);
                 if !watched || !i.state.is_live() {
                     continue;
                 }
