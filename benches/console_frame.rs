@@ -39,6 +39,8 @@ fn app(workers: usize, window: ChartWindow) -> App {
         findings: vec![],
         boot: vec![],
         boot_stats: vec![],
+        cluster_source: None,
+        latency: Default::default(),
     };
     let snapshot = Snapshot::build(report, Ok(cpu), Mode::Supervised, false, None);
     let keymap = Keymap::new(false, &BTreeMap::new()).unwrap();

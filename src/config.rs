@@ -165,6 +165,11 @@ pub struct KubernetesConfig {
     /// shows why a pod did or did not trigger a scale-up, why a node went
     /// away). Needs `create` and `patch` on `events.events.k8s.io`.
     pub events: bool,
+    /// Follow nodes, pods and PodDisruptionBudgets with watches (one LIST
+    /// each, then changes) instead of listing the whole cluster every
+    /// tick, and tick at once on a change a decision waits on. Needs
+    /// `watch` beside `list` in the RBAC. `false`: three LISTs a tick.
+    pub watch: bool,
 }
 
 impl Default for KubernetesConfig {
@@ -174,6 +179,7 @@ impl Default for KubernetesConfig {
             context: None,
             worker_selector: "k3s-autoscaler/role=worker".into(),
             events: true,
+            watch: true,
         }
     }
 }

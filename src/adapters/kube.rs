@@ -8,8 +8,8 @@ use super::{kube_convert, kube_events};
 use crate::config::KubernetesConfig;
 use crate::ports::cluster::TAINT_VERIFYING;
 use crate::ports::{
-    ClusterApi, ClusterEvent, EventSeries, EvictionOutcome, Node, Pdb, Pod, PodRef, PortError,
-    PortResult,
+    ClusterApi, ClusterEvent, EventSeries, EvictionOutcome, Node, ObservedCluster, Pdb, Pod,
+    PodRef, PortError, PortResult,
 };
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
@@ -37,8 +37,14 @@ const _: () = assert!(
 
 pub struct KubeCluster {
     client: Client,
+    /// The same settings without a read timeout: a quiet watch is silent
+    /// for long stretches (`kube_watch::IDLE_LIMIT` bounds it instead).
+    watch_client: Client,
     selector: String,
     endpoint: String,
+    /// Started by a running engine (`start_watches`), not by one-shot
+    /// commands, which read lists.
+    watches: std::sync::OnceLock<super::kube_watch::Watches>,
 }
 
 impl KubeCluster {
@@ -66,15 +72,32 @@ impl KubeCluster {
         };
         config.default_retry = false;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let mut watch_config = config.clone();
+        watch_config.read_timeout = None;
         config.read_timeout = Some(READ_TIMEOUT);
         let endpoint = config.cluster_url.to_string();
         let client =
             Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
+        let watch_client = Client::try_from(watch_config)
+            .map_err(|e| format!("building the Kubernetes client: {e}"))?;
         Ok(KubeCluster {
             client,
+            watch_client,
             selector: k.worker_selector.clone(),
             endpoint,
+            watches: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Follow nodes, pods and budgets with watches from now on (once; on
+    /// the current tokio runtime): each tick reads the caches instead of
+    /// listing the cluster. Notified when a change should wake the engine.
+    pub fn start_watches(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.watches
+            .get_or_init(|| {
+                super::kube_watch::Watches::start(&self.client, &self.watch_client, &self.selector)
+            })
+            .wake()
     }
 
     pub fn endpoint(&self) -> &str {
@@ -98,7 +121,7 @@ fn event_error(what: &str, e: Error) -> PortError {
     }
 }
 
-fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
+pub(super) fn port_error(what: &str, e: Error, mutating: bool) -> PortError {
     match e {
         Error::Api(status) => {
             let text = format!(
@@ -166,6 +189,21 @@ async fn list_all<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    list_versioned(api, params, what)
+        .await
+        .map(|(items, _)| items)
+}
+
+/// Every item of a LIST and the list's `resourceVersion` (its last
+/// page's: the version a watch continues from), within `LIST_DEADLINE`.
+pub(super) async fn list_versioned<K>(
+    api: &Api<K>,
+    params: ListParams,
+    what: &str,
+) -> PortResult<(Vec<K>, String)>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     match tokio::time::timeout(LIST_DEADLINE, list_pages(api, params, what)).await {
         Ok(listed) => listed,
         Err(_) => Err(PortError::Unavailable(format!(
@@ -182,7 +220,7 @@ where
 /// the server has compacted away is `410 Expired`: the pages read so far
 /// belong to a snapshot that can no longer be finished, so the list
 /// starts over (as client-go's pager does), a bounded number of times.
-async fn list_pages<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<Vec<K>>
+async fn list_pages<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<(Vec<K>, String)>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -207,7 +245,7 @@ where
             };
             items.extend(page.items);
             match page.metadata.continue_.filter(|t| !t.is_empty()) {
-                None => return Ok(items),
+                None => return Ok((items, page.metadata.resource_version.unwrap_or_default())),
                 // A server that hands back a token it gave before would
                 // keep this loop going for ever.
                 Some(token) if !tokens.insert(token.clone()) => {
@@ -246,6 +284,19 @@ fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Ve
 
 #[async_trait]
 impl ClusterApi for KubeCluster {
+    async fn observed(&self) -> ObservedCluster {
+        if let Some(watches) = self.watches.get() {
+            return watches.observed();
+        }
+        let (nodes, pods, pdbs) = tokio::join!(self.nodes(), self.pods(), self.pdbs());
+        ObservedCluster {
+            nodes,
+            pods,
+            pdbs,
+            source: None,
+        }
+    }
+
     async fn server_version(&self) -> PortResult<String> {
         let info = self
             .client

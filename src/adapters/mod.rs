@@ -8,6 +8,7 @@ pub mod ec2;
 pub mod kube;
 pub mod kube_convert;
 pub mod kube_events;
+pub mod kube_watch;
 pub mod prometheus;
 pub mod prometheus_response;
 pub mod system_clock;

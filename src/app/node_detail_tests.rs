@@ -45,6 +45,8 @@ fn console(read_only: bool) -> App {
         exec: None,
         findings: vec![],
         boot_stats: stats(boot.iter()),
+        cluster_source: None,
+        latency: Default::default(),
         boot,
     };
     let keymap = Keymap::new(read_only, &BTreeMap::new()).expect("the default keymap");

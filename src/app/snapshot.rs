@@ -53,6 +53,10 @@ pub struct Snapshot {
     /// (the node detail view).
     pub boot: Vec<crate::engine::boot::BootTimeline>,
     pub boot_stats: Vec<crate::engine::boot::BootStats>,
+    /// How the cluster was read: `watch · 3 s`, or `None` for lists.
+    pub cluster_source: Option<String>,
+    /// This process's recent scale-up and verify latencies.
+    pub latency: crate::engine::latency::LatencySummary,
 }
 
 impl Snapshot {
@@ -106,6 +110,8 @@ impl Snapshot {
             findings: report.findings,
             boot: report.boot,
             boot_stats: report.boot_stats,
+            cluster_source: report.cluster_source,
+            latency: report.latency,
         }
     }
 

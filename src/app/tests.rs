@@ -40,6 +40,8 @@ fn snapshot_of(obs: Observation, mode: Mode, paused: bool) -> Snapshot {
         findings: vec![],
         boot: vec![],
         boot_stats: vec![],
+        cluster_source: None,
+        latency: Default::default(),
     };
     Snapshot::build(report, Ok(BTreeMap::new()), mode, paused, None)
 }

@@ -79,6 +79,11 @@ pub async fn run_real(cli: Cli, config: Config, keymap: Option<Keymap>) -> ExitC
         engine.set_notifier(n.clone());
     }
     attach_events(&mut engine, &ports, config.kubernetes.events);
+    if config.kubernetes.watch
+        && let Ok(cluster) = &backends.cluster
+    {
+        engine.set_wake(cluster.start_watches());
+    }
     engine
         .metrics()
         .set_failure_limit(config.engine.unhealthy_after);

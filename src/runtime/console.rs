@@ -149,7 +149,7 @@ pub async fn engine_task(
             break;
         }
         tokio::select! {
-            _ = ports.clock.sleep(interval) => {}
+            _ = engine.until_next_tick(interval) => {}
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Operator(request)) => operator = Some(request),

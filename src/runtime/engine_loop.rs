@@ -4,6 +4,7 @@
 use super::executor::{Executor, StartRequest, start_request_is_clean_up};
 use super::observe::observe;
 use super::shutdown::Shutdown;
+use crate::engine::operation::Intent;
 use crate::engine::{Decision, Mode, PolicyMemory, Reason, Request, Settings, decide};
 use crate::engine::{ExecReport, TickReport};
 use crate::ports::Ports;
@@ -29,7 +30,20 @@ pub struct Engine {
     events: Option<super::events::EventRecorder>,
     /// What this process has seen of its launches' boots.
     boot: crate::engine::boot::BootMemory,
+    /// Notified by the cluster's watches when a change should be decided
+    /// on before the next interval (`adapters/kube_watch`).
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// When a pending pod's window ends before the next interval
+    /// (`latency::next_window_end`), from the last tick's observation.
+    window_ends: Option<crate::ports::Timestamp>,
 }
+
+/// After a wake, how long to wait for the rest of a burst: 200 pods turning
+/// unschedulable together are one decision, not 200.
+pub const WAKE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long after a pending pod's window ends its tick comes.
+const WINDOW_SLACK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Engine {
     pub fn new(ports: Ports, settings: Settings, executor: Option<Executor>, mode: Mode) -> Self {
@@ -55,6 +69,42 @@ impl Engine {
             events: None,
             boot: crate::engine::boot::BootMemory::new(settings.interval),
             settings,
+            wake: None,
+            window_ends: None,
+        }
+    }
+
+    /// Tick early, `WAKE_DEBOUNCE` after `wake` is notified, as well as
+    /// every interval (time-based rules — windows, cooldowns, deadlines —
+    /// still need the interval).
+    pub fn set_wake(&mut self, wake: std::sync::Arc<tokio::sync::Notify>) {
+        self.wake = Some(wake);
+    }
+
+    /// Until the next tick is due: `interval`, or a wake and its debounce.
+    /// A wake noticed during a tick is kept (`Notify` stores one permit),
+    /// so the change it stands for is decided on by the next tick.
+    pub async fn until_next_tick(&self, interval: std::time::Duration) {
+        let clock = self.ports.clock.clone();
+        // Event-driven (watches on): a window that ends first is a tick
+        // due then (a little after, so the pod is past it when decided
+        // on). Polling runs — the simulator's, `--compare`'s — keep their
+        // fixed ticks, so their figures stay comparable.
+        let interval = match (&self.wake, self.window_ends) {
+            (Some(_), Some(end)) => interval.min(end.since(clock.now()) + WINDOW_SLACK),
+            _ => interval,
+        };
+        match &self.wake {
+            None => clock.sleep(interval).await,
+            Some(wake) => {
+                tokio::select! {
+                    _ = clock.sleep(interval) => {}
+                    _ = wake.notified() => {
+                        self.metrics.record_wake();
+                        clock.sleep(WAKE_DEBOUNCE).await;
+                    }
+                }
+            }
         }
     }
 
@@ -115,7 +165,9 @@ impl Engine {
 
     pub async fn tick(&mut self, operator: Option<Request>, shutdown: &Shutdown) -> TickReport {
         let now = self.ports.clock.now();
-        let observation = observe(&self.ports, now).await;
+        let (observation, cluster_source) = observe(&self.ports, now).await;
+        self.window_ends =
+            crate::engine::latency::next_window_end(&self.settings, &observation, now);
         let booted = self.boot.observe(&observation, now);
         self.metrics.record_boots(&booted);
         let state = self.ports.state.read().await.map_err(|e| e.to_string());
@@ -199,6 +251,15 @@ impl Engine {
                 });
             }
         }
+        if let Some(Intent::ScaleUp { .. }) = exec.as_ref().and_then(|e| e.started_intent.as_ref())
+            && let Some(began) =
+                crate::engine::latency::scale_up_wait_began(&self.settings, &observation)
+        {
+            // The launch is this tick's: the executor calls RunInstances in
+            // the run that starts the operation.
+            let waited = self.ports.clock.now().since(began);
+            self.metrics.record_scale_up_latency(waited);
+        }
         if let Some(events) = &self.events {
             use crate::engine::events::{TickStart, of_tick};
             let started = exec
@@ -242,6 +303,8 @@ impl Engine {
             findings,
             boot: self.boot.timelines().into_iter().take(BOOT_SHOWN).collect(),
             boot_stats: self.boot.stats(),
+            cluster_source,
+            latency: self.metrics.latency(),
         };
         self.metrics.record_tick(&report);
         report

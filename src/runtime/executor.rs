@@ -4,7 +4,7 @@
 //! lock back.
 
 use super::lease::{Acquired, LockClient};
-use super::observe::observe;
+use super::observe::observe_fresh;
 use super::shutdown::Shutdown;
 use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, SanityHold};
 use crate::engine::{
@@ -177,7 +177,7 @@ impl Executor {
             // Closing an operation is a write to it, not a new one; checked
             // again on fresh data like everything else.
             let now = self.ports.clock.now();
-            let obs = observe(&self.ports, now).await;
+            let obs = observe_fresh(&self.ports, now).await;
             let gone = crate::engine::reconcile::reconcile(&self.settings, &obs, &record, now)
                 .into_iter()
                 .any(|f| matches!(f, crate::engine::reconcile::Finding::OperationInstancesGone { op_id, .. } if &op_id == id));
@@ -248,7 +248,7 @@ impl Executor {
         start: StartRequest,
     ) -> Result<(Intent, Origin, Vec<String>), String> {
         let now = self.ports.clock.now();
-        let obs = observe(&self.ports, now).await;
+        let obs = observe_fresh(&self.ports, now).await;
         match start {
             StartRequest::Engine { mut memory } => {
                 let decision = decide(&self.settings, &mut memory, &obs, record, now);
@@ -539,6 +539,14 @@ impl Executor {
                     own_intent = false;
                     let mut result = super::effects::perform(&self.ports, &effect).await;
                     super::effects::failpoint_after(&effect, &result);
+                    if let (Effect::Untaint { nodes }, EffectResult::Ok) = (&effect, &result) {
+                        let now = self.ports.clock.now();
+                        for n in decided_on.iter().flatten() {
+                            if n.ready && nodes.contains(&n.name) {
+                                self.metrics.record_verify_latency(now.since(n.ready_since));
+                            }
+                        }
+                    }
                     // "No such node" ends an uncordon as done, but a 404
                     // from another cluster's API server says nothing of
                     // ours: on an implausible view it is a refusal, and the

@@ -70,7 +70,7 @@ pub async fn run(
             break;
         }
         tokio::select! {
-            _ = clock.sleep(interval) => {}
+            _ = engine.until_next_tick(interval) => {}
             _ = shutdown.wait() => {}
         }
         if stop

@@ -59,6 +59,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             t.bad,
         )));
     }
+    if let Some(line) = snapshot.and_then(|s| latency_line(&s.latency, &label, t)) {
+        lines.push(line);
+    }
     let op = snapshot
         .and_then(|s| s.record.as_ref())
         .and_then(|r| r.op.as_ref());
@@ -127,4 +130,38 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         )),
         area,
     );
+}
+
+/// `latency  pending→launch p50 4s p95 9s (12) · Ready→verified p50 1s p95 2s (12)`:
+/// how fast this engine answered, over its recent scale-ups.
+fn latency_line<'a>(
+    latency: &crate::engine::latency::LatencySummary,
+    label: &dyn Fn(&str) -> Span<'a>,
+    t: &Theme,
+) -> Option<Line<'a>> {
+    let figure = |name: &str, p: &crate::engine::latency::Percentiles| {
+        format!(
+            "{name} p50 {} p95 {} ({})",
+            format_duration(p.p50),
+            format_duration(p.p95),
+            p.count
+        )
+    };
+    let parts: Vec<String> = [
+        latency
+            .scale_up
+            .as_ref()
+            .map(|p| figure("pending→launch", p)),
+        latency.verify.as_ref().map(|p| figure("Ready→verified", p)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(Line::from(vec![
+        label("latency"),
+        Span::styled(parts.join(" · "), t.text),
+    ]))
 }

@@ -20,6 +20,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         rows.len(),
         app.sort.title()
     );
+    // The watch caches' age: how current the rows are (the operator's
+    // first question when a pod the table does not show is pending).
+    if let Some(source) = app
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.cluster_source.as_deref())
+    {
+        title.push_str(&format!(" · {source}"));
+    }
     if app.overlay.is_filter_input() || !app.filter.is_empty() {
         title.push_str(&format!(
             " · filter /{}{}",

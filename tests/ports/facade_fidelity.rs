@@ -37,14 +37,37 @@ async fn a_patch_with_a_stale_resource_version_is_refused() {
         !k3s_autoscaler::sim::ports::lock(&world).nodes()[0].cordoned,
         "a refused patch changes nothing"
     );
+    // The version a read serves (the watch cache's, one counter for every
+    // object, as etcd's revision is) is the current one.
+    let read: serde_json::Value = http
+        .get(format!("{url}/api/v1/nodes/{name}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = read["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let current = http
         .patch(format!("{url}/api/v1/nodes/{name}"))
         .header("content-type", "application/merge-patch+json")
-        .body(patch("1"))
+        .body(patch(&version))
         .send()
         .await
         .unwrap();
     assert_eq!(current.status().as_u16(), 200);
+    // That version is now stale: the patch moved it.
+    let again = http
+        .patch(format!("{url}/api/v1/nodes/{name}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(patch(&version))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
 }
 
 /// `kubectl annotate node N k3s-autoscaler/scale-down-disabled=true` (a

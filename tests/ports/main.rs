@@ -23,5 +23,7 @@ mod facade_events;
 mod facade_evictions;
 mod facade_fidelity;
 mod facade_lists;
+mod facade_watch;
+mod kube_watch;
 mod prometheus_adversarial;
 mod prometheus_credentials;

@@ -56,7 +56,8 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
     let job = support::stack::http_send("POST", &format!("{sim}/debug/jobs/render/1/64000"), None);
     assert_eq!(job.map(|(code, _)| code), Some(200));
 
-    let mut engine = stack.engine("engine", &[]);
+    let addr = stack.metrics_addr();
+    let mut engine = stack.engine_with("engine", &["--metrics-addr", &addr], &[]);
     let seen = engine.wait_for(
         "a scale-up and a scale-down through evictions",
         Duration::from_secs(300),
@@ -66,6 +67,7 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
                 && !s.evicted.is_empty()
         },
     );
+    let watched = watch_figures(&stack, &addr);
     // SIGTERM: exits 0 within 10 s, the lock released.
     assert!(engine.terminate(false).success());
     let seen = support::stack::read_log(&engine.log).clone_or(seen);
@@ -132,13 +134,46 @@ fn staging_end_to_end_scale_up_then_down_through_evictions() {
         "the annotated node's instance was terminated"
     );
     println!(
-        "staging: {} scale-up(s), {} scale-down(s), {} evictions ({} PDB refusals retried), final {} workers; {events}",
+        "staging: {} scale-up(s), {} scale-down(s), {} evictions ({} PDB refusals retried), final {} workers; {events}; {watched}",
         seen.completed("scale-up").len(),
         seen.completed("scale-down").len(),
         seen.evicted.len(),
         seen.refused_by_pdb,
         live.len()
     );
+}
+
+/// The engine observed the cluster through watches (the façade served
+/// watches, and a tick was woken by one), and measured the latencies it
+/// reports: a line of them for the output.
+fn watch_figures(stack: &Stack, addr: &str) -> String {
+    let (_, metrics) = support::stack::http_get(&format!("http://{addr}/metrics"))
+        .expect("the engine serves /metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    let wakes = value("k3s_autoscaler_wakes_total ");
+    let ups = value("k3s_autoscaler_scale_up_latency_seconds_count ");
+    let up_sum = value("k3s_autoscaler_scale_up_latency_seconds_sum ");
+    let verifies = value("k3s_autoscaler_verify_latency_seconds_count ");
+    let verify_sum = value("k3s_autoscaler_verify_latency_seconds_sum ");
+    assert!(wakes >= 1.0, "no tick was woken by a watch:\n{metrics}");
+    assert!(
+        ups >= 1.0 && verifies >= 1.0,
+        "latencies not measured:\n{metrics}"
+    );
+    let (_, cost) = support::stack::http_get(&format!("{}/debug/api-cost", stack.sim_url()))
+        .expect("the façade counts its API");
+    let cost: serde_json::Value = serde_json::from_str(&cost).expect("counters");
+    assert!(cost["watches"].as_u64().unwrap_or(0) >= 3, "{cost}");
+    format!(
+        "watch: {wakes} wakes, scale-up latency mean {:.1} s over {ups}, verify latency mean {:.1} s over {verifies}; façade: {cost}",
+        up_sum / ups,
+        verify_sum / verifies
+    )
 }
 
 trait CloneOr {

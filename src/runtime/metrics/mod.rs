@@ -25,6 +25,12 @@ pub struct EngineMetrics {
 #[derive(Default)]
 struct Inner {
     ticks: u64,
+    /// Ticks brought forward by a watch's wake (`Engine::until_next_tick`).
+    wakes: u64,
+    /// Unschedulable → launch, and Ready → verified (`engine/latency.rs`).
+    scale_up_latency: Histogram,
+    verify_latency: Histogram,
+    latency: crate::engine::latency::LatencyMemory,
     decisions: BTreeMap<String, f64>,
     operations: BTreeMap<(String, String), f64>,
     phases: BTreeMap<String, Histogram>,
@@ -110,6 +116,30 @@ impl EngineMetrics {
                 m.boots.entry(key).or_default().observe(d.as_secs_f64());
             }
         }
+    }
+
+    /// A watch woke the engine before its interval.
+    pub fn record_wake(&self) {
+        self.lock().wakes += 1;
+    }
+
+    /// A scale-up launched, its oldest triggering pod unschedulable for `d`.
+    pub fn record_scale_up_latency(&self, d: std::time::Duration) {
+        let mut m = self.lock();
+        m.scale_up_latency.observe(d.as_secs_f64());
+        m.latency.scale_up(d);
+    }
+
+    /// A node verified (its startup taint removed), Ready for `d`.
+    pub fn record_verify_latency(&self, d: std::time::Duration) {
+        let mut m = self.lock();
+        m.verify_latency.observe(d.as_secs_f64());
+        m.latency.verify(d);
+    }
+
+    /// The recent latencies' percentiles.
+    pub fn latency(&self) -> crate::engine::latency::LatencySummary {
+        self.lock().latency.summary()
     }
 
     pub fn set_event_stats(&self, stats: std::sync::Arc<super::events::EventStats>) {
@@ -308,6 +338,12 @@ impl EngineMetrics {
             "Engine ticks run.",
             m.ticks as f64,
         );
+        e.scalar(
+            &format!("{p}_wakes_total"),
+            "counter",
+            "Ticks brought forward by a change a watch saw (a pod turning unschedulable, a node Ready or NotReady, a pod leaving a cordoned node).",
+            m.wakes as f64,
+        );
         e.labelled(
             &format!("{p}_decisions_total"),
             "counter",
@@ -333,6 +369,17 @@ impl EngineMetrics {
             &format!("{p}_boot_seconds"),
             "Each step of a launch this engine watched (running, registered, ready, verified: each from the one before; total: launch to verified), by instance type and zone.",
             &m.boots,
+        );
+        let single = |h: &Histogram| BTreeMap::from([(Vec::new(), h.clone())]);
+        e.histograms_by(
+            &format!("{p}_scale_up_latency_seconds"),
+            "From the oldest triggering pod's PodScheduled=False transition to the scale-up's launch (RunInstances), per scale-up this engine started.",
+            &single(&m.scale_up_latency),
+        );
+        e.histograms_by(
+            &format!("{p}_verify_latency_seconds"),
+            "From a new node's Ready transition to this engine verifying it (its startup taint removed).",
+            &single(&m.verify_latency),
         );
         e.scalar(
             &format!("{p}_lock_held"),

@@ -24,6 +24,8 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
         findings: vec![],
         boot: vec![],
         boot_stats: vec![],
+        cluster_source: None,
+        latency: Default::default(),
     }
 }
 

@@ -9,7 +9,7 @@
 //! field is immutable (422). A peer that accepted what the real server
 //! refuses would prove nothing.
 
-use super::{Facade, bad_request, json, kube_json, list_response, not_found};
+use super::{Facade, bad_request, json, kube_json, list_or_watch, not_found};
 use crate::ports::events::{FIELD_LIMIT, NOTE_LIMIT};
 use crate::ports::{ClusterEvent, EventObject, EventSeries, EventType, PortError, Timestamp};
 use axum::body::Bytes;
@@ -370,19 +370,8 @@ pub async fn list_in(
 }
 
 fn list(f: &Facade, q: &HashMap<String, String>, namespace: Option<String>) -> Response {
-    list_response(
-        f,
-        q,
-        super::field_selector::Kind::Event,
-        ("EventList", API_VERSION),
-        |w| {
-            w.events
-                .list(namespace.as_deref())
-                .into_iter()
-                .map(to_json)
-                .collect()
-        },
-    )
+    let kind = super::field_selector::Kind::Event;
+    list_or_watch(f, q, kind, namespace, ("EventList", API_VERSION))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! adapter uses, plus `/metrics` for Prometheus. Its instances come from
 //! EC2 (moto): see `run_ec2_sync`. Used by `k3s-sim` and by tests.
 
+pub mod api_cost;
 pub mod events;
 pub mod exposition;
 pub mod field_selector;
@@ -10,6 +11,9 @@ pub mod kube_json;
 pub mod node_objects;
 pub mod paging;
 pub mod quantity;
+pub mod selection;
+pub mod watch;
+pub mod watch_cache;
 
 use super::World;
 use super::ports::lock;
@@ -41,6 +45,10 @@ pub struct Facade {
     terminating_namespaces: Arc<Mutex<BTreeSet<String>>>,
     /// Snapshots of paged lists, for their continuations.
     pager: Arc<paging::Pager>,
+    /// Versions of every object listed or watched, and their changes.
+    watch: Arc<watch_cache::WatchCache>,
+    watch_faults: Arc<watch::WatchFaults>,
+    cost: Arc<api_cost::ApiCost>,
 }
 
 impl Facade {
@@ -52,7 +60,39 @@ impl Facade {
             node_objects: Arc::new(node_objects::NodeObjects::default()),
             terminating_namespaces: Arc::default(),
             pager: Arc::default(),
+            watch: Arc::default(),
+            watch_faults: Arc::default(),
+            cost: Arc::default(),
         }
+    }
+
+    /// What the API has cost so far (the counters of `/debug/api-cost`).
+    pub fn api_cost(&self) -> api_cost::CostSnapshot {
+        self.cost.snapshot()
+    }
+
+    /// Every object of `kind` as served now, with its version, taken into
+    /// the watch cache under the world's lock (so the version names
+    /// exactly this state), and the version of the whole.
+    fn served(&self, kind: Kind) -> (Vec<Value>, u64) {
+        self.with(|w| self.record(w, kind))
+    }
+
+    /// `served`, for a caller already holding the world: after a change
+    /// made through the API, so that each write is its own watch event,
+    /// as on the real server (a cordon and an uncordon between two looks
+    /// are two events, not none).
+    fn record(&self, w: &mut World, kind: Kind) -> (Vec<Value>, u64) {
+        let items = render_all(self, w, kind);
+        self.watch.refresh(kind, items)
+    }
+
+    /// Node `name` as served now (its version the watch cache's).
+    fn served_node(&self, w: &mut World, name: &str) -> Option<Value> {
+        let (nodes, _) = self.record(w, Kind::Node);
+        nodes
+            .into_iter()
+            .find(|n| n.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
@@ -87,8 +127,15 @@ impl Facade {
             .route("/debug/jobs/{name}/{pods}/{cpu_millis}", post(add_job))
             .route("/debug/expire-continues/{n}", post(expire_continues))
             .route("/debug/expired-continues", get(expired_continues))
+            .route("/debug/api-cost", get(api_cost_answer))
+            .route("/debug/watch-compact", post(watch_compact))
+            .route("/debug/watch-fault/{kind}/{fault}/{n}", post(watch_fault))
             .route("/healthz", get(|| async { "ok" }))
             .route("/version", get(version))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                api_cost::count,
+            ))
             .with_state(self)
     }
 }
@@ -133,33 +180,68 @@ fn json(code: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// A LIST answer: one page (`limit` / `continue`) of what `current`
-/// lists and `fieldSelector` selects, or the server's 400 or 410.
-fn list_response(
+/// Every object of `kind` the world holds, rendered as served.
+fn render_all(f: &Facade, w: &mut World, kind: Kind) -> Vec<Value> {
+    match kind {
+        Kind::Node => w.nodes().iter().map(|n| f.node_objects.render(n)).collect(),
+        Kind::Pod => w.pods().iter().map(kube_json::pod).collect(),
+        Kind::PodDisruptionBudget => {
+            let pods = w.pods();
+            w.workload
+                .pdb_view(w.now)
+                .iter()
+                .map(|pdb| {
+                    let covered: Vec<_> = pods
+                        .iter()
+                        .filter(|p| pdb.covers(p) && !p.terminating)
+                        .collect();
+                    let healthy = covered
+                        .iter()
+                        .filter(|p| p.phase == PodPhase::Running)
+                        .count() as i32;
+                    kube_json::pdb(pdb, covered.len() as i32, healthy)
+                })
+                .collect()
+        }
+        Kind::Event => w
+            .events
+            .list(None)
+            .into_iter()
+            .map(events::to_json)
+            .collect(),
+    }
+}
+
+/// A LIST or WATCH of `kind` (in `namespace`, if given): a watch's stream,
+/// or one page (`limit` / `continue`) of what the query's selectors
+/// select, at the watch cache's version, or the server's 400 or 410.
+fn list_or_watch(
     f: &Facade,
     q: &HashMap<String, String>,
-    kind: field_selector::Kind,
+    kind: Kind,
+    namespace: Option<String>,
     (list_kind, api_version): (&str, &str),
-    current: impl FnOnce(&mut World) -> Vec<Value>,
 ) -> Response {
-    let selector = match field_selector::FieldSelector::parse(
-        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
-        kind,
-    ) {
+    let selection = match selection::Selection::parse(q, kind, namespace) {
         Ok(s) => s,
         Err(e) => return bad_request(e),
     };
+    if watch::is_watch(q) {
+        return watch::respond(f.clone(), kind, selection, q);
+    }
     let answer = f.pager.page(q, f.clock.now(), || {
-        let mut items = f.with(current);
-        items.retain(|i| selector.matches(i));
-        items
+        let (mut items, version) = f.served(kind);
+        items.retain(|i| selection.matches(i));
+        (items, version)
     });
     match answer {
         paging::PageAnswer::Page {
             items,
             continue_token,
+            version,
         } => {
             let mut list = kube_json::list(list_kind, api_version, items);
+            list["metadata"]["resourceVersion"] = Value::String(version.to_string());
             if let Some(token) = continue_token {
                 list["metadata"]["continue"] = Value::String(token);
             }
@@ -188,35 +270,14 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    // The API server's selector language, and its 400 for what it refuses.
-    let wanted = match q
-        .get("labelSelector")
-        .map(|s| crate::ports::label_selector::parse(s))
-        .transpose()
-    {
-        Ok(w) => w.unwrap_or_default(),
-        Err(e) => return bad_request(format!("unable to parse requirement: {e}")),
-    };
-    let objects = f.node_objects.clone();
-    list_response(&f, &q, Kind::Node, ("NodeList", "v1"), |w| {
-        w.nodes()
-            .iter()
-            .filter(|n| wanted.matches(&n.labels))
-            .map(|n| objects.render(n))
-            .collect()
-    })
+    list_or_watch(&f, &q, Kind::Node, None, ("NodeList", "v1"))
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
     // Rendered under the world's lock, as a list is: a patch landing
     // between the read and the render would otherwise be shown stale, under
     // a version bumped for it.
-    match f.with(|w| {
-        w.nodes()
-            .into_iter()
-            .find(|n| n.name == name)
-            .map(|n| f.node_objects.render(&n))
-    }) {
+    match f.with(|w| f.served_node(w, &name)) {
         Some(n) => json(StatusCode::OK, n),
         None => not_found(&format!("nodes \"{name}\"")),
     }
@@ -239,7 +300,7 @@ async fn patch_node(
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
         return json(status, kube_json::status(code, reason, &message));
     }
-    let patch: Value = match serde_json::from_slice(&body) {
+    let mut patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(format!("patch is not JSON: {e}")),
     };
@@ -247,6 +308,19 @@ async fn patch_node(
     // simulator's falls between the version check and the write.
     let answer = f.with(|w| {
         let current = w.nodes().into_iter().find(|n| n.name == name)?;
+        // Clients see the watch cache's versions; the node's own record
+        // judges the patch. The version served now stands for the
+        // record's; any other is stale, whatever its digits.
+        if let Some(rv) = patch.pointer("/metadata/resourceVersion").cloned() {
+            let served = f.served_node(w, &name)?;
+            let own = f.node_objects.render(&current)["metadata"]["resourceVersion"].clone();
+            let meant = if served["metadata"]["resourceVersion"] == rv {
+                own
+            } else {
+                Value::String("stale".into())
+            };
+            patch["metadata"]["resourceVersion"] = meant;
+        }
         let change = match f.node_objects.patch(&current, content_type, &patch) {
             Ok(change) => change,
             Err(refusal) => return Some(Err(refusal)),
@@ -262,7 +336,7 @@ async fn patch_node(
         }
         let node = w.nodes().into_iter().find(|n| n.name == name)?;
         f.node_objects.settle(&node);
-        Some(Ok(f.node_objects.render(&node)))
+        f.served_node(w, &name).map(Ok)
     });
     match answer {
         Some(Ok(node)) => json(StatusCode::OK, node),
@@ -282,6 +356,7 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
         // Under the same lock: a render racing the delete cannot bring the
         // forgotten object back.
         f.node_objects.forget(&name);
+        f.record(w, Kind::Node);
         found
     });
     if existed {
@@ -307,35 +382,12 @@ async fn list_pods_in(
 }
 
 fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
-    list_response(f, q, Kind::Pod, ("PodList", "v1"), |w| {
-        w.pods()
-            .iter()
-            .filter(|p| ns.as_ref().is_none_or(|n| &p.namespace == n))
-            .map(kube_json::pod)
-            .collect()
-    })
+    list_or_watch(f, q, Kind::Pod, ns, ("PodList", "v1"))
 }
 
 async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
     let kind = ("PodDisruptionBudgetList", "policy/v1");
-    list_response(&f, &q, Kind::PodDisruptionBudget, kind, |w| {
-        let pods = w.pods();
-        w.workload
-            .pdb_view(w.now)
-            .iter()
-            .map(|pdb| {
-                let covered: Vec<_> = pods
-                    .iter()
-                    .filter(|p| pdb.covers(p) && !p.terminating)
-                    .collect();
-                let healthy = covered
-                    .iter()
-                    .filter(|p| p.phase == PodPhase::Running)
-                    .count() as i32;
-                kube_json::pdb(pdb, covered.len() as i32, healthy)
-            })
-            .collect()
-    })
+    list_or_watch(&f, &q, Kind::PodDisruptionBudget, None, kind)
 }
 
 /// `DELETE` of a namespace: it turns `Terminating` and stays so (no
@@ -436,7 +488,9 @@ async fn evict(
         if !ignores_budgets && budgets > 1 {
             return (500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into());
         }
-        match w.evict(&pod.uid) {
+        let outcome = w.evict(&pod.uid);
+        f.record(w, Kind::Pod);
+        match outcome {
             EvictionOutcome::Evicted => (201, "", "".into()),
             EvictionOutcome::AlreadyGone => (404, "NotFound", format!("pods \"{name}\" not found")),
             EvictionOutcome::Blocked(why) => (429, "TooManyRequests", why),
@@ -466,6 +520,34 @@ async fn add_job(
     let requests = crate::ports::Resources::new(cpu_millis, 1 << 30);
     f.with(|w| w.workload.add_job(&name, pods, requests));
     format!("{name}: {pods} pod(s) of {cpu_millis}m")
+}
+
+async fn api_cost_answer(State(f): State<Facade>) -> Response {
+    match serde_json::to_value(f.cost.snapshot()) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+/// Every watch from a version before now must list again (`410`), as
+/// after a compaction; open watches meet it at their next look.
+async fn watch_compact(State(f): State<Facade>) -> String {
+    f.watch.compact();
+    f.watch.version().to_string()
+}
+
+/// A fault for the watches of a kind (`watch::WatchFaults`).
+async fn watch_fault(
+    State(f): State<Facade>,
+    Path((kind, fault, n)): Path<(String, String, u32)>,
+) -> Response {
+    let Some(k) = watch::kind_named(&kind) else {
+        return bad_request(format!("no watches of {kind:?} here"));
+    };
+    match f.watch_faults.set(k, &fault, n) {
+        Ok(()) => (StatusCode::OK, format!("{kind}: {fault} {n}")).into_response(),
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn mutations(State(f): State<Facade>) -> String {

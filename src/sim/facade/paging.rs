@@ -39,6 +39,8 @@ pub enum PageAnswer {
     Page {
         items: Vec<Value>,
         continue_token: Option<String>,
+        /// The list's `resourceVersion`: its first page's, for every page.
+        version: u64,
     },
     /// 400, with the server's message.
     BadRequest(String),
@@ -48,6 +50,7 @@ pub enum PageAnswer {
 
 struct Snapshot {
     taken: Timestamp,
+    version: u64,
     /// Every item of the list, in key order.
     items: Vec<Value>,
 }
@@ -109,13 +112,13 @@ impl Pager {
     }
 
     /// The page the query asks for. `current` lists the objects now (in any
-    /// order); it is called only for a list's first page, since a
-    /// continuation is served from the first page's snapshot.
+    /// order) and their version; it is called only for a list's first
+    /// page, since a continuation is served from the first page's snapshot.
     pub fn page(
         &self,
         q: &HashMap<String, String>,
         now: Timestamp,
-        current: impl FnOnce() -> Vec<Value>,
+        current: impl FnOnce() -> (Vec<Value>, u64),
     ) -> PageAnswer {
         let limit = match limit(q) {
             Ok(l) => l,
@@ -148,11 +151,12 @@ impl Pager {
                 .filter(|i| key(i).as_str() > after.as_str())
                 .cloned()
                 .collect();
-            return Self::cut(&mut state, id, rest, limit, None);
+            let version = snapshot.version;
+            return Self::cut(&mut state, id, rest, limit, None, version);
         }
-        let mut items = current();
+        let (mut items, version) = current();
         items.sort_by_key(key);
-        Self::cut(&mut state, 0, items, limit, Some(now))
+        Self::cut(&mut state, 0, items, limit, Some(now), version)
     }
 
     /// The first `limit` (at most `SHORT_PAGE`) of `items`, and a token for
@@ -163,6 +167,7 @@ impl Pager {
         mut items: Vec<Value>,
         limit: Option<usize>,
         fresh: Option<Timestamp>,
+        version: u64,
     ) -> PageAnswer {
         let size = match limit {
             Some(l) => l.min(SHORT_PAGE),
@@ -172,6 +177,7 @@ impl Pager {
             return PageAnswer::Page {
                 items,
                 continue_token: None,
+                version,
             };
         }
         let id = match fresh {
@@ -182,6 +188,7 @@ impl Pager {
                     id,
                     Snapshot {
                         taken,
+                        version,
                         items: items.clone(),
                     },
                 );
@@ -199,6 +206,7 @@ impl Pager {
         PageAnswer::Page {
             items,
             continue_token,
+            version,
         }
     }
 }
@@ -227,6 +235,7 @@ mod tests {
             PageAnswer::Page {
                 items,
                 continue_token,
+                ..
             } => (items.iter().map(key).collect(), continue_token),
             PageAnswer::BadRequest(e) => panic!("400: {e}"),
             PageAnswer::Expired => panic!("410"),
@@ -237,7 +246,7 @@ mod tests {
     fn pages_are_short_in_key_order_and_continue_where_they_stopped() {
         let pager = Pager::default();
         let now = Timestamp(0);
-        let all = || items(&["e", "a", "d", "b", "c"]);
+        let all = || (items(&["e", "a", "d", "b", "c"]), 7);
         // No limit: everything, in key order.
         let (names, token) = page(pager.page(&query(&[]), now, all));
         assert_eq!(names, ["shop/a", "shop/b", "shop/c", "shop/d", "shop/e"]);
@@ -264,7 +273,7 @@ mod tests {
     #[test]
     fn a_continuation_past_its_snapshot_is_expired() {
         let pager = Pager::default();
-        let all = || items(&["a", "b", "c", "d"]);
+        let all = || (items(&["a", "b", "c", "d"]), 7);
         let (_, token) = page(pager.page(&query(&[("limit", "2")]), Timestamp(0), all));
         let token = token.expect("more remain");
         let next = query(&[("limit", "2"), ("continue", &token)]);

@@ -295,7 +295,7 @@ pub fn stats<'a>(timelines: impl Iterator<Item = &'a BootTimeline>) -> Vec<BootS
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }

@@ -12,6 +12,7 @@ pub mod decision;
 pub mod drain_rules;
 pub mod events;
 pub mod id_map;
+pub mod latency;
 pub mod lock;
 pub mod mode;
 pub mod observation;

@@ -79,6 +79,11 @@ pub struct TickReport {
     /// and the percentiles of every step, as this process watched them.
     pub boot: Vec<super::boot::BootTimeline>,
     pub boot_stats: Vec<super::boot::BootStats>,
+    /// How the cluster was read when not by lists read this tick
+    /// (`ObservedCluster::source`: `watch · 3 s`).
+    pub cluster_source: Option<String>,
+    /// This process's recent scale-up and verify latencies.
+    pub latency: super::latency::LatencySummary,
 }
 
 #[cfg(test)]

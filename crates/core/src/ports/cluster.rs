@@ -318,8 +318,33 @@ pub enum EvictionOutcome {
 /// The Kubernetes side of the cluster. Reads list workers (by the configured
 /// selector; the master is not a worker), pods and PDBs; writes cordon,
 /// evict and delete node objects, and Events.
+/// One observation of the cluster (`ClusterApi::observed`).
+#[derive(Clone, Debug)]
+pub struct ObservedCluster {
+    pub nodes: PortResult<Vec<Node>>,
+    pub pods: PortResult<Vec<Pod>>,
+    pub pdbs: PortResult<Vec<Pdb>>,
+    /// How it was read, when not by lists read now: `watch · 3 s` (the
+    /// oldest cache's last word from the server).
+    pub source: Option<String>,
+}
+
 #[async_trait]
 pub trait ClusterApi: Send + Sync {
+    /// The cluster as a tick observes it: workers, pods and budgets. By
+    /// default the three lists below, read now. An adapter that keeps
+    /// watch caches answers from them instead, and says how old they are;
+    /// a cache that is not in step with the server answers each list it
+    /// cannot vouch for as an error, never a stale list. The reads a
+    /// destructive step rests on (`nodes`, `pods_on`) stay direct reads.
+    async fn observed(&self) -> ObservedCluster {
+        ObservedCluster {
+            nodes: self.nodes().await,
+            pods: self.pods().await,
+            pdbs: self.pdbs().await,
+            source: None,
+        }
+    }
     async fn nodes(&self) -> PortResult<Vec<Node>>;
     /// Every pod the engine cares about: scheduled on workers or unschedulable.
     async fn pods(&self) -> PortResult<Vec<Pod>>;

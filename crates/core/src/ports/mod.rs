@@ -14,7 +14,9 @@ pub mod time;
 
 pub use clock::Clock;
 pub use cloud::{CloudApi, Instance, InstanceState, LaunchRequest};
-pub use cluster::{ClusterApi, EvictionOutcome, Node, Pdb, Pod, PodPhase, PodRef, Resources};
+pub use cluster::{
+    ClusterApi, EvictionOutcome, Node, ObservedCluster, Pdb, Pod, PodPhase, PodRef, Resources,
+};
 pub use error::{PortError, PortResult};
 pub use events::{ClusterEvent, EventObject, EventSeries, EventType};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};

@@ -1,0 +1,230 @@
+//! One kind's watch cache: the objects a watch has delivered, converted
+//! to the engine's terms, and whether they can be vouched for.
+//!
+//! A read answers the objects only while the cache is in step with the
+//! server: listed, watching, and heard from within `STALE_AFTER`. Before
+//! that, after a stream failed, and while it re-lists, a read is an error
+//! with the reason, so the tick sees Unknown — never an old list
+//! presented as today's. An object that did not convert makes the whole
+//! kind Invalid, exactly as one odd object in a LIST does.
+
+use crate::ports::{PortError, PortResult};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Silence after which a cache is stale. A healthy watch is never silent
+/// that long: the server ends each watch after `super::WATCH_SECONDS`,
+/// and the next begins at once.
+pub const STALE_AFTER: Duration = Duration::from_secs(super::WATCH_SECONDS as u64 + 15);
+
+enum Phase {
+    /// Not in step: before the first list, or since `since`, for `why`.
+    Syncing {
+        since: Instant,
+        why: Option<String>,
+    },
+    Live,
+}
+
+struct Inner<D> {
+    items: BTreeMap<String, D>,
+    /// Objects the cache holds but cannot read: key → why.
+    bad: BTreeMap<String, String>,
+    phase: Phase,
+    /// The last word from the server: a list, a watch begun or ended, an
+    /// event, a bookmark.
+    contact: Option<Instant>,
+}
+
+pub struct Store<D> {
+    /// `nodes`, `pods`, `PodDisruptionBudgets`: for messages.
+    what: &'static str,
+    /// `STALE_AFTER`; shorter in tests.
+    stale_after: Duration,
+    inner: Mutex<Inner<D>>,
+}
+
+impl<D: Clone + PartialEq> Store<D> {
+    pub fn new(what: &'static str) -> Store<D> {
+        Store::with_stale_after(what, STALE_AFTER)
+    }
+
+    pub fn with_stale_after(what: &'static str, stale_after: Duration) -> Store<D> {
+        Store {
+            what,
+            stale_after,
+            inner: Mutex::new(Inner {
+                items: BTreeMap::new(),
+                bad: BTreeMap::new(),
+                phase: Phase::Syncing {
+                    since: Instant::now(),
+                    why: None,
+                },
+                contact: None,
+            }),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner<D>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A whole list: the cache is this, and in step. Whether anything
+    /// changed from what it held.
+    pub fn replace(&self, listed: Vec<(String, Result<D, String>)>) -> bool {
+        let mut items = BTreeMap::new();
+        let mut bad = BTreeMap::new();
+        for (key, converted) in listed {
+            match converted {
+                Ok(d) => {
+                    items.insert(key, d);
+                }
+                Err(why) => {
+                    bad.insert(key, why);
+                }
+            }
+        }
+        let mut inner = self.inner();
+        let changed = inner.items != items || inner.bad != bad;
+        inner.items = items;
+        inner.bad = bad;
+        inner.phase = Phase::Live;
+        inner.contact = Some(Instant::now());
+        changed
+    }
+
+    /// An object added or modified: what it was and what it is now (each
+    /// `None` where it was absent or unreadable), and whether it was
+    /// readable before (to warn once per object gone bad).
+    pub fn apply(&self, key: String, converted: Result<D, String>) -> Applied<D> {
+        let mut inner = self.inner();
+        inner.contact = Some(Instant::now());
+        let was_bad = inner.bad.remove(&key).is_some();
+        let old = inner.items.remove(&key);
+        let new = match converted {
+            Ok(d) => {
+                inner.items.insert(key, d.clone());
+                Some(d)
+            }
+            Err(why) => {
+                inner.bad.insert(key, why);
+                None
+            }
+        };
+        Applied { old, new, was_bad }
+    }
+
+    /// An object deleted: what it was.
+    pub fn remove(&self, key: &str) -> Option<D> {
+        let mut inner = self.inner();
+        inner.contact = Some(Instant::now());
+        inner.bad.remove(key);
+        inner.items.remove(key)
+    }
+
+    /// A word from the server that changes no object (a bookmark, a
+    /// watch begun or ended cleanly).
+    pub fn contact(&self) {
+        self.inner().contact = Some(Instant::now());
+    }
+
+    /// Out of step, for `why`, until the next list.
+    pub fn failed(&self, why: String) {
+        let mut inner = self.inner();
+        let since = match inner.phase {
+            Phase::Syncing { since, .. } => since,
+            Phase::Live => Instant::now(),
+        };
+        inner.phase = Phase::Syncing {
+            since,
+            why: Some(why),
+        };
+    }
+
+    /// How long since the server was last heard from; `None` when never.
+    pub fn age(&self) -> Option<Duration> {
+        self.inner().contact.map(|c| c.elapsed())
+    }
+
+    pub fn is_live(&self) -> bool {
+        let inner = self.inner();
+        matches!(inner.phase, Phase::Live)
+            && inner
+                .contact
+                .is_some_and(|c| c.elapsed() < self.stale_after)
+    }
+
+    /// Whether any object held is so (in step or not: for wake rules).
+    pub fn any(&self, pred: impl Fn(&D) -> bool) -> bool {
+        self.inner().items.values().any(pred)
+    }
+
+    /// The objects, if the cache can vouch for them.
+    pub fn read(&self) -> PortResult<Vec<D>> {
+        let inner = self.inner();
+        let what = self.what;
+        if let Phase::Syncing { since, why } = &inner.phase {
+            let secs = since.elapsed().as_secs();
+            return Err(PortError::Unavailable(match why {
+                None => format!("{what} watch: first list not finished ({secs} s)"),
+                Some(why) => format!("{what} watch re-syncing for {secs} s after: {why}"),
+            }));
+        }
+        let silent = inner.contact.map_or(Duration::MAX, |c| c.elapsed());
+        if silent >= self.stale_after {
+            return Err(PortError::Unavailable(format!(
+                "{what} watch: no word from the server for {} s (stalled); not read as current",
+                silent.as_secs()
+            )));
+        }
+        if let Some((key, why)) = inner.bad.iter().next() {
+            return Err(PortError::Invalid(format!("{what} {key}: {why}")));
+        }
+        Ok(inner.items.values().cloned().collect())
+    }
+}
+
+/// What `Store::apply` changed.
+pub struct Applied<D> {
+    pub old: Option<D>,
+    pub new: Option<D>,
+    pub was_bad: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_answers_only_while_in_step_and_heard_from() {
+        let bound = Duration::from_millis(30);
+        let store: Store<u32> = Store::with_stale_after("pods", bound);
+        assert!(store.read().unwrap_err().to_string().contains("first list"));
+        assert!(store.replace(vec![("a".into(), Ok(1)), ("b".into(), Ok(2))]));
+        assert_eq!(store.read().unwrap(), vec![1, 2]);
+        // The same list again changes nothing.
+        assert!(!store.replace(vec![("a".into(), Ok(1)), ("b".into(), Ok(2))]));
+        // Silence past the bound: stale, whatever it holds.
+        std::thread::sleep(bound);
+        assert!(store.read().unwrap_err().to_string().contains("stalled"));
+        store.contact();
+        assert_eq!(store.read().unwrap(), vec![1, 2]);
+        // One unreadable object: the kind is Invalid, and readable again
+        // once it is replaced or gone.
+        let applied = store.apply("c".into(), Err("does not decode".into()));
+        assert!(applied.new.is_none() && !applied.was_bad);
+        let err = store.read().unwrap_err();
+        assert!(matches!(err, PortError::Invalid(_)) && err.to_string().contains("pods c"));
+        assert!(store.apply("c".into(), Ok(3)).was_bad);
+        assert_eq!(store.read().unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.remove("a"), Some(1));
+        // A failed stream: Unknown with the reason until the next list.
+        store.failed("watch stream failed: reset".into());
+        let err = store.read().unwrap_err().to_string();
+        assert!(err.contains("re-syncing") && err.contains("reset"), "{err}");
+        store.replace(vec![("b".into(), Ok(2))]);
+        assert_eq!(store.read().unwrap(), vec![2]);
+    }
+}
