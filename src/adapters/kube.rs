@@ -285,15 +285,21 @@ fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Ve
 #[async_trait]
 impl ClusterApi for KubeCluster {
     async fn observed(&self) -> ObservedCluster {
-        if let Some(watches) = self.watches.get() {
-            return watches.observed();
-        }
+        let refused = match self.watches.get() {
+            None => None,
+            Some(watches) => match watches.refused() {
+                None => return watches.observed(),
+                // No `watch` in the RBAC: lists, as with `watch = false`,
+                // and the console says why.
+                Some(why) => Some(format!("lists · watch refused ({why})")),
+            },
+        };
         let (nodes, pods, pdbs) = tokio::join!(self.nodes(), self.pods(), self.pdbs());
         ObservedCluster {
             nodes,
             pods,
             pdbs,
-            source: None,
+            source: refused,
         }
     }
 

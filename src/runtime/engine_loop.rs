@@ -36,11 +36,18 @@ pub struct Engine {
     /// When a pending pod's window ends before the next interval
     /// (`latency::next_window_end`), from the last tick's observation.
     window_ends: Option<crate::ports::Timestamp>,
+    /// When the last early tick (a wake's, a window's) was due, in the
+    /// clock's milliseconds (`i64::MIN`: none yet). Atomic: the wait
+    /// borrows the engine shared while the console's loop holds it.
+    last_early: std::sync::atomic::AtomicI64,
 }
 
 /// After a wake, how long to wait for the rest of a burst: 200 pods turning
 /// unschedulable together are one decision, not 200.
 pub const WAKE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Between two early ticks in a row (a wake's or a window's).
+pub const MIN_EARLY_GAP: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How long after a pending pod's window ends its tick comes.
 const WINDOW_SLACK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -71,6 +78,7 @@ impl Engine {
             settings,
             wake: None,
             window_ends: None,
+            last_early: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -86,26 +94,43 @@ impl Engine {
     /// so the change it stands for is decided on by the next tick.
     pub async fn until_next_tick(&self, interval: std::time::Duration) {
         let clock = self.ports.clock.clone();
+        let Some(wake) = &self.wake else {
+            clock.sleep(interval).await;
+            return;
+        };
         // Event-driven (watches on): a window that ends first is a tick
         // due then (a little after, so the pod is past it when decided
         // on). Polling runs — the simulator's, `--compare`'s — keep their
         // fixed ticks, so their figures stay comparable.
-        let interval = match (&self.wake, self.window_ends) {
-            (Some(_), Some(end)) => interval.min(end.since(clock.now()) + WINDOW_SLACK),
-            _ => interval,
+        let window = self
+            .window_ends
+            .map(|end| end.since(clock.now()) + WINDOW_SLACK)
+            .filter(|d| *d < interval);
+        let early = tokio::select! {
+            _ = clock.sleep(interval) => false,
+            _ = wake.notified() => {
+                self.metrics.record_wake();
+                clock.sleep(WAKE_DEBOUNCE).await;
+                true
+            }
+            _ = clock.sleep(window.unwrap_or(interval)), if window.is_some() => true,
         };
-        match &self.wake {
-            None => clock.sleep(interval).await,
-            Some(wake) => {
-                tokio::select! {
-                    _ = clock.sleep(interval) => {}
-                    _ = wake.notified() => {
-                        self.metrics.record_wake();
-                        clock.sleep(WAKE_DEBOUNCE).await;
-                    }
-                }
+        if !early {
+            return;
+        }
+        // Early ticks in a row are `MIN_EARLY_GAP` apart: a flash sale's
+        // stream of new pending pods, each a wake, must not become a tick
+        // (Prometheus, EC2, DynamoDB reads) every second.
+        let now = clock.now();
+        let last = self.last_early.load(std::sync::atomic::Ordering::Relaxed);
+        if last != i64::MIN {
+            let since = now.since(crate::ports::Timestamp(last));
+            if since < MIN_EARLY_GAP {
+                clock.sleep(MIN_EARLY_GAP - since).await;
             }
         }
+        self.last_early
+            .store(clock.now().0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Send notices (`[notify]`) from now on: this engine's operation

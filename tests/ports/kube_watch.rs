@@ -224,3 +224,34 @@ async fn a_stalled_watch_is_not_read_as_current() {
 /// Room beyond a bound for a shared two-core machine: a bound for a
 /// failure, not a figure.
 const WAIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// RBAC that grants `list` but not `watch`: the server refuses each watch
+/// `403`. Not a spell to wait out: the cluster is read by lists, as with
+/// `watch = false`, and the source says why — never Unknown for ever.
+#[tokio::test]
+async fn a_refused_watch_falls_back_to_lists_and_says_so() {
+    let (url, _world) = support::facade(ScenarioKind::Idle, 2).await;
+    post(&format!("{url}/debug/watch-fault/nodes/forbid/1000")).await;
+    let kube = support::kube_client(&url).await;
+    kube.start_watches();
+    let seen = until(
+        &kube,
+        Duration::from_secs(20),
+        "lists after the refusal",
+        |o| in_step(o) && o.source.as_deref().is_some_and(|s| s.starts_with("lists")),
+    )
+    .await;
+    let source = seen.source.unwrap_or_default();
+    assert!(
+        source.contains("nodes") && source.contains("403"),
+        "{source}"
+    );
+    assert_eq!(seen.nodes.unwrap().len(), 2);
+    // Each look is a read now.
+    let before = reads(&url).await;
+    kube.observed().await;
+    assert!(
+        reads(&url).await >= before + 3,
+        "a look lists nodes, pods and budgets"
+    );
+}

@@ -122,6 +122,18 @@ impl Watches {
         self.wake.clone()
     }
 
+    /// Why a kind cannot be watched, if the server refused one: the
+    /// cluster is then read by lists (`KubeCluster::observed`).
+    pub fn refused(&self) -> Option<String> {
+        [
+            ("nodes", self.nodes.refused()),
+            ("pods", self.pods.refused()),
+            ("PodDisruptionBudgets", self.pdbs.refused()),
+        ]
+        .into_iter()
+        .find_map(|(what, why)| why.map(|w| format!("{what}: {w}")))
+    }
+
     pub fn observed(&self) -> ObservedCluster {
         let ages = [self.nodes.age(), self.pods.age(), self.pdbs.age()];
         let live = self.nodes.is_live() && self.pods.is_live() && self.pdbs.is_live();

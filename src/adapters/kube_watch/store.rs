@@ -26,6 +26,9 @@ enum Phase {
         why: Option<String>,
     },
     Live,
+    /// The server will not let this client watch (RBAC without `watch`):
+    /// the kind is listed each tick instead (`Watches::observed`).
+    Refused(String),
 }
 
 struct Inner<D> {
@@ -135,12 +138,25 @@ impl<D: Clone + PartialEq> Store<D> {
         let mut inner = self.inner();
         let since = match inner.phase {
             Phase::Syncing { since, .. } => since,
-            Phase::Live => Instant::now(),
+            Phase::Live | Phase::Refused(_) => Instant::now(),
         };
         inner.phase = Phase::Syncing {
             since,
             why: Some(why),
         };
+    }
+
+    /// The server refuses the watch itself (a 401/403/404/405 when it
+    /// starts): not a failure to wait out, a setting to fix.
+    pub fn refuse(&self, why: String) {
+        self.inner().phase = Phase::Refused(why);
+    }
+
+    pub fn refused(&self) -> Option<String> {
+        match &self.inner().phase {
+            Phase::Refused(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 
     /// How long since the server was last heard from; `None` when never.
@@ -165,12 +181,18 @@ impl<D: Clone + PartialEq> Store<D> {
     pub fn read(&self) -> PortResult<Vec<D>> {
         let inner = self.inner();
         let what = self.what;
-        if let Phase::Syncing { since, why } = &inner.phase {
-            let secs = since.elapsed().as_secs();
-            return Err(PortError::Unavailable(match why {
-                None => format!("{what} watch: first list not finished ({secs} s)"),
-                Some(why) => format!("{what} watch re-syncing for {secs} s after: {why}"),
-            }));
+        match &inner.phase {
+            Phase::Syncing { since, why } => {
+                let secs = since.elapsed().as_secs();
+                return Err(PortError::Unavailable(match why {
+                    None => format!("{what} watch: first list not finished ({secs} s)"),
+                    Some(why) => format!("{what} watch re-syncing for {secs} s after: {why}"),
+                }));
+            }
+            Phase::Refused(why) => {
+                return Err(PortError::Refused(format!("{what} watch refused: {why}")));
+            }
+            Phase::Live => {}
         }
         let silent = inner.contact.map_or(Duration::MAX, |c| c.elapsed());
         if silent >= self.stale_after {

@@ -32,6 +32,10 @@ const MAX_EVENT_BYTES: usize = 16 << 20;
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MOST: Duration = Duration::from_secs(30);
 
+/// After the server refused a watch, how long until it is asked again
+/// (the RBAC may have been fixed); meanwhile the kind is listed per tick.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(5 * 60);
+
 /// Whether a change should wake the engine: what the object was, what it
 /// is (`None`: absent).
 pub type WakeRule<D> = Box<dyn Fn(Option<&D>, Option<&D>) -> bool + Send + Sync>;
@@ -52,6 +56,8 @@ pub struct Source<K, D> {
 enum End {
     /// The server ended the watch: watch again from the last version.
     Clean,
+    /// The server will not let us watch (401, 403, 404, 405 at the start).
+    Refused(String),
     /// `410`: list again, at once.
     Gone(String),
     /// List again after a back-off.
@@ -77,6 +83,13 @@ fn key_of_value(v: &Value) -> String {
     }
 }
 
+/// A sleep of `backoff`, which doubles for next time (to `BACKOFF_MOST`).
+fn pause(backoff: &mut Duration) -> tokio::time::Sleep {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MOST);
+    tokio::time::sleep(wait)
+}
+
 /// Runs until the task is aborted.
 pub async fn run<K, D>(src: Source<K, D>, store: Arc<Store<D>>, wake: Arc<Notify>)
 where
@@ -84,20 +97,22 @@ where
     D: Clone + PartialEq + Send + 'static,
 {
     let mut backoff = BACKOFF_FIRST;
+    // The last failure told at WARN: each kind of failure once, not once
+    // per retry; cleared (and said) when a watch has run its course again.
     let mut warned: Option<String> = None;
+    let mut gone_in_a_row = 0u32;
     loop {
         let mut params = ListParams::default();
         if let Some(labels) = &src.labels {
             params = params.labels(labels);
         }
         let what = format!("listing {}", src.what);
-        let mut version = match list_versioned(&src.api, params, &what).await {
-            Ok((_, v)) if v.is_empty() => {
-                store.failed(format!("{what}: the list has no resourceVersion"));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MOST);
-                continue;
-            }
+        let listed = match list_versioned(&src.api, params, &what).await {
+            Ok((_, v)) if v.is_empty() => Err(format!("{what}: the list has no resourceVersion")),
+            Ok(listed) => Ok(listed),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut version = match listed {
             Ok((items, v)) => {
                 let listed = items
                     .iter()
@@ -108,22 +123,43 @@ where
                 }
                 v
             }
-            Err(e) => {
-                store.failed(e.to_string());
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MOST);
+            Err(why) => {
+                if warned.as_deref() != Some(why.as_str()) {
+                    warn!(target: "kubernetes", "{} watch: {why}; Unknown until listed", src.what);
+                    warned = Some(why.clone());
+                }
+                store.failed(why);
+                pause(&mut backoff).await;
                 continue;
             }
         };
-        if warned.take().is_some() {
-            tracing::info!(target: "kubernetes", "{} watch in step again", src.what);
-        }
         loop {
             match watch_once(&src, &store, &wake, &mut version).await {
-                End::Clean => backoff = BACKOFF_FIRST,
+                End::Clean => {
+                    backoff = BACKOFF_FIRST;
+                    gone_in_a_row = 0;
+                    if warned.take().is_some() {
+                        tracing::info!(target: "kubernetes", "{} watch in step again", src.what);
+                    }
+                }
+                End::Refused(why) => {
+                    if store.refused().is_none() {
+                        tracing::error!(target: "kubernetes", "{}: the API server refuses to watch them ({why}); listing them every tick instead. Grant `watch` beside `list` on them to follow changes; asked again every {} min", src.what, REFUSED_RETRY.as_secs() / 60);
+                    }
+                    store.refuse(why);
+                    tokio::time::sleep(REFUSED_RETRY).await;
+                    break;
+                }
                 End::Gone(why) => {
                     debug!(target: "kubernetes", "{} watch: {why}; listing again", src.what);
                     store.failed(why);
+                    // A list that is already too old to watch from (the
+                    // server's history shorter than the list takes) must
+                    // not become lists back to back.
+                    gone_in_a_row += 1;
+                    if gone_in_a_row > 1 {
+                        pause(&mut backoff).await;
+                    }
                     break;
                 }
                 End::Failed(why) => {
@@ -132,8 +168,7 @@ where
                         warned = Some(why.clone());
                     }
                     store.failed(why);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MOST);
+                    pause(&mut backoff).await;
                     break;
                 }
             }
@@ -171,6 +206,12 @@ where
         }
         Ok(Err(::kube::Error::Api(status))) if status.code == 410 => {
             return End::Gone(format!("410 {}", status.message));
+        }
+        Ok(Err(::kube::Error::Api(status))) if matches!(status.code, 401 | 403 | 404 | 405) => {
+            return End::Refused(format!(
+                "{} {} ({})",
+                status.code, status.message, status.reason
+            ));
         }
         Ok(Err(e)) => return End::Failed(port_error("starting the watch", e, false).to_string()),
         Ok(Ok(reader)) => reader,
@@ -220,11 +261,18 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
     D: Clone + PartialEq,
 {
-    let Ok(event) = serde_json::from_slice::<Value>(line) else {
+    let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
         return Some(End::Failed("a watch event that is not JSON".into()));
     };
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-    let object = event.get("object").cloned().unwrap_or(Value::Null);
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let object = event
+        .get_mut("object")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
     if kind == "ERROR" {
         let code = object.get("code").and_then(Value::as_u64).unwrap_or(0);
         let message = object.get("message").and_then(Value::as_str).unwrap_or("");
@@ -244,7 +292,7 @@ where
         )));
     };
     *version = rv.to_string();
-    match kind {
+    match kind.as_str() {
         "BOOKMARK" => store.contact(),
         "ADDED" | "MODIFIED" => {
             let key = key_of_value(&object);
@@ -255,11 +303,13 @@ where
             if let Err(why) = &converted {
                 warn!(target: "kubernetes", "{} {key}: {why}; the {} are Unknown until it reads", src.what, src.what);
             }
+            let readable = converted.is_ok();
             let applied = store.apply(key, converted);
             if applied.was_bad && applied.new.is_some() {
                 tracing::info!(target: "kubernetes", "{} readable again", src.what);
             }
-            if (src.wakes)(applied.old.as_ref(), applied.new.as_ref()) {
+            // An unreadable object is not a deletion to wake for.
+            if readable && (src.wakes)(applied.old.as_ref(), applied.new.as_ref()) {
                 wake.notify_one();
             }
         }

@@ -66,6 +66,12 @@ impl Facade {
         }
     }
 
+    /// Pages as long as the client asks, up to `n` (`Pager::set_page_cap`).
+    pub fn with_page_cap(self, n: usize) -> Self {
+        self.pager.set_page_cap(n);
+        self
+    }
+
     /// What the API has cost so far (the counters of `/debug/api-cost`).
     pub fn api_cost(&self) -> api_cost::CostSnapshot {
         self.cost.snapshot()

@@ -63,6 +63,8 @@ struct State {
     expire_next: u32,
     /// `410`s answered so far.
     expired: u64,
+    /// The most items a page holds; `0`: `SHORT_PAGE`.
+    page_cap: usize,
 }
 
 #[derive(Default)]
@@ -104,6 +106,13 @@ impl Pager {
     /// stand-in for a compaction between two pages).
     pub fn expire_next(&self, n: u32) {
         self.state().expire_next = n;
+    }
+
+    /// Pages of up to `n` items (as many as the limit asks, up to `n`)
+    /// instead of `SHORT_PAGE`: for measuring a large cluster, whose
+    /// lists would otherwise be thousands of pages.
+    pub fn set_page_cap(&self, n: usize) {
+        self.state().page_cap = n.max(1);
     }
 
     /// How many `410 Expired` answers were given.
@@ -169,8 +178,13 @@ impl Pager {
         fresh: Option<Timestamp>,
         version: u64,
     ) -> PageAnswer {
+        let cap = if state.page_cap == 0 {
+            SHORT_PAGE
+        } else {
+            state.page_cap
+        };
         let size = match limit {
-            Some(l) => l.min(SHORT_PAGE),
+            Some(l) => l.min(cap),
             None => items.len(),
         };
         if items.len() <= size {

@@ -17,8 +17,8 @@
 //!
 //! Faults a test can ask for (`WatchFaults`): watches of a kind go silent
 //! without closing (a stalled connection), the next event's object does
-//! not decode as its kind, the stream is cut in the middle of an event, or
-//! an open watch meets `410`.
+//! not decode as its kind, the stream is cut in the middle of an event, an
+//! open watch meets `410`, or a watch is refused `403`.
 
 use super::field_selector::Kind;
 use super::selection::Selection;
@@ -53,6 +53,7 @@ pub struct WatchFaults {
     garble: [AtomicU32; 3],
     cut: [AtomicU32; 3],
     gone: [AtomicU32; 3],
+    forbid: [AtomicU32; 3],
 }
 
 fn slot(kind: Kind) -> usize {
@@ -67,7 +68,8 @@ impl WatchFaults {
     /// `fault`: `stall` / `resume`, `garble` (the next `n` events' objects
     /// do not decode), `cut` (the next `n` streams end mid-event) or
     /// `gone` (the next `n` open watches meet `410`, as a watch the server
-    /// can no longer serve does).
+    /// can no longer serve does) or `forbid` (the next `n` watches are
+    /// refused `403`, as for RBAC that grants `list` but not `watch`).
     pub fn set(&self, kind: Kind, fault: &str, n: u32) -> Result<(), String> {
         let i = slot(kind);
         match fault {
@@ -76,6 +78,7 @@ impl WatchFaults {
             "garble" => self.garble[i].store(n, Ordering::SeqCst),
             "cut" => self.cut[i].store(n, Ordering::SeqCst),
             "gone" => self.gone[i].store(n, Ordering::SeqCst),
+            "forbid" => self.forbid[i].store(n, Ordering::SeqCst),
             other => return Err(format!("unknown watch fault {other:?}")),
         }
         Ok(())
@@ -187,6 +190,20 @@ pub fn respond(
         Ok(query) => query,
         Err(e) => return bad_request(e),
     };
+    if WatchFaults::take(&f.watch_faults.forbid[slot(kind)]) {
+        let (kind_name, _) = type_meta(kind);
+        let resource = kind_name.to_lowercase() + "s";
+        return super::json(
+            StatusCode::FORBIDDEN,
+            kube_json::status(
+                403,
+                "Forbidden",
+                &format!(
+                    "{resource} is forbidden: User \"system:serviceaccount:kube-system:k3s-autoscaler\" cannot watch resource \"{resource}\" in API group \"\" at the cluster scope"
+                ),
+            ),
+        );
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     tokio::spawn(produce(f, kind, selection, query, tx));
     let stream = futures::stream::unfold(rx, |mut rx| async move {

@@ -83,7 +83,13 @@ pub fn scale_up_wait_began(settings: &Settings, obs: &Observation) -> Option<Tim
     let view = obs.cluster.as_ref().ok()?;
     let pending = view.unschedulable();
     let (helpable, _) = sizing::split_helpable(settings, view, &pending);
-    helpable.iter().filter_map(|p| p.unschedulable_since).min()
+    // A transition time the server left out reads as the epoch, and one
+    // ahead of our clock says nothing: neither is a wait.
+    helpable
+        .iter()
+        .filter_map(|p| p.unschedulable_since)
+        .filter(|since| since.0 > 0 && *since <= obs.at)
+        .min()
 }
 
 /// When the next pending pod's window (`policy.pending_for`) ends, if it
@@ -125,6 +131,13 @@ mod tests {
         // Older, but no worker type can hold 64 CPUs: not the scale-up's.
         view.pods
             .push(pending_pod("huge", 64_000, Timestamp(now.0 - 60_000)));
+        assert_eq!(
+            scale_up_wait_began(&settings, &obs),
+            Some(Timestamp(now.0 - 8_000))
+        );
+        // An unknown transition time (the epoch) is no wait.
+        let view = obs.cluster.as_mut().unwrap();
+        view.pods.push(pending_pod("unknown", 500, Timestamp(0)));
         assert_eq!(
             scale_up_wait_began(&settings, &obs),
             Some(Timestamp(now.0 - 8_000))
