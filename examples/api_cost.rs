@@ -1,10 +1,11 @@
 //! What observing a large cluster costs its API server: the kube adapter
 //! against the simulator's façade (on loopback), first listing nodes, pods
 //! and budgets every tick (`[kubernetes] watch = false`), then following
-//! them with watches (the default). Prints requests and bytes per minute
-//! for each, the changes the watches carried, and the ratio.
+//! them with watches (the default), while 1 % of the pods change a minute.
+//! Prints requests and bytes per minute for each, the changes the watches
+//! carried, and the ratio.
 //!
-//!   cargo run --release --example api_cost -- --workers 1000 --scale 60 --minutes 2
+//!   cargo run --release --example api_cost -- --workers 1000 --pods-per-worker 30 --minutes 2
 //!
 //! The façade answers full pages here (up to the 500 the adapter asks
 //! for) so that a 30 000-pod list is 60 pages, as on a real server.
@@ -13,7 +14,7 @@ use clap::Parser;
 use k3s_autoscaler::adapters::SystemClock;
 use k3s_autoscaler::adapters::kube::KubeCluster;
 use k3s_autoscaler::config::{Config, KubernetesConfig};
-use k3s_autoscaler::ports::{Clock, ClusterApi};
+use k3s_autoscaler::ports::{Clock, ClusterApi, Resources};
 use k3s_autoscaler::sim::facade::Facade;
 use k3s_autoscaler::sim::facade::api_cost::CostSnapshot;
 use k3s_autoscaler::sim::{ScenarioKind, SimClock, SimSettings, World};
@@ -26,9 +27,14 @@ struct Args {
     /// Ready workers in the simulated cluster.
     #[arg(long, default_value_t = 1000)]
     workers: u32,
-    /// Multiplies the steady scenario's demand (pods).
-    #[arg(long, default_value_t = 60.0)]
-    scale: f64,
+    /// Pods per worker: the steady scenario's, topped up by a Job of
+    /// small pods.
+    #[arg(long, default_value_t = 30)]
+    pods_per_worker: u32,
+    /// Pods changing per minute, in percent of all pods (new Job pods,
+    /// each a watch event), beside the scenario's own changes.
+    #[arg(long, default_value_t = 1.0)]
+    churn_percent: f64,
     /// Minutes measured per mode.
     #[arg(long, default_value_t = 2.0)]
     minutes: f64,
@@ -48,18 +54,55 @@ fn delta(a: CostSnapshot, b: CostSnapshot) -> CostSnapshot {
     }
 }
 
-async fn observe_for(kube: &KubeCluster, minutes: f64, interval: Duration) -> (u32, u32) {
+/// Every 6 s, a Job of `per_step` pods: `churn_percent` of the pods a
+/// minute, as creations (each one ADDED, then MODIFIED when scheduled).
+fn churn(world: &Arc<Mutex<World>>, per_step: u32) {
+    // One name per Job over the whole run: a name used again would be
+    // the same pods, no change at all.
+    static STEP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let step = STEP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+    let requests = Resources::new(10, 16 << 20);
+    w.workload
+        .add_job(&format!("churn-{step}"), per_step, requests);
+}
+
+async fn observe_for(
+    kube: &KubeCluster,
+    world: &Arc<Mutex<World>>,
+    per_step: u32,
+    minutes: f64,
+    interval: Duration,
+) -> (u32, u32) {
     let end = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let (mut ok, mut unknown) = (0, 0);
+    let mut last_pods = 0;
+    let mut next_churn = Instant::now();
+    let mut next_look = Instant::now();
     while Instant::now() < end {
-        let seen = kube.observed().await;
-        if seen.nodes.is_ok() && seen.pods.is_ok() && seen.pdbs.is_ok() {
-            ok += 1;
-        } else {
-            unknown += 1;
+        if Instant::now() >= next_churn {
+            churn(world, per_step);
+            next_churn += Duration::from_secs(6);
         }
-        tokio::time::sleep(interval).await;
+        if Instant::now() < next_look {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        next_look += interval;
+        let seen = kube.observed().await;
+        match (&seen.nodes, &seen.pods, &seen.pdbs) {
+            (Ok(_), Ok(pods), Ok(_)) => {
+                ok += 1;
+                last_pods = pods.len();
+            }
+            (n, p, b) => {
+                unknown += 1;
+                let why = [n.as_ref().err(), p.as_ref().err(), b.as_ref().err()];
+                eprintln!("Unknown: {:?}", why.into_iter().flatten().next());
+            }
+        }
     }
+    println!("  {last_pods} pods at the last look");
     (ok, unknown)
 }
 
@@ -98,7 +141,7 @@ async fn run(args: Args) -> ExitCode {
         cluster: "api-cost".into(),
         seed: 1,
         scenario: ScenarioKind::Steady,
-        scale: args.scale,
+        scale: 1.0,
         initial_workers: args.workers,
         boot_delay: Duration::from_secs(90),
         never_join_probability: 0.0,
@@ -113,6 +156,15 @@ async fn run(args: Args) -> ExitCode {
         external_fleet: false,
     };
     let world = Arc::new(Mutex::new(World::new(settings)));
+    {
+        let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+        let have = w.pods().len() as u32;
+        let want = args.workers * args.pods_per_worker;
+        if want > have {
+            w.workload
+                .add_job("filler", want - have, Resources::new(10, 16 << 20));
+        }
+    }
     let clock: Arc<dyn Clock> = Arc::new(SimClock::scaled(start, 1.0));
     let facade = Facade::new(world.clone(), clock).with_page_cap(500);
     let cost = facade.clone();
@@ -158,16 +210,21 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let setup = Instant::now();
     let pods = kube.pods().await.map(|p| p.len()).unwrap_or(0);
     let nodes = kube.nodes().await.map(|n| n.len()).unwrap_or(0);
     println!(
-        "cluster: {nodes} workers, {pods} pods; {} min per mode, a look every {} s",
-        args.minutes, args.interval
+        "cluster: {nodes} workers, {pods} pods (first list {:.1} s); {} min per mode, a look every {} s, {} % of pods changing a minute",
+        setup.elapsed().as_secs_f64(),
+        args.minutes,
+        args.interval,
+        args.churn_percent
     );
     let interval = Duration::from_secs(args.interval);
+    let per_step = ((pods as f64 * args.churn_percent / 100.0) / 10.0).ceil() as u32;
 
     let before = cost.api_cost();
-    let (ok, unknown) = observe_for(&kube, args.minutes, interval).await;
+    let (ok, unknown) = observe_for(&kube, &world, per_step, args.minutes, interval).await;
     let listing = delta(before, cost.api_cost());
     println!(
         "{}; {ok} looks in step, {unknown} Unknown",
@@ -192,7 +249,7 @@ async fn run(args: Args) -> ExitCode {
         first.bytes + first.watch_bytes,
         started.elapsed().as_secs_f64()
     );
-    let (ok, unknown) = observe_for(&kube, args.minutes, interval).await;
+    let (ok, unknown) = observe_for(&kube, &world, per_step, args.minutes, interval).await;
     let watching = delta(synced, cost.api_cost());
     println!(
         "{}; {ok} looks in step, {unknown} Unknown",

@@ -205,7 +205,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             cpu_up_percent: 70.0,
             cpu_up_for: ConfigDuration::secs(0),
-            pending_for: ConfigDuration::secs(60),
+            pending_for: ConfigDuration::secs(5),
             cpu_down_percent: 45.0,
             idle_for: ConfigDuration::secs(600),
             cpu_target_percent: 60.0,
@@ -454,8 +454,9 @@ impl Config {
         if p.max_scale_up_batch == 0 {
             return bad("policy.max_scale_up_batch", "must be at least 1".into());
         }
+        // `policy.pending_for` may be 0, as the Cluster Autoscaler's
+        // `new-pod-scale-up-delay` is by default: a pod counts at once.
         for (key, value) in [
-            ("policy.pending_for", p.pending_for),
             ("policy.idle_for", p.idle_for),
             ("policy.scale_up_cooldown", p.scale_up_cooldown),
             ("policy.scale_down_cooldown", p.scale_down_cooldown),

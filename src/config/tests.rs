@@ -9,7 +9,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn empty_file_is_all_defaults() {
     let config = parse("").unwrap();
     assert_eq!(config, Config::default());
-    assert_eq!(config.policy.pending_for.get(), Duration::from_secs(60));
+    assert_eq!(config.policy.pending_for.get(), Duration::from_secs(5));
     assert_eq!(config.policy.max_workers, 10);
 }
 

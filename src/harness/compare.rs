@@ -55,6 +55,8 @@ pub struct Figures {
     pub p95_unschedulable_seconds: f64,
     pub scale_ups: u32,
     pub scale_downs: u32,
+    /// Scale-downs started within 10 min of a scale-up's end.
+    pub flapping: u32,
     pub invariant_violations: usize,
 }
 
@@ -66,6 +68,7 @@ impl From<&Summary> for Figures {
             p95_unschedulable_seconds: s.p95_unschedulable_seconds,
             scale_ups: s.scale_ups,
             scale_downs: s.scale_downs,
+            flapping: s.flapping,
             invariant_violations: s.invariant_violations,
         }
     }
@@ -179,17 +182,24 @@ async fn run_with_engine(
 /// The comparison table, for people.
 pub fn table(rows: &[(&str, Figures)]) -> String {
     let mut out = format!(
-        "{:<14} {:>12} {:>16} {:>16} {:>10} {:>12}\n",
-        "", "worker-hours", "pending pod-min", "p95 unsched (s)", "scale-ups", "scale-downs"
+        "{:<14} {:>12} {:>16} {:>16} {:>10} {:>12} {:>9}\n",
+        "",
+        "worker-hours",
+        "pending pod-min",
+        "p95 unsched (s)",
+        "scale-ups",
+        "scale-downs",
+        "flapping"
     );
     for (name, f) in rows {
         out.push_str(&format!(
-            "{name:<14} {:>12.1} {:>16.1} {:>16.0} {:>10} {:>12}\n",
+            "{name:<14} {:>12.1} {:>16.1} {:>16.0} {:>10} {:>12} {:>9}\n",
             f.worker_hours,
             f.pending_pod_minutes,
             f.p95_unschedulable_seconds,
             f.scale_ups,
-            f.scale_downs
+            f.scale_downs,
+            f.flapping
         ));
     }
     out

@@ -20,7 +20,14 @@ pub struct Accounting {
     pub aborted: u32,
     /// Writes that opened the circuit breaker.
     pub circuit_opened: u32,
+    /// When the last scale-up was done, and the scale-downs that started
+    /// within `FLAP_WINDOW` of one: a fleet that grew only to shrink again.
+    pub last_scale_up_done: Option<Timestamp>,
+    pub flaps: u32,
 }
+
+/// A scale-down this soon after a scale-up counts as flapping.
+pub const FLAP_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 impl Accounting {
     pub fn integrate(&mut self, dt: Duration, live_workers: usize, pending_pods: usize) {
@@ -44,8 +51,19 @@ impl Accounting {
             return;
         }
         match (op.phase, &op.kind) {
-            (OpPhase::Done, OpKind::ScaleUp { .. }) => self.scale_ups += 1,
-            (OpPhase::Done, OpKind::ScaleDown { .. }) => self.scale_downs += 1,
+            (OpPhase::Done, OpKind::ScaleUp { .. }) => {
+                self.scale_ups += 1;
+                self.last_scale_up_done = Some(op.updated);
+            }
+            (OpPhase::Done, OpKind::ScaleDown { .. }) => {
+                self.scale_downs += 1;
+                if self
+                    .last_scale_up_done
+                    .is_some_and(|up| op.started >= up && op.started.since(up) < FLAP_WINDOW)
+                {
+                    self.flaps += 1;
+                }
+            }
             (OpPhase::Failed, _) => self.failed += 1,
             (OpPhase::Aborted, _) => self.aborted += 1,
             _ => {}
@@ -64,6 +82,8 @@ pub struct Summary {
     pub p95_unschedulable_seconds: f64,
     pub scale_ups: u32,
     pub scale_downs: u32,
+    /// Scale-downs started within 10 min of a scale-up's end.
+    pub flapping: u32,
     pub failed_operations: u32,
     pub aborted_operations: u32,
     pub invariant_violations: usize,
@@ -95,6 +115,7 @@ impl Accounting {
             p95_unschedulable_seconds: round2(p95_seconds(waits)),
             scale_ups: self.scale_ups,
             scale_downs: self.scale_downs,
+            flapping: self.flaps,
             failed_operations: self.failed,
             aborted_operations: self.aborted,
             invariant_violations: violations.len(),

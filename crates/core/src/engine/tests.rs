@@ -19,7 +19,7 @@ fn settings() -> Settings {
 #[test]
 fn the_tuned_defaults() {
     let p = Settings::default().policy;
-    assert_eq!(p.pending_for, Duration::from_secs(60));
+    assert_eq!(p.pending_for, Duration::from_secs(5));
     assert_eq!(p.cpu_down_percent, 45.0);
     assert_eq!(p.scale_up_cooldown, Duration::from_secs(60));
     assert_eq!(
