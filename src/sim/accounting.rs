@@ -128,6 +128,57 @@ impl Accounting {
 mod tests {
     use super::*;
 
+    use crate::ports::{OpKind, Operation, Origin};
+
+    fn op(kind: OpKind, phase: OpPhase, started: i64, updated: i64) -> OpRecord {
+        OpRecord {
+            op: Some(Operation {
+                id: format!("op-{started}"),
+                kind,
+                phase,
+                origin: Origin::Engine,
+                reasons: vec![],
+                started: Timestamp(started),
+                updated: Timestamp(updated),
+                deadline: None,
+                steps: vec![],
+                outcome: None,
+                fence: 1,
+                failed_before: 0,
+                last_failure: None,
+                troubles: vec![],
+            }),
+            ..OpRecord::default()
+        }
+    }
+
+    /// A scale-down that starts within 10 minutes of a scale-up's end is
+    /// flapping; one that starts later is not.
+    #[test]
+    fn scale_downs_soon_after_a_scale_up_count_as_flapping() {
+        let up = || OpKind::ScaleUp {
+            count: 1,
+            client_token: "t".into(),
+            instance_ids: vec![],
+            plan: None,
+        };
+        let down = || OpKind::ScaleDown {
+            node: "n".into(),
+            instance_id: None,
+        };
+        let minute = 60_000;
+        let mut a = Accounting::default();
+        let mut end = |kind: fn() -> OpKind, started: i64, done: i64| {
+            let before = op(kind(), OpPhase::Launched, started, started);
+            let after = op(kind(), OpPhase::Done, started, done);
+            a.on_op_write(&before, &after);
+        };
+        end(up, 0, minute);
+        end(down, 9 * minute, 12 * minute);
+        end(down, 12 * minute, 14 * minute);
+        assert_eq!((a.scale_ups, a.scale_downs, a.flaps), (1, 2, 1));
+    }
+
     #[test]
     fn p95_of_waits() {
         let waits: Vec<Duration> = (1..=100).map(Duration::from_secs).collect();

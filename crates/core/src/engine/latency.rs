@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn the_next_window_to_end_is_the_youngest_pod_still_inside_it() {
-        let settings = Settings::default(); // pending_for 60 s
+        let mut settings = Settings::default();
+        settings.policy.pending_for = Duration::from_secs(60);
         let now = Timestamp(1_000_000);
         let mut obs = cluster(3, 50.0, now);
         let view = obs.cluster.as_mut().unwrap();

@@ -129,11 +129,10 @@ fn a_cooldown_is_told_only_to_pods_that_waited_past_pending_for_and_without_a_ti
     view_mut(&mut obs)
         .pods
         .push(pending_pod("old", 500, now.minus(Duration::from_secs(300))));
-    view_mut(&mut obs).pods.push(pending_pod(
-        "fresh",
-        500,
-        now.minus(Duration::from_secs(10)),
-    ));
+    // Inside the 5 s window.
+    view_mut(&mut obs)
+        .pods
+        .push(pending_pod("fresh", 500, now.minus(Duration::from_secs(2))));
     let record = OpRecord {
         last_scale_up: Some(now.minus(Duration::from_secs(20))),
         ..OpRecord::default()
