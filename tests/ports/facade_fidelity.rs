@@ -39,14 +39,7 @@ async fn a_patch_with_a_stale_resource_version_is_refused() {
     );
     // The version a read serves (the watch cache's, one counter for every
     // object, as etcd's revision is) is the current one.
-    let read: serde_json::Value = http
-        .get(format!("{url}/api/v1/nodes/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = support::get_json(&format!("{url}/api/v1/nodes/{name}")).await;
     let version = read["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()

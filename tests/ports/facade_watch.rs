@@ -41,14 +41,7 @@ fn version(v: &Value) -> u64 {
 async fn a_watch_from_a_list_sees_what_followed_it_once_and_an_old_version_is_gone() {
     let (url, _world) = support::facade(ScenarioKind::Steady, 3).await;
     let http = reqwest::Client::new();
-    let list: Value = http
-        .get(format!("{url}/api/v1/pods"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = support::get_json(&format!("{url}/api/v1/pods")).await;
     let listed = version(&list);
     let names: Vec<String> = list["items"]
         .as_array()
@@ -140,14 +133,7 @@ async fn an_object_leaving_a_selection_is_deleted_for_that_watch() {
         .name
         .clone();
     let http = reqwest::Client::new();
-    let list: Value = http
-        .get(format!("{url}/api/v1/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = support::get_json(&format!("{url}/api/v1/nodes")).await;
     let listed = version(&list);
     let cordon = |on: bool| {
         http.patch(format!("{url}/api/v1/nodes/{name}"))

@@ -52,6 +52,18 @@ fn in_step(o: &ObservedCluster) -> bool {
     o.nodes.is_ok() && o.pods.is_ok() && o.pdbs.is_ok()
 }
 
+/// In step again within `limit`, a pod named `prefix…` among the pods.
+async fn in_step_with(kube: &KubeCluster, limit: Duration, what: &str, prefix: &str) {
+    let seen = until(kube, limit, what, in_step).await;
+    assert!(
+        seen.pods
+            .unwrap()
+            .iter()
+            .any(|p| p.name.starts_with(prefix)),
+        "{what}: no pod {prefix}…"
+    );
+}
+
 #[tokio::test]
 async fn in_step_the_caches_hold_what_a_list_holds_list_nothing_and_wake_on_a_pending_pod() {
     let (url, _world) = support::facade(ScenarioKind::Steady, 3).await;
@@ -153,19 +165,13 @@ async fn a_410_a_cut_stream_and_an_undecodable_object_each_make_the_view_unknown
     assert!(seen.nodes.is_ok(), "the other kinds are unaffected");
     // A fresh list reads it again.
     post(&format!("{url}/debug/watch-fault/pods/gone/1")).await;
-    let seen = until(
+    in_step_with(
         &kube,
         Duration::from_secs(10),
         "readable after a list",
-        in_step,
+        "odd-",
     )
     .await;
-    assert!(
-        seen.pods
-            .unwrap()
-            .iter()
-            .any(|p| p.name.starts_with("odd-"))
-    );
 
     // A stream cut in the middle of an event: Unknown, with the reason,
     // for the back-off; then listed again, the new pod in it.
@@ -177,19 +183,13 @@ async fn a_410_a_cut_stream_and_an_undecodable_object_each_make_the_view_unknown
     .await;
     let text = seen.pods.unwrap_err().to_string();
     assert!(text.contains("middle of an event"), "{text}");
-    let seen = until(
+    in_step_with(
         &kube,
         Duration::from_secs(15),
         "in step after the cut",
-        in_step,
+        "cutoff-",
     )
     .await;
-    assert!(
-        seen.pods
-            .unwrap()
-            .iter()
-            .any(|p| p.name.starts_with("cutoff-"))
-    );
 }
 
 #[tokio::test]

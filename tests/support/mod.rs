@@ -248,6 +248,11 @@ pub async fn serve_facade(
     url
 }
 
+/// A GET answered with JSON (a test peer's list or object).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// The kube-rs adapter, connected to the API server (façade) at `url`.
 pub async fn kube_client(url: &str) -> k3s_autoscaler::adapters::kube::KubeCluster {
     let config = k3s_autoscaler::config::KubernetesConfig {

@@ -74,7 +74,7 @@ pub struct Pager {
 
 /// The key an item is stored under: `namespace/name`, or `name` for
 /// cluster-scoped objects. Lists are served in this order.
-fn key(item: &Value) -> String {
+pub fn key(item: &Value) -> String {
     let name = item
         .pointer("/metadata/name")
         .and_then(Value::as_str)

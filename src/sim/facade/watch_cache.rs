@@ -14,6 +14,7 @@
 //! `compact` forces that for a test.
 
 use super::field_selector::Kind;
+use super::paging::key as object_key;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -77,18 +78,6 @@ fn key_of(kind: Kind) -> &'static str {
         Kind::Node => "nodes",
         Kind::PodDisruptionBudget => "poddisruptionbudgets",
         Kind::Event => "events",
-    }
-}
-
-/// `namespace/name` (or `name`), the key the API server stores under.
-pub fn object_key(item: &Value) -> String {
-    let name = item
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match item.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_string(),
     }
 }
 
