@@ -21,18 +21,19 @@ async fn a_patch_with_a_stale_resource_version_is_refused() {
         .name
         .clone();
     let http = reqwest::Client::new();
-    let patch = |rv: &str| {
-        serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": true}})
-            .to_string()
+    // A cordon conditional on `rv`: the status the server answers.
+    let patch = async |rv: &str| {
+        let body = serde_json::json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": true}});
+        http.patch(format!("{url}/api/v1/nodes/{name}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     };
-    let stale = http
-        .patch(format!("{url}/api/v1/nodes/{name}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(patch("0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stale.status().as_u16(), 409);
+    assert_eq!(patch("0").await, 409);
     assert!(
         !k3s_autoscaler::sim::ports::lock(&world).nodes()[0].cordoned,
         "a refused patch changes nothing"
@@ -44,23 +45,9 @@ async fn a_patch_with_a_stale_resource_version_is_refused() {
         .as_str()
         .unwrap()
         .to_string();
-    let current = http
-        .patch(format!("{url}/api/v1/nodes/{name}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(patch(&version))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(current.status().as_u16(), 200);
+    assert_eq!(patch(&version).await, 200);
     // That version is now stale: the patch moved it.
-    let again = http
-        .patch(format!("{url}/api/v1/nodes/{name}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(patch(&version))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status().as_u16(), 409);
+    assert_eq!(patch(&version).await, 409);
 }
 
 /// `kubectl annotate node N k3s-autoscaler/scale-down-disabled=true` (a
