@@ -455,7 +455,8 @@ impl Config {
             return bad("policy.max_scale_up_batch", "must be at least 1".into());
         }
         // `policy.pending_for` may be 0, as the Cluster Autoscaler's
-        // `new-pod-scale-up-delay` is by default: a pod counts at once.
+        // `new-pod-scale-up-delay` is by default: a pod counts at the first
+        // tick after its PodScheduled=False transition.
         for (key, value) in [
             ("policy.idle_for", p.idle_for),
             ("policy.scale_up_cooldown", p.scale_up_cooldown),

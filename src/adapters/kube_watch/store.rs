@@ -146,7 +146,7 @@ impl<D: Clone + PartialEq> Store<D> {
         };
     }
 
-    /// The server refuses the watch itself (a 401/403/404/405 when it
+    /// The server refuses the watch itself (a 403/404/405 when it
     /// starts): not a failure to wait out, a setting to fix.
     pub fn refuse(&self, why: String) {
         self.inner().phase = Phase::Refused(why);

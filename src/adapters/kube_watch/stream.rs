@@ -56,7 +56,7 @@ pub struct Source<K, D> {
 enum End {
     /// The server ended the watch: watch again from the last version.
     Clean,
-    /// The server will not let us watch (401, 403, 404, 405 at the start).
+    /// The server will not let us watch (403, 404, 405 at the start).
     Refused(String),
     /// `410`: list again, at once.
     Gone(String),
@@ -207,7 +207,9 @@ where
         Ok(Err(::kube::Error::Api(status))) if status.code == 410 => {
             return End::Gone(format!("410 {}", status.message));
         }
-        Ok(Err(::kube::Error::Api(status))) if matches!(status.code, 401 | 403 | 404 | 405) => {
+        // Not 401: credentials that expired are refreshed and retried
+        // (a back-off), not a missing verb to grant.
+        Ok(Err(::kube::Error::Api(status))) if (403..=405).contains(&status.code) => {
             return End::Refused(format!(
                 "{} {} ({})",
                 status.code, status.message, status.reason
