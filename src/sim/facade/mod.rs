@@ -93,6 +93,18 @@ impl Facade {
         self.watch.refresh(kind, items)
     }
 
+    /// The world's changes of `kind` taken into the watch cache, and the
+    /// version now (`record` without serving a copy of the kind).
+    fn note(&self, w: &mut World, kind: Kind) -> u64 {
+        let items = render_all(self, w, kind);
+        self.watch.note(kind, items)
+    }
+
+    /// `note`, taking the world's lock.
+    fn noted(&self, kind: Kind) -> u64 {
+        self.with(|w| self.note(w, kind))
+    }
+
     /// Node `name` as served now (its version the watch cache's).
     fn served_node(&self, w: &mut World, name: &str) -> Option<Value> {
         let (nodes, _) = self.record(w, Kind::Node);
@@ -362,7 +374,7 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
         // Under the same lock: a render racing the delete cannot bring the
         // forgotten object back.
         f.node_objects.forget(&name);
-        f.record(w, Kind::Node);
+        f.note(w, Kind::Node);
         found
     });
     if existed {
@@ -495,7 +507,7 @@ async fn evict(
             return (500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into());
         }
         let outcome = w.evict(&pod.uid);
-        f.record(w, Kind::Pod);
+        f.note(w, Kind::Pod);
         match outcome {
             EvictionOutcome::Evicted => (201, "", "".into()),
             EvictionOutcome::AlreadyGone => (404, "NotFound", format!("pods \"{name}\" not found")),

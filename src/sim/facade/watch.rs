@@ -233,7 +233,7 @@ async fn produce(
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
     let started = tokio::time::Instant::now();
-    let (_, mut at) = f.served(kind);
+    let mut at = f.noted(kind);
     if query.from.is_none() {
         let (objects, now) = f.watch.current(kind);
         for object in objects.iter().filter(|o| selection.matches(o)) {
@@ -254,7 +254,7 @@ async fn produce(
             tokio::time::sleep(POLL).await;
             continue;
         }
-        f.served(kind);
+        f.noted(kind);
         let answer = if WatchFaults::take(&f.watch_faults.gone[slot(kind)]) {
             Since::Gone { oldest: at + 1 }
         } else {

@@ -105,20 +105,32 @@ impl WatchCache {
     /// in `metadata.resourceVersion`). Called under the world's lock, so
     /// the version names exactly this state of the world.
     pub fn refresh(&self, kind: Kind, items: Vec<Value>) -> (Vec<Value>, u64) {
+        self.take_in(kind, items, true)
+    }
+
+    /// `refresh` for a caller that only needs the changes recorded (a
+    /// watch's look, a write's own event): no copy of the kind is served.
+    pub fn note(&self, kind: Kind, items: Vec<Value>) -> u64 {
+        self.take_in(kind, items, false).1
+    }
+
+    fn take_in(&self, kind: Kind, items: Vec<Value>, serve: bool) -> (Vec<Value>, u64) {
         let mut guard = self.state();
         let state = &mut *guard;
         let log = state.kinds.entry(key_of(kind)).or_default();
         let first = !log.started;
         log.started = true;
         let mut seen: HashMap<String, ()> = HashMap::with_capacity(items.len());
-        let mut served = Vec::with_capacity(items.len());
+        let mut served = Vec::with_capacity(if serve { items.len() } else { 0 });
         for item in items {
             let key = object_key(&item);
             let hash = content_hash(&item);
             seen.insert(key.clone(), ());
             match log.objects.get(&key) {
                 Some(stored) if stored.hash == hash => {
-                    served.push(stored.object.as_ref().clone());
+                    if serve {
+                        served.push(stored.object.as_ref().clone());
+                    }
                 }
                 prev => {
                     state.rv += 1;
@@ -131,7 +143,9 @@ impl WatchCache {
                             cur: Some(object.clone()),
                         });
                     }
-                    served.push(object.as_ref().clone());
+                    if serve {
+                        served.push(object.as_ref().clone());
+                    }
                     log.objects.insert(key, Stored { hash, object });
                 }
             }
