@@ -204,7 +204,22 @@ pub(super) async fn list_versioned<K>(
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    match tokio::time::timeout(LIST_DEADLINE, list_pages(api, params, what)).await {
+    list_versioned_with(api, params, what, |k| k).await
+}
+
+/// `list_versioned`, each item mapped as its page arrives: a watch's store
+/// keeps what it converts, so only one page of whole API objects is held
+/// at a time (a 30 000-pod list as `Pod` objects is hundreds of MB).
+pub(super) async fn list_versioned_with<K, T>(
+    api: &Api<K>,
+    params: ListParams,
+    what: &str,
+    map: impl FnMut(K) -> T,
+) -> PortResult<(Vec<T>, String)>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(LIST_DEADLINE, list_pages(api, params, what, map)).await {
         Ok(listed) => listed,
         Err(_) => Err(PortError::Unavailable(format!(
             "{what}: not finished after {} s",
@@ -220,7 +235,12 @@ where
 /// the server has compacted away is `410 Expired`: the pages read so far
 /// belong to a snapshot that can no longer be finished, so the list
 /// starts over (as client-go's pager does), a bounded number of times.
-async fn list_pages<K>(api: &Api<K>, params: ListParams, what: &str) -> PortResult<(Vec<K>, String)>
+async fn list_pages<K, T>(
+    api: &Api<K>,
+    params: ListParams,
+    what: &str,
+    mut map: impl FnMut(K) -> T,
+) -> PortResult<(Vec<T>, String)>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -231,7 +251,15 @@ where
         let mut items = Vec::new();
         let mut tokens = std::collections::HashSet::new();
         while items.len() <= MAX_LIST_ITEMS {
-            let page = match api.list(&params).await {
+            let mut answer = api.list(&params).await;
+            if let Err(Error::Service(_) | Error::HyperError(_)) = &answer {
+                // A pooled connection the server (or a proxy) had closed
+                // while it sat idle: the request never reached a handler.
+                // A read is safe to send again, once, as client-go does
+                // for a GET that meets a reset connection.
+                answer = api.list(&params).await;
+            }
+            let page = match answer {
                 Ok(page) => page,
                 Err(Error::Api(status))
                     if status.code == 410
@@ -243,7 +271,7 @@ where
                 }
                 Err(e) => return Err(port_error(what, e, false)),
             };
-            items.extend(page.items);
+            items.extend(page.items.into_iter().map(&mut map));
             match page.metadata.continue_.filter(|t| !t.is_empty()) {
                 None => return Ok((items, page.metadata.resource_version.unwrap_or_default())),
                 // A server that hands back a token it gave before would
@@ -275,10 +303,21 @@ fn field_value(value: &str) -> String {
     out
 }
 
-fn convert<T, D>(items: Vec<T>, f: fn(&T) -> Result<D, String>) -> PortResult<Vec<D>> {
+/// Every item of a LIST, converted page by page (`list_versioned_with`);
+/// an item that does not convert makes the whole list Invalid.
+async fn list_converted<K, D>(
+    api: &Api<K>,
+    params: ListParams,
+    what: &str,
+    f: fn(&K) -> Result<D, String>,
+) -> PortResult<Vec<D>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let (items, _) = list_versioned_with(api, params, what, |k| f(&k)).await?;
     items
-        .iter()
-        .map(|i| f(i).map_err(PortError::Invalid))
+        .into_iter()
+        .map(|i| i.map_err(PortError::Invalid))
         .collect()
 }
 
@@ -357,27 +396,36 @@ impl ClusterApi for KubeCluster {
 
     async fn nodes(&self) -> PortResult<Vec<Node>> {
         let params = ListParams::default().labels(&self.selector);
-        let items = list_all(&self.nodes_api(), params, "listing nodes").await?;
-        convert(items, kube_convert::node)
+        list_converted(
+            &self.nodes_api(),
+            params,
+            "listing nodes",
+            kube_convert::node,
+        )
+        .await
     }
 
     async fn pods(&self) -> PortResult<Vec<Pod>> {
         let api = Api::<core::Pod>::all(self.client.clone());
-        let items = list_all(&api, ListParams::default(), "listing pods").await?;
-        convert(items, kube_convert::pod)
+        list_converted(
+            &api,
+            ListParams::default(),
+            "listing pods",
+            kube_convert::pod,
+        )
+        .await
     }
 
     async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {
         let api = Api::<core::Pod>::all(self.client.clone());
         let params = ListParams::default().fields(&format!("spec.nodeName={}", field_value(node)));
-        let items = list_all(&api, params, "listing pods on a node").await?;
-        convert(items, kube_convert::pod)
+        list_converted(&api, params, "listing pods on a node", kube_convert::pod).await
     }
 
     async fn pdbs(&self) -> PortResult<Vec<Pdb>> {
         let api = Api::<PodDisruptionBudget>::all(self.client.clone());
-        let items = list_all(&api, ListParams::default(), "listing PodDisruptionBudgets").await?;
-        convert(items, kube_convert::pdb)
+        let what = "listing PodDisruptionBudgets";
+        list_converted(&api, ListParams::default(), what, kube_convert::pdb).await
     }
 
     async fn set_cordoned(&self, node: &str, cordoned: bool) -> PortResult<()> {

@@ -4,7 +4,6 @@
 use super::executor::{Executor, StartRequest, start_request_is_clean_up};
 use super::observe::observe;
 use super::shutdown::Shutdown;
-use crate::engine::operation::Intent;
 use crate::engine::{Decision, Mode, PolicyMemory, Reason, Request, Settings, decide};
 use crate::engine::{ExecReport, TickReport};
 use crate::ports::Ports;
@@ -275,15 +274,6 @@ impl Engine {
                     ..ExecReport::default()
                 });
             }
-        }
-        if let Some(Intent::ScaleUp { .. }) = exec.as_ref().and_then(|e| e.started_intent.as_ref())
-            && let Some(began) =
-                crate::engine::latency::scale_up_wait_began(&self.settings, &observation)
-        {
-            // The launch is this tick's: the executor calls RunInstances in
-            // the run that starts the operation.
-            let waited = self.ports.clock.now().since(began);
-            self.metrics.record_scale_up_latency(waited);
         }
         if let Some(events) = &self.events {
             use crate::engine::events::{TickStart, of_tick};

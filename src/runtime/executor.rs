@@ -11,7 +11,7 @@ use crate::engine::{
     ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
     validate_request,
 };
-use crate::ports::{Node, OpKind, OpRecord, Origin, PortError, Ports};
+use crate::ports::{Node, OpKind, OpRecord, Origin, PortError, Ports, Timestamp};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
@@ -212,10 +212,10 @@ impl Executor {
                 ));
             } else if !shutdown.is_requested() {
                 match self.fresh_intent(&record, start).await {
-                    Ok((intent, origin, reasons)) => {
+                    Ok((intent, origin, reasons, pending_since)) => {
                         let op_id = self.ids.op_id();
                         let now = self.ports.clock.now();
-                        let next = operation::start(
+                        let mut next = operation::start(
                             &record,
                             &intent,
                             &op_id,
@@ -224,7 +224,21 @@ impl Executor {
                             held.lease.fence,
                             now,
                         );
+                        if let Some(op) = next.op.as_mut()
+                            && matches!(intent, Intent::ScaleUp { .. })
+                        {
+                            op.pending_since = pending_since;
+                        }
                         self.write(held, &mut record, next, report).await?;
+                        if let Some(began) =
+                            pending_since.filter(|_| matches!(intent, Intent::ScaleUp { .. }))
+                        {
+                            // The launch is this run's: RunInstances follows
+                            // in the advance below.
+                            let waited = now.since(began);
+                            self.metrics.record_scale_up_latency(waited);
+                            info!(target: "engine", op_id = %op_id, scale_up_latency_ms = waited.as_millis() as u64, "oldest triggering pod unschedulable for {}", crate::ports::format_duration(waited));
+                        }
                         info!(target: "engine", op_id = %op_id, origin = ?origin, "started {}", intent.label());
                         report.started = Some(op_id);
                         report.started_intent = Some(intent);
@@ -241,14 +255,17 @@ impl Executor {
             .await
     }
 
-    /// Decide again, on data read after taking the lock.
+    /// Decide again, on data read after taking the lock; with the intent,
+    /// when the oldest pod a scale-up answers began to wait, as this fresh
+    /// data shows it (the latency's start).
     async fn fresh_intent(
         &self,
         record: &OpRecord,
         start: StartRequest,
-    ) -> Result<(Intent, Origin, Vec<String>), String> {
+    ) -> Result<(Intent, Origin, Vec<String>, Option<Timestamp>), String> {
         let now = self.ports.clock.now();
         let obs = observe_fresh(&self.ports, now).await;
+        let pending_since = crate::engine::latency::scale_up_wait_began(&self.settings, &obs);
         match start {
             StartRequest::Engine { mut memory } => {
                 let decision = decide(&self.settings, &mut memory, &obs, record, now);
@@ -257,6 +274,7 @@ impl Executor {
                         intent,
                         Origin::Engine,
                         decision.reasons.into_iter().map(|r| r.text).collect(),
+                        pending_since,
                     )),
                     None => Err(format!(
                         "fresh data no longer calls for it: {}",
@@ -268,7 +286,7 @@ impl Executor {
                 let intent =
                     validate_request(&self.settings, &obs, record, &request).map_err(|r| r.0)?;
                 let reasons = vec![format!("requested by the operator: {}", intent.label())];
-                Ok((intent, Origin::Operator, reasons))
+                Ok((intent, Origin::Operator, reasons, pending_since))
             }
         }
     }
@@ -543,7 +561,11 @@ impl Executor {
                         let now = self.ports.clock.now();
                         for n in decided_on.iter().flatten() {
                             if n.ready && nodes.contains(&n.name) {
-                                self.metrics.record_verify_latency(now.since(n.ready_since));
+                                let waited = now.since(n.ready_since);
+                                self.metrics.record_verify_latency(waited);
+                                // One line per sample, for a study of the
+                                // figures (scripts/latency_study.sh).
+                                info!(target: "engine", op_id = op_id.as_deref().unwrap_or(""), node = %n.name, verify_latency_ms = waited.as_millis() as u64, "verified");
                             }
                         }
                     }

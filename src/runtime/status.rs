@@ -6,8 +6,8 @@ use super::backends::Backends;
 use super::console_tails::ConsoleTails;
 use super::settings::engine_settings;
 use super::status_json::{
-    BackendJson, BackendsJson, BootJson, CircuitJson, FindingJson, InstanceJson, LockJson,
-    NodeJson, OperationJson, StatusReport,
+    BackendJson, BackendsJson, BootJson, CircuitJson, FindingJson, InstanceJson, LatencyJson,
+    LockJson, NodeJson, OperationJson, StatusReport,
 };
 use crate::adapters::SystemClock;
 use crate::config::Config;
@@ -117,6 +117,11 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
         },
         _ => Err("needs the nodes, the instances and the state table".into()),
     };
+    // Launches as far as one look can time them (`engine/boot.rs`).
+    let timelines = match (&fleet, &nodes, &state) {
+        (Ok(f), Ok(ns), Ok(s)) => Some(crate::engine::boot::reconstruct(f, ns, &s.record)),
+        _ => None,
+    };
     let report = StatusReport {
         cluster: &config.cluster.name,
         table: &config.dynamodb.table,
@@ -159,10 +164,10 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
             .as_ref()
             .ok()
             .map(|s| CircuitJson::of(&engine_settings(config).circuit, &s.record, now)),
-        boot: match (&fleet, &nodes, &state) {
-            (Ok(f), Ok(ns), Ok(s)) => Some(BootJson::of(crate::engine::boot::reconstruct(
-                f, ns, &s.record,
-            ))),
+        boot: timelines.clone().map(BootJson::of),
+        latency: match (&state, &timelines) {
+            (Ok(s), Some(t)) => Some(LatencyJson::of(&s.record, t)),
+            (Ok(s), None) => Some(LatencyJson::of(&s.record, &[])),
             _ => None,
         },
     };
@@ -218,6 +223,9 @@ pub async fn report(config: &Config, aws: &Sources, as_json: bool) -> Exit {
                 secs("p95_s")
             );
         }
+        if let Some(l) = &report.latency {
+            print_latency(l);
+        }
         print_findings(findings.as_deref());
     }
     match state {
@@ -252,6 +260,21 @@ async fn findings(
     let mut found = reconcile(&engine_settings(config), &observation, record, now);
     ConsoleTails::default().fill(cloud, &mut found, now).await;
     found
+}
+
+fn print_latency(l: &LatencyJson) {
+    let secs = |v: f64| format!("{:.1}s", v.max(0.0));
+    if let (Some(op), Some(v)) = (&l.scale_up_op, l.scale_up_s) {
+        println!("latency     {op}: unschedulable to launch {}", secs(v));
+    }
+    if !l.verify_s.is_empty() {
+        let each: Vec<String> = l
+            .verify_s
+            .iter()
+            .map(|(id, v)| format!("{id} {}", secs(*v)))
+            .collect();
+        println!("latency     Ready to verified: {}", each.join(", "));
+    }
 }
 
 fn print_findings(findings: Option<&[Finding]>) {

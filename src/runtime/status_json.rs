@@ -28,6 +28,45 @@ pub struct StatusReport<'a> {
     /// The launches there are, as far as one look can time them
     /// (`engine/boot.rs::reconstruct`), and their percentiles.
     pub boot: Option<BootJson>,
+    /// The last operation's latencies (`engine/latency.rs`), as far as the
+    /// record and one look tell them; a running engine's p50/p95 are on
+    /// its `/metrics`.
+    pub latency: Option<LatencyJson>,
+}
+
+/// Seconds. `scale_up_s`: the last scale-up's oldest triggering pod
+/// unschedulable → its launch (absent when the record is not a scale-up or
+/// was written before the field existed). `verify_s`: per instance the
+/// boot timelines could time, node Ready → verified.
+#[derive(Debug, Serialize)]
+pub struct LatencyJson {
+    pub scale_up_op: Option<String>,
+    pub scale_up_s: Option<f64>,
+    pub verify_s: BTreeMap<String, f64>,
+}
+
+impl LatencyJson {
+    pub fn of(record: &OpRecord, timelines: &[crate::engine::boot::BootTimeline]) -> LatencyJson {
+        let scale_up = record
+            .op
+            .as_ref()
+            .filter(|o| matches!(o.kind, crate::ports::OpKind::ScaleUp { .. }));
+        let scale_up_s = scale_up
+            .and_then(|o| o.pending_since.map(|since| o.started.since(since)))
+            .map(|d| d.as_secs_f64());
+        let verify_s = timelines
+            .iter()
+            .filter_map(|t| {
+                let waited = t.verified?.since(t.ready?);
+                Some((t.instance_id.clone(), waited.as_secs_f64()))
+            })
+            .collect();
+        LatencyJson {
+            scale_up_op: scale_up.map(|o| o.id.clone()),
+            scale_up_s,
+            verify_s,
+        }
+    }
 }
 
 /// Times as RFC 3339, durations in seconds, like the rest of `status`.
@@ -375,6 +414,7 @@ mod tests {
         );
         if let Some(op) = record.op.as_mut() {
             op.deadline = Some(at(1600));
+            op.pending_since = Some(at(880));
         }
         record.pause = Some(Pause {
             by: "ops@bastion".into(),
@@ -431,6 +471,10 @@ mod tests {
             boot: Some(BootJson::of(crate::engine::boot::reconstruct(
                 &workers, &nodes, &record,
             ))),
+            latency: Some(LatencyJson::of(
+                &record,
+                &crate::engine::boot::reconstruct(&workers, &nodes, &record),
+            )),
         };
         let op = record.op.as_ref().expect("started");
         let expected = json!({
@@ -503,6 +547,9 @@ mod tests {
                 }],
                 "stats": [],
             },
+            // Started at 900 for a pod unschedulable since 880; nothing
+            // verified to time.
+            "latency": {"scale_up_op": "op-1", "scale_up_s": 20.0, "verify_s": {}},
         });
         assert_eq!(
             serde_json::to_value(&report).expect("serialisable"),
@@ -519,6 +566,52 @@ mod tests {
             !serde_json::to_string(&report)
                 .expect("serialisable")
                 .contains("secret-lease")
+        );
+    }
+    /// A scale-up that ended Done: its latency from the record, and each of
+    /// its nodes' Ready → verified from the boot timeline (the record's end
+    /// is when its nodes were verified).
+    #[test]
+    fn latency_of_the_last_scale_up_and_its_verified_nodes() {
+        let mut record = start(
+            &OpRecord::default(),
+            &Intent::ScaleUp { count: 1 },
+            "op-7",
+            Origin::Engine,
+            vec![],
+            3,
+            at(100),
+        );
+        if let Some(op) = record.op.as_mut() {
+            op.pending_since = Some(at(93));
+            op.phase = crate::ports::OpPhase::Done;
+            op.updated = at(161);
+        }
+        let mut ready = node("i-9", 140);
+        ready.ready_since = at(160);
+        let mut worker = instance("i-9");
+        worker.op_id = Some("op-7".into());
+        let timelines = crate::engine::boot::reconstruct(&[worker], &[ready], &record);
+        assert_eq!(
+            serde_json::to_value(LatencyJson::of(&record, &timelines)).expect("serialisable"),
+            json!({"scale_up_op": "op-7", "scale_up_s": 7.0, "verify_s": {"i-9": 1.0}})
+        );
+        // A record whose last operation is not a scale-up says nothing of one.
+        let cordon = start(
+            &OpRecord::default(),
+            &Intent::Cordon {
+                node: "i-9".into(),
+                cordon: true,
+            },
+            "op-8",
+            Origin::Operator,
+            vec![],
+            3,
+            at(200),
+        );
+        assert_eq!(
+            serde_json::to_value(LatencyJson::of(&cordon, &[])).expect("serialisable"),
+            json!({"scale_up_op": null, "scale_up_s": null, "verify_s": {}})
         );
     }
 }

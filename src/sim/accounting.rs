@@ -145,6 +145,7 @@ mod tests {
                 outcome: None,
                 fence: 1,
                 failed_before: 0,
+                pending_since: None,
                 last_failure: None,
                 troubles: vec![],
             }),

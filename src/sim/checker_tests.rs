@@ -45,6 +45,7 @@ fn op(id: &str, kind: OpKind, phase: OpPhase, at: Timestamp) -> Operation {
         outcome: None,
         fence: 1,
         failed_before: 0,
+        pending_since: None,
         last_failure: None,
         troubles: Vec::new(),
     }

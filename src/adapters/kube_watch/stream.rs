@@ -13,7 +13,7 @@
 
 use super::store::Store;
 use super::{IDLE_LIMIT, WATCH_SECONDS};
-use crate::adapters::kube::{list_versioned, port_error};
+use crate::adapters::kube::{list_versioned_with, port_error};
 use ::kube::api::{Api, ListParams, WatchParams};
 use ::kube::{Client, Resource, ResourceExt};
 use futures::io::{AsyncBufRead, AsyncBufReadExt};
@@ -107,17 +107,18 @@ where
             params = params.labels(labels);
         }
         let what = format!("listing {}", src.what);
-        let listed = match list_versioned(&src.api, params, &what).await {
-            Ok((_, v)) if v.is_empty() => Err(format!("{what}: the list has no resourceVersion")),
-            Ok(listed) => Ok(listed),
-            Err(e) => Err(e.to_string()),
-        };
+        let convert = src.convert;
+        let listed =
+            match list_versioned_with(&src.api, params, &what, |k| (key_of(&k), convert(&k))).await
+            {
+                Ok((_, v)) if v.is_empty() => {
+                    Err(format!("{what}: the list has no resourceVersion"))
+                }
+                Ok(listed) => Ok(listed),
+                Err(e) => Err(e.to_string()),
+            };
         let mut version = match listed {
-            Ok((items, v)) => {
-                let listed = items
-                    .iter()
-                    .map(|k| (key_of(k), (src.convert)(k)))
-                    .collect();
+            Ok((listed, v)) => {
                 if store.replace(listed) {
                     wake.notify_one();
                 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod exposition;
 pub mod field_selector;
 pub mod kube_json;
+pub mod look_pace;
 pub mod node_objects;
 pub mod paging;
 pub mod quantity;
@@ -47,6 +48,8 @@ pub struct Facade {
     pager: Arc<paging::Pager>,
     /// Versions of every object listed or watched, and their changes.
     watch: Arc<watch_cache::WatchCache>,
+    /// When open watches may look at a kind again (`look_pace.rs`).
+    look_pace: Arc<look_pace::LookPace>,
     watch_faults: Arc<watch::WatchFaults>,
     cost: Arc<api_cost::ApiCost>,
 }
@@ -61,6 +64,7 @@ impl Facade {
             terminating_namespaces: Arc::default(),
             pager: Arc::default(),
             watch: Arc::default(),
+            look_pace: Arc::default(),
             watch_faults: Arc::default(),
             cost: Arc::default(),
         }
@@ -100,9 +104,16 @@ impl Facade {
         self.watch.note(kind, items)
     }
 
-    /// `note`, taking the world's lock.
+    /// `note`, taking the world's lock, for an open watch: at the pace
+    /// `look_pace.rs` sets (between looks, the version the cache has).
     fn noted(&self, kind: Kind) -> u64 {
-        self.with(|w| self.note(w, kind))
+        let began = std::time::Instant::now();
+        if !self.look_pace.due(kind, began) {
+            return self.watch.version();
+        }
+        let version = self.with(|w| self.note(w, kind));
+        self.look_pace.looked(kind, began, began.elapsed());
+        version
     }
 
     /// Node `name` as served now (its version the watch cache's).
@@ -287,8 +298,22 @@ fn bad_request(message: String) -> Response {
     )
 }
 
+/// A list rendered off the runtime's threads: at 150 000 pods a render
+/// takes seconds under the world's lock, and on a runtime thread it kept
+/// the server from reading other requests (hyper drops a connection whose
+/// request head it has not read within 30 s: the client's `SendRequest`).
+async fn off_runtime(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(response) => response,
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            kube_json::status(500, "InternalError", &e.to_string()),
+        ),
+    }
+}
+
 async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    list_or_watch(&f, &q, Kind::Node, None, ("NodeList", "v1"))
+    off_runtime(move || list_or_watch(&f, &q, Kind::Node, None, ("NodeList", "v1"))).await
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
@@ -388,7 +413,7 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
 }
 
 async fn list_pods(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    pods_response(&f, &q, None)
+    off_runtime(move || pods_response(&f, &q, None)).await
 }
 
 async fn list_pods_in(
@@ -396,7 +421,7 @@ async fn list_pods_in(
     Path(ns): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    pods_response(&f, &q, Some(ns))
+    off_runtime(move || pods_response(&f, &q, Some(ns))).await
 }
 
 fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
@@ -405,7 +430,7 @@ fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) ->
 
 async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
     let kind = ("PodDisruptionBudgetList", "policy/v1");
-    list_or_watch(&f, &q, Kind::PodDisruptionBudget, None, kind)
+    off_runtime(move || list_or_watch(&f, &q, Kind::PodDisruptionBudget, None, kind)).await
 }
 
 /// `DELETE` of a namespace: it turns `Terminating` and stays so (no

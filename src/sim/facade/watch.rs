@@ -225,6 +225,16 @@ async fn send(f: &Facade, tx: &tokio::sync::mpsc::Sender<Bytes>, bytes: Bytes) -
     tx.send(bytes).await.is_ok()
 }
 
+/// `Facade::noted` off the runtime's threads (a look at 150 000 pods is a
+/// render of seconds under the world's lock; `off_runtime` in mod.rs).
+async fn noted(f: &Facade, kind: Kind) -> u64 {
+    let g = f.clone();
+    match tokio::task::spawn_blocking(move || g.noted(kind)).await {
+        Ok(version) => version,
+        Err(_) => f.watch.version(),
+    }
+}
+
 async fn produce(
     f: Facade,
     kind: Kind,
@@ -233,7 +243,7 @@ async fn produce(
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
     let started = tokio::time::Instant::now();
-    let mut at = f.noted(kind);
+    let mut at = noted(&f, kind).await;
     if query.from.is_none() {
         let (objects, now) = f.watch.current(kind);
         for object in objects.iter().filter(|o| selection.matches(o)) {
@@ -254,7 +264,7 @@ async fn produce(
             tokio::time::sleep(POLL).await;
             continue;
         }
-        f.noted(kind);
+        noted(&f, kind).await;
         let answer = if WatchFaults::take(&f.watch_faults.gone[slot(kind)]) {
             Since::Gone { oldest: at + 1 }
         } else {

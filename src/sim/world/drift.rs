@@ -121,6 +121,7 @@ impl World {
                 outcome: None,
                 fence,
                 failed_before: 0,
+                pending_since: None,
                 last_failure: None,
                 troubles: Vec::new(),
             }),

@@ -289,6 +289,7 @@ pub fn start(
             .as_ref()
             .map(|o| o.troubles.clone())
             .unwrap_or_default(),
+        pending_since: None,
     };
     OpRecord {
         rev: record.rev + 1,

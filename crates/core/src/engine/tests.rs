@@ -451,6 +451,7 @@ fn an_operation_in_flight_holds_everything_else() {
             outcome: None,
             fence: 1,
             failed_before: 0,
+            pending_since: None,
             last_failure: None,
             troubles: Vec::new(),
         }),

@@ -245,6 +245,12 @@ pub struct Operation {
     /// that takes over after a crash, counts the same history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub troubles: Vec<Trouble>,
+    /// A scale-up's oldest triggering pod's `PodScheduled=False` time, as
+    /// the fresh observation it was started on saw it: `started` minus this
+    /// is the scale-up latency (`engine/latency.rs`), kept in the record so
+    /// that `status`, which has no memory, can tell it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<Timestamp>,
 }
 
 fn is_zero(n: &u32) -> bool {
