@@ -8,6 +8,7 @@ pub mod events;
 pub mod exposition;
 pub mod field_selector;
 pub mod kube_json;
+mod lists;
 pub mod look_pace;
 pub mod node_objects;
 pub mod paging;
@@ -21,13 +22,14 @@ use super::ports::lock;
 use crate::ports::{Clock, CloudApi, EvictionOutcome, PodPhase};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use field_selector::Kind;
+use lists::{list_nodes, list_or_watch, list_pdbs, list_pods, list_pods_in};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -241,49 +243,6 @@ fn render_all(f: &Facade, w: &mut World, kind: Kind) -> Vec<Value> {
     }
 }
 
-/// A LIST or WATCH of `kind` (in `namespace`, if given): a watch's stream,
-/// or one page (`limit` / `continue`) of what the query's selectors
-/// select, at the watch cache's version, or the server's 400 or 410.
-fn list_or_watch(
-    f: &Facade,
-    q: &HashMap<String, String>,
-    kind: Kind,
-    namespace: Option<String>,
-    (list_kind, api_version): (&str, &str),
-) -> Response {
-    let selection = match selection::Selection::parse(q, kind, namespace) {
-        Ok(s) => s,
-        Err(e) => return bad_request(e),
-    };
-    if watch::is_watch(q) {
-        return watch::respond(f.clone(), kind, selection, q);
-    }
-    let answer = f.pager.page(q, f.clock.now(), || {
-        let (mut items, version) = f.served(kind);
-        items.retain(|i| selection.matches(i));
-        (items, version)
-    });
-    match answer {
-        paging::PageAnswer::Page {
-            items,
-            continue_token,
-            version,
-        } => {
-            let mut list = kube_json::list(list_kind, api_version, items);
-            list["metadata"]["resourceVersion"] = Value::String(version.to_string());
-            if let Some(token) = continue_token {
-                list["metadata"]["continue"] = Value::String(token);
-            }
-            json(StatusCode::OK, list)
-        }
-        paging::PageAnswer::BadRequest(e) => bad_request(e),
-        paging::PageAnswer::Expired => json(
-            StatusCode::GONE,
-            kube_json::status(410, "Expired", paging::EXPIRED_MESSAGE),
-        ),
-    }
-}
-
 fn not_found(what: &str) -> Response {
     json(
         StatusCode::NOT_FOUND,
@@ -296,24 +255,6 @@ fn bad_request(message: String) -> Response {
         StatusCode::BAD_REQUEST,
         kube_json::status(400, "BadRequest", &message),
     )
-}
-
-/// A list rendered off the runtime's threads: at 150 000 pods a render
-/// takes seconds under the world's lock, and on a runtime thread it kept
-/// the server from reading other requests (hyper drops a connection whose
-/// request head it has not read within 30 s: the client's `SendRequest`).
-async fn off_runtime(work: impl FnOnce() -> Response + Send + 'static) -> Response {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(response) => response,
-        Err(e) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            kube_json::status(500, "InternalError", &e.to_string()),
-        ),
-    }
-}
-
-async fn list_nodes(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    off_runtime(move || list_or_watch(&f, &q, Kind::Node, None, ("NodeList", "v1"))).await
 }
 
 async fn get_node(State(f): State<Facade>, Path(name): Path<String>) -> Response {
@@ -410,27 +351,6 @@ async fn delete_node(State(f): State<Facade>, Path(name): Path<String>) -> Respo
     } else {
         not_found(&format!("nodes \"{name}\""))
     }
-}
-
-async fn list_pods(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    off_runtime(move || pods_response(&f, &q, None)).await
-}
-
-async fn list_pods_in(
-    State(f): State<Facade>,
-    Path(ns): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    off_runtime(move || pods_response(&f, &q, Some(ns))).await
-}
-
-fn pods_response(f: &Facade, q: &HashMap<String, String>, ns: Option<String>) -> Response {
-    list_or_watch(f, q, Kind::Pod, ns, ("PodList", "v1"))
-}
-
-async fn list_pdbs(State(f): State<Facade>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let kind = ("PodDisruptionBudgetList", "policy/v1");
-    off_runtime(move || list_or_watch(&f, &q, Kind::PodDisruptionBudget, None, kind)).await
 }
 
 /// `DELETE` of a namespace: it turns `Terminating` and stays so (no
