@@ -228,6 +228,30 @@ where
     }
 }
 
+/// A transport error of a connection that was closed under the request
+/// (reset, broken pipe, the server's close before an answer), not a
+/// timeout, a refused connect or a name that does not resolve: those
+/// carry an I/O error of another kind.
+fn closed_connection(e: &Error) -> bool {
+    if !matches!(e, Error::Service(_) | Error::HyperError(_)) {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            );
+        }
+        source = err.source();
+    }
+    // No I/O error under it: hyper's own "connection closed before the
+    // message completed" or "request canceled" of a pooled connection.
+    true
+}
+
 /// Every item of a LIST, page by page (`limit`, then `continue` until the
 /// server gives none). The server may answer a page with fewer items than
 /// asked and a token for the rest, so a client that stops at the first
@@ -252,11 +276,14 @@ where
         let mut tokens = std::collections::HashSet::new();
         while items.len() <= MAX_LIST_ITEMS {
             let mut answer = api.list(&params).await;
-            if let Err(Error::Service(_) | Error::HyperError(_)) = &answer {
+            if let Err(e) = &answer
+                && closed_connection(e)
+            {
                 // A pooled connection the server (or a proxy) had closed
-                // while it sat idle: the request never reached a handler.
-                // A read is safe to send again, once, as client-go does
-                // for a GET that meets a reset connection.
+                // while it sat idle. A read is safe to send again, once,
+                // as client-go does for a GET that meets a reset
+                // connection; a timeout or a refused connect is not this
+                // and is not sent twice.
                 answer = api.list(&params).await;
             }
             let page = match answer {

@@ -36,13 +36,22 @@ fn slot(kind: Kind) -> usize {
 }
 
 impl LookPace {
-    /// Whether a look at `kind` is due at `now`.
+    /// Whether a look at `kind` is due at `now`; a look that is due is
+    /// taken by this caller (marked begun), so the other watches of the
+    /// kind wait for its end instead of rendering beside it.
     pub fn due(&self, kind: Kind, now: Instant) -> bool {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        match last[slot(kind)] {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match last[slot(kind)] {
             None => true,
             Some((began, took)) => now.duration_since(began) >= MIN_GAP.max(took * GAP_PER_COST),
+        };
+        if due {
+            // Until `looked` says how long it took: as if it took for
+            // ever, capped so that a look that never reports (a panic)
+            // holds the kind back a minute, not for good.
+            last[slot(kind)] = Some((now, Duration::from_secs(15)));
         }
+        due
     }
 
     /// A look at `kind` began at `began` and took `took`.
@@ -61,6 +70,8 @@ mod tests {
         let pace = LookPace::default();
         let t0 = Instant::now();
         assert!(pace.due(Kind::Pod, t0));
+        // Taken: a second watch does not look while the first does.
+        assert!(!pace.due(Kind::Pod, t0 + Duration::from_millis(300)));
         pace.looked(Kind::Pod, t0, Duration::from_millis(500));
         assert!(!pace.due(Kind::Pod, t0 + Duration::from_millis(1_999)));
         assert!(pace.due(Kind::Pod, t0 + Duration::from_secs(2)));

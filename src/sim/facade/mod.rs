@@ -109,11 +109,16 @@ impl Facade {
     /// `note`, taking the world's lock, for an open watch: at the pace
     /// `look_pace.rs` sets (between looks, the version the cache has).
     fn noted(&self, kind: Kind) -> u64 {
-        let began = std::time::Instant::now();
-        if !self.look_pace.due(kind, began) {
+        let now = std::time::Instant::now();
+        if !self.look_pace.due(kind, now) {
             return self.watch.version();
         }
-        let version = self.with(|w| self.note(w, kind));
+        // Timed from the lock's grant: a wait behind a list is not the
+        // look's own cost.
+        let (version, began) = self.with(|w| {
+            let began = std::time::Instant::now();
+            (self.note(w, kind), began)
+        });
         self.look_pace.looked(kind, began, began.elapsed());
         version
     }
