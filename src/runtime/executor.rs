@@ -7,14 +7,12 @@ use super::lease::{Acquired, LockClient};
 use super::observe::observe_fresh;
 use super::shutdown::Shutdown;
 use crate::engine::operation::{self, Effect, EffectResult, Intent, Next, SanityHold};
-use crate::engine::{
-    ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings, decide, intent_of,
-    validate_request,
-};
-use crate::ports::{Node, OpKind, OpRecord, Origin, PortError, Ports, Timestamp};
+use crate::engine::{ExecFailure, ExecReport, HeldLease, PolicyMemory, Request, Settings};
+use crate::ports::{Node, OpKind, OpRecord, PortError, Ports};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
 
+mod fresh_intent;
 mod view_check;
 
 use view_check::ViewVerdict;
@@ -253,42 +251,6 @@ impl Executor {
         let started_here = report.started.is_some();
         self.advance(held, &mut record, started_here, shutdown, report)
             .await
-    }
-
-    /// Decide again, on data read after taking the lock; with the intent,
-    /// when the oldest pod a scale-up answers began to wait, as this fresh
-    /// data shows it (the latency's start).
-    async fn fresh_intent(
-        &self,
-        record: &OpRecord,
-        start: StartRequest,
-    ) -> Result<(Intent, Origin, Vec<String>, Option<Timestamp>), String> {
-        let now = self.ports.clock.now();
-        let obs = observe_fresh(&self.ports, now).await;
-        let pending_since = crate::engine::latency::scale_up_wait_began(&self.settings, &obs);
-        match start {
-            StartRequest::Engine { mut memory } => {
-                let decision = decide(&self.settings, &mut memory, &obs, record, now);
-                match intent_of(&decision.action) {
-                    Some(intent) => Ok((
-                        intent,
-                        Origin::Engine,
-                        decision.reasons.into_iter().map(|r| r.text).collect(),
-                        pending_since,
-                    )),
-                    None => Err(format!(
-                        "fresh data no longer calls for it: {}",
-                        decision.summary()
-                    )),
-                }
-            }
-            StartRequest::Operator(request) => {
-                let intent =
-                    validate_request(&self.settings, &obs, record, &request).map_err(|r| r.0)?;
-                let reasons = vec![format!("requested by the operator: {}", intent.label())];
-                Ok((intent, Origin::Operator, reasons, pending_since))
-            }
-        }
     }
 
     async fn write(

@@ -106,15 +106,16 @@ impl Facade {
         self.watch.note(kind, items)
     }
 
-    /// `note`, taking the world's lock, for an open watch: at the pace
-    /// `look_pace.rs` sets (between looks, the version the cache has).
-    fn noted(&self, kind: Kind) -> u64 {
-        let now = std::time::Instant::now();
-        if !self.look_pace.due(kind, now) {
-            return self.watch.version();
-        }
-        // Timed from the lock's grant: a wait behind a list is not the
-        // look's own cost.
+    /// Whether an open watch's look at `kind` is due; if so it is this
+    /// caller's to take (`look`).
+    fn look_due(&self, kind: Kind) -> bool {
+        self.look_pace.due(kind, std::time::Instant::now())
+    }
+
+    /// A look that `look_due` granted: `note` under the world's lock
+    /// (`look_pace.rs` sets the pace), timed from the lock's
+    /// grant (a wait behind a list is not the look's own cost).
+    fn look(&self, kind: Kind) -> u64 {
         let (version, began) = self.with(|w| {
             let began = std::time::Instant::now();
             (self.note(w, kind), began)

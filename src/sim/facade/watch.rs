@@ -225,11 +225,17 @@ async fn send(f: &Facade, tx: &tokio::sync::mpsc::Sender<Bytes>, bytes: Bytes) -
     tx.send(bytes).await.is_ok()
 }
 
-/// `Facade::noted` off the runtime's threads (a look at 150 000 pods is a
-/// render of seconds under the world's lock; `off_runtime` in mod.rs).
+/// A look at `kind` when one is due (`Facade::look`), off the runtime's
+/// threads (a look at 150 000 pods is a render of seconds under the
+/// world's lock; `off_runtime` in lists.rs).
 async fn noted(f: &Facade, kind: Kind) -> u64 {
+    // Asked on the runtime: most polls find no look due, and need no
+    // blocking thread.
+    if !f.look_due(kind) {
+        return f.watch.version();
+    }
     let g = f.clone();
-    match tokio::task::spawn_blocking(move || g.noted(kind)).await {
+    match tokio::task::spawn_blocking(move || g.look(kind)).await {
         Ok(version) => version,
         Err(_) => f.watch.version(),
     }
