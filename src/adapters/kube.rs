@@ -92,12 +92,12 @@ impl KubeCluster {
     /// Follow nodes, pods and budgets with watches from now on (once; on
     /// the current tokio runtime): each tick reads the caches instead of
     /// listing the cluster. Notified when a change should wake the engine.
-    pub fn start_watches(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    pub fn start_watches(&self) -> super::kube_watch::Wakes {
         self.watches
             .get_or_init(|| {
                 super::kube_watch::Watches::start(&self.client, &self.watch_client, &self.selector)
             })
-            .wake()
+            .wakes()
     }
 
     pub fn endpoint(&self) -> &str {

@@ -31,7 +31,7 @@ pub struct Engine {
     boot: crate::engine::boot::BootMemory,
     /// Notified by the cluster's watches when a change should be decided
     /// on before the next interval (`adapters/kube_watch`).
-    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+    wake: Option<crate::adapters::kube_watch::Wakes>,
     /// When a pending pod's window ends before the next interval
     /// (`latency::next_window_end`), from the last tick's observation.
     window_ends: Option<crate::ports::Timestamp>,
@@ -47,6 +47,12 @@ pub const WAKE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1)
 
 /// Between two early ticks in a row (a wake's or a window's).
 pub const MIN_EARLY_GAP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// After a node's wake (`Wakes::now`): enough for the nodes of one launch
+/// that turn Ready together to be one tick, short beside the goal of a
+/// Ready node verified within 2 s. Such wakes skip `MIN_EARLY_GAP`: they
+/// come a few per boot, not a stream.
+pub const NODE_WAKE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How long after a pending pod's window ends its tick comes.
 const WINDOW_SLACK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -81,11 +87,12 @@ impl Engine {
         }
     }
 
-    /// Tick early, `WAKE_DEBOUNCE` after `wake` is notified, as well as
+    /// Tick early when the watches see a change — `WAKE_DEBOUNCE` after
+    /// `wakes.soon`, `NODE_WAKE_DEBOUNCE` after `wakes.now` — as well as
     /// every interval (time-based rules — windows, cooldowns, deadlines —
     /// still need the interval).
-    pub fn set_wake(&mut self, wake: std::sync::Arc<tokio::sync::Notify>) {
-        self.wake = Some(wake);
+    pub fn set_wake(&mut self, wakes: crate::adapters::kube_watch::Wakes) {
+        self.wake = Some(wakes);
     }
 
     /// Until the next tick is due: `interval`, or a wake and its debounce.
@@ -107,7 +114,14 @@ impl Engine {
             .filter(|d| *d < interval);
         let early = tokio::select! {
             _ = clock.sleep(interval) => false,
-            _ = wake.notified() => {
+            _ = wake.now.notified() => {
+                self.metrics.record_wake();
+                clock.sleep(NODE_WAKE_DEBOUNCE).await;
+                self.last_early
+                    .store(clock.now().0, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            _ = wake.soon.notified() => {
                 self.metrics.record_wake();
                 clock.sleep(WAKE_DEBOUNCE).await;
                 true

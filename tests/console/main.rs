@@ -19,3 +19,4 @@ mod kube_events;
 mod notifications;
 mod read_only_recorder;
 mod reconciliation;
+mod wakes;

@@ -68,7 +68,7 @@ async fn in_step_with(kube: &KubeCluster, limit: Duration, what: &str, prefix: &
 async fn in_step_the_caches_hold_what_a_list_holds_list_nothing_and_wake_on_a_pending_pod() {
     let (url, _world) = support::facade(ScenarioKind::Steady, 3).await;
     let kube = support::kube_client(&url).await;
-    let wake = kube.start_watches();
+    let wake = kube.start_watches().soon;
     let seen = until(&kube, Duration::from_secs(20), "first lists", in_step).await;
     assert!(
         seen.source

@@ -3,7 +3,7 @@
 //! (`stream.rs`) into a store (`store.rs`), instead of three LISTs of the
 //! whole cluster every tick. A change that a decision waits on — a pod
 //! turning unschedulable, a node turning Ready or NotReady, a pod leaving
-//! a cordoned node — wakes the engine (`Watches::wake`).
+//! a cordoned node — wakes the engine (`Watches::wakes`).
 //!
 //! What the caches may not do: be read as current when they are not. A
 //! store that has not finished its list, whose stream failed, or that has
@@ -34,11 +34,24 @@ pub const WATCH_SECONDS: u32 = 30;
 /// A watch that says nothing for this long has stalled.
 pub const IDLE_LIMIT: Duration = store::STALE_AFTER;
 
+/// What the watches notify when they see what a decision waits on.
+#[derive(Clone, Default)]
+pub struct Wakes {
+    /// A pod turned unschedulable, a drain's pod gone, a list that changed
+    /// the cache: a burst (a flash sale's pods) is to be decided on once,
+    /// so the engine waits for the rest of it.
+    pub soon: Arc<Notify>,
+    /// A worker node added, gone, or its Ready condition flipped: rare
+    /// (a few per boot), and a Ready node under the verifying taint is
+    /// capacity held back until the engine looks, so it looks at once.
+    pub now: Arc<Notify>,
+}
+
 pub struct Watches {
     nodes: Arc<Store<Node>>,
     pods: Arc<Store<Pod>>,
     pdbs: Arc<Store<Pdb>>,
-    wake: Arc<Notify>,
+    wakes: Wakes,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -67,7 +80,7 @@ impl Watches {
         let nodes: Arc<Store<Node>> = Arc::new(Store::new("nodes"));
         let pods: Arc<Store<Pod>> = Arc::new(Store::new("pods"));
         let pdbs: Arc<Store<Pdb>> = Arc::new(Store::new("PodDisruptionBudgets"));
-        let wake = Arc::new(Notify::new());
+        let wakes = Wakes::default();
         let node_source = Source {
             what: "nodes",
             api: Api::<core::Node>::all(client.clone()),
@@ -104,22 +117,22 @@ impl Watches {
             wakes: Box::new(|_: Option<&Pdb>, _: Option<&Pdb>| false),
         };
         let tasks = vec![
-            tokio::spawn(stream::run(node_source, nodes.clone(), wake.clone())).abort_handle(),
-            tokio::spawn(stream::run(pod_source, pods.clone(), wake.clone())).abort_handle(),
-            tokio::spawn(stream::run(pdb_source, pdbs.clone(), wake.clone())).abort_handle(),
+            tokio::spawn(stream::run(node_source, nodes.clone(), wakes.now.clone())).abort_handle(),
+            tokio::spawn(stream::run(pod_source, pods.clone(), wakes.soon.clone())).abort_handle(),
+            tokio::spawn(stream::run(pdb_source, pdbs.clone(), wakes.soon.clone())).abort_handle(),
         ];
         Watches {
             nodes,
             pods,
             pdbs,
-            wake,
+            wakes,
             tasks,
         }
     }
 
     /// Notified when a watch saw what a decision waits on.
-    pub fn wake(&self) -> Arc<Notify> {
-        self.wake.clone()
+    pub fn wakes(&self) -> Wakes {
+        self.wakes.clone()
     }
 
     /// Why a kind cannot be watched, if the server refused one: the

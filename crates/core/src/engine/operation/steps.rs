@@ -96,9 +96,11 @@ pub(super) fn verify(
         .filter(|id| !joined.contains(id) && !lost.contains(id))
         .cloned()
         .collect();
-    // The joined nodes still under the verifying taint. Removed when all
-    // joined, and also before a partial scale-up ends Failed: a node that
-    // did join is capacity, and left tainted it would be billed, counted
+    // The joined nodes still under the verifying taint, removed from each
+    // as soon as it is Ready, not when the last of the launch is: a Ready
+    // node is capacity the pending pods wait for, and one slow boot must
+    // not hold back the others. Also before a partial scale-up ends
+    // Failed: left tainted, a node that did join would be billed, counted
     // against max_workers and take no pod, for ever.
     let tainted: Vec<String> = view
         .nodes
@@ -112,8 +114,7 @@ pub(super) fn verify(
         .map(|n| n.name.clone())
         .collect();
     let past_deadline = op.deadline.is_some_and(|d| now > d);
-    let ending = joined.len() == ids.len() || waiting.is_empty() || past_deadline;
-    if ending && !tainted.is_empty() {
+    if !tainted.is_empty() {
         // Once per node per tick: a removal answered OK that the next list
         // still shows is a list that lags (or something putting the taint
         // back), and sending it again at once would only repeat it up to
