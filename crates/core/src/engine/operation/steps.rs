@@ -91,9 +91,26 @@ pub(super) fn verify(
                     .any(|i| &i.id == *id && !i.state.is_live())
         })
         .collect();
+    // Verified before (its taint is off), NotReady now: since the taint
+    // came off as soon as it was Ready, pods may run on it, so it is a
+    // worker in trouble, not a launch that never joined, and this step
+    // never terminates it. It is waited for until the deadline, and then
+    // kept.
+    let serving: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            !joined.contains(id)
+                && !lost.contains(id)
+                && view
+                    .nodes
+                    .iter()
+                    .any(|n| !n.startup_taint && n.instance_id.as_deref() == Some(id.as_str()))
+        })
+        .collect();
+    // Not yet joined: what the deadline terminates.
     let waiting: Vec<String> = ids
         .iter()
-        .filter(|id| !joined.contains(id) && !lost.contains(id))
+        .filter(|id| !joined.contains(id) && !lost.contains(id) && !serving.contains(id))
         .cloned()
         .collect();
     // The joined nodes still under the verifying taint, removed from each
@@ -175,7 +192,21 @@ pub(super) fn verify(
             then: AfterTerminate::Fail(why),
         });
     }
-    if waiting.is_empty() {
+    if past_deadline && !serving.is_empty() {
+        let serving: Vec<&str> = serving.iter().map(|s| s.as_str()).collect();
+        return end(
+            record,
+            op,
+            OpPhase::Failed,
+            format!(
+                "{} turned NotReady after its startup taint was removed (it may run pods); not terminated",
+                serving.join(", ")
+            ),
+            fence,
+            now,
+        );
+    }
+    if waiting.is_empty() && serving.is_empty() {
         let lost: Vec<&str> = lost.iter().map(|s| s.as_str()).collect();
         return end(
             record,

@@ -57,6 +57,50 @@ fn each_joined_node_is_untainted_when_ready_and_before_a_partial_scale_up_fails(
 }
 
 #[test]
+fn a_node_released_early_that_turns_not_ready_is_never_terminated_as_never_joined() {
+    // Found by the chaos harness (seed 83, 600 seeds): released as soon as
+    // it was Ready, the node took pods, flapped NotReady, and the deadline
+    // terminated it with six pods on it as "never joined".
+    let s = settings();
+    let launched = scale_up_launched(&["i-a", "i-b"]);
+    let mut w = World::new();
+    w.instances = vec![instance("i-a"), instance("i-b")];
+    let mut released = node("i-a", 60);
+    released.ready = false;
+    w.nodes.push(released);
+    let verifying = written(next(&s, &launched, &w.view(), 1, at(1)));
+    assert!(matches!(
+        next(&s, &verifying, &w.view(), 1, at(300)),
+        Next::Wait(why) if why.contains("0 of 2")
+    ));
+    // Past the deadline only the one that never joined is terminated…
+    let effect = acted(next(&s, &verifying, &w.view(), 1, at(601)));
+    assert!(
+        matches!(&effect, Effect::Terminate { ids, .. } if ids == &["i-b"]),
+        "{effect:?}"
+    );
+    // …and with that one Ready, the op fails and keeps the other.
+    w.nodes.push(node("i-b", 60));
+    let ended = written(next(&s, &verifying, &w.view(), 1, at(602)));
+    let op = op(&ended);
+    let outcome = op.outcome.as_deref().unwrap_or_default();
+    assert_eq!(op.phase, OpPhase::Failed);
+    assert!(
+        outcome.contains("i-a turned NotReady") && outcome.contains("not terminated"),
+        "{outcome}"
+    );
+    // Still tainted, a NotReady node never took a pod: the deadline
+    // terminates it as before.
+    w.nodes.pop();
+    w.nodes.last_mut().unwrap().startup_taint = true;
+    let effect = acted(next(&s, &verifying, &w.view(), 1, at(601)));
+    assert!(
+        matches!(&effect, Effect::Terminate { ids, .. } if ids == &["i-a", "i-b"]),
+        "{effect:?}"
+    );
+}
+
+#[test]
 fn a_stray_with_a_node_outside_the_selector_is_never_terminated() {
     let s = settings();
     let mut w = World::new();
