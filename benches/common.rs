@@ -5,7 +5,7 @@
 use k3s_autoscaler::engine::{ClusterView, Observation};
 use k3s_autoscaler::ports::cluster::{LABEL_INSTANCE_TYPE, LABEL_ZONE, LabelSelector};
 use k3s_autoscaler::ports::{
-    Instance, InstanceState, Node, Pdb, Pod, PodPhase, Reading, Resources, Timestamp,
+    Instance, InstanceState, Node, Pdb, Pod, PodFields, PodPhase, Reading, Resources, Timestamp,
 };
 use std::collections::BTreeMap;
 
@@ -14,26 +14,29 @@ pub const NOW: Timestamp = Timestamp(1_767_600_000_000);
 pub fn observation(workers: usize) -> Observation {
     let mut view = ClusterView::default();
     let mut fleet = Vec::new();
-    let pod = |name: String, node: Option<&str>, cpu: u64, owner: &str, app: &str| Pod {
-        namespace: "default".into(),
-        uid: format!("uid-{name}"),
-        name,
-        node_name: node.map(String::from),
-        phase: if node.is_some() {
-            PodPhase::Running
-        } else {
-            PodPhase::Pending
-        },
-        owner_kind: Some(owner.into()),
-        labels: BTreeMap::from([("app".to_string(), app.to_string())]),
-        annotations: BTreeMap::new(),
-        priority_class: None,
-        volumes: vec![],
-        requests: Resources::new(cpu, 512 << 20),
-        unschedulable_since: None,
-        terminating: false,
-        node_selector: Default::default(),
-        scheduling_gates: Vec::new(),
+    let pod = |name: String, node: Option<&str>, cpu: u64, owner: &str, app: &str| -> Pod {
+        PodFields {
+            namespace: "default".into(),
+            uid: format!("uid-{name}"),
+            name,
+            node_name: node.map(String::from),
+            phase: if node.is_some() {
+                PodPhase::Running
+            } else {
+                PodPhase::Pending
+            },
+            owner_kind: Some(owner.into()),
+            labels: [("app".to_string(), app.to_string())].into(),
+            annotations: Default::default(),
+            priority_class: None,
+            volumes: vec![],
+            requests: Resources::new(cpu, 512 << 20),
+            unschedulable_since: None,
+            terminating: false,
+            node_selector: Default::default(),
+            scheduling_gates: Vec::new(),
+        }
+        .into()
     };
     for i in 0..workers {
         let name = format!("i-{i:017x}");

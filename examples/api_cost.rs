@@ -244,6 +244,8 @@ fn line(name: &str, d: CostSnapshot, minutes: f64) -> String {
 }
 
 fn main() -> ExitCode {
+    // As the binary does: the adapter's memory is measured as it runs.
+    k3s_autoscaler::runtime::malloc::limit_arenas();
     let args = Args::parse();
     // The adapter's own account of its watches (relists and why), on
     // standard error; `RUST_LOG=kubernetes=debug` for every relist.
@@ -417,6 +419,16 @@ async fn measure_with(
             memory("self"),
             memory(child_pid)
         );
+        if mode == "watch" {
+            // What the executor reads before each operation: every pod,
+            // listed now. Those the cache holds unchanged are shared with
+            // it, so the process should not grow by a cluster's worth.
+            let fresh = kube.pods().await.map(|p| p.len());
+            println!(
+                "a fresh list of every pod beside the watches: {fresh:?}; this process: {}",
+                memory("self")
+            );
+        }
         per_mode.push((mode.clone(), d));
     }
     if let (Some((_, l)), Some((_, w))) = (

@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     k3s_autoscaler::runtime::terminal::install_panic_hook(
         k3s_autoscaler::runtime::terminal::restore,
     );
+    k3s_autoscaler::runtime::malloc::limit_arenas();
     let cli = k3s_autoscaler::cli::Cli::parse();
     k3s_autoscaler::cli::run(cli)
 }

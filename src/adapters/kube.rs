@@ -434,13 +434,23 @@ impl ClusterApi for KubeCluster {
 
     async fn pods(&self) -> PortResult<Vec<Pod>> {
         let api = Api::<core::Pod>::all(self.client.clone());
-        list_converted(
-            &api,
-            ListParams::default(),
-            "listing pods",
-            kube_convert::pod,
-        )
-        .await
+        // A pod as the watch cache holds it is the cache's, shared, page
+        // by page: at 150 000 pods, the executor's fresh list before each
+        // operation would otherwise be a second copy of the cluster, and
+        // the allocator keeps what a process once held.
+        let watches = self.watches.get();
+        let (items, _) = list_versioned_with(&api, ListParams::default(), "listing pods", |k| {
+            let converted = kube_convert::pod(&k);
+            match watches {
+                Some(w) => converted.map(|p| w.shared_pod(p)),
+                None => converted,
+            }
+        })
+        .await?;
+        items
+            .into_iter()
+            .map(|i| i.map_err(PortError::Invalid))
+            .collect()
     }
 
     async fn pods_on(&self, node: &str) -> PortResult<Vec<Pod>> {

@@ -2,12 +2,14 @@
 //! malformed object is an error value, never a panic (it is fuzzed).
 
 use crate::ports::cluster::{
-    LabelSelector, SelectorOp, SelectorRequirement, TAINT_VERIFYING, VolumeKind,
+    LabelSelector, POD_ANNOTATIONS_READ, SelectorOp, SelectorRequirement, TAINT_VERIFYING,
+    VolumeKind,
 };
-use crate::ports::{Node, Pdb, Pod, PodPhase, Resources, Timestamp};
+use crate::ports::{LabelMap, Node, Pdb, Pod, PodFields, PodPhase, Resources, Timestamp};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use std::collections::BTreeMap;
 
 /// A Kubernetes quantity in base units (cores, bytes), by the API's own
 /// grammar (`resource.Quantity`): a decimal number, then one of the binary
@@ -172,15 +174,15 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
             })
         })
         .map(|c| time(&c.last_transition_time).unwrap_or_default());
-    Ok(Pod {
+    Ok(PodFields {
         uid: p.metadata.uid.clone().unwrap_or_default(),
         node_name: spec
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty()),
         phase,
         owner_kind,
-        labels: p.metadata.labels.clone().unwrap_or_default(),
-        annotations: p.metadata.annotations.clone().unwrap_or_default(),
+        labels: p.metadata.labels.clone().unwrap_or_default().into(),
+        annotations: read_annotations(p.metadata.annotations.as_ref()),
         priority_class: spec.and_then(|s| s.priority_class_name.clone()),
         volumes,
         requests,
@@ -188,14 +190,30 @@ pub fn pod(p: &core::Pod) -> Result<Pod, String> {
         terminating: p.metadata.deletion_timestamp.is_some(),
         node_selector: spec
             .and_then(|s| s.node_selector.clone())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
         scheduling_gates: spec
             .and_then(|s| s.scheduling_gates.as_ref())
             .map(|gates| gates.iter().map(|g| g.name.clone()).collect())
             .unwrap_or_default(),
         namespace,
         name,
-    })
+    }
+    .into())
+}
+
+/// The pod's annotations the engine reads (`POD_ANNOTATIONS_READ`), and
+/// no others: a cache of every pod in the cluster would otherwise hold
+/// each one's `kubectl.kubernetes.io/last-applied-configuration` (often
+/// kilobytes) and whatever else tools write there.
+fn read_annotations(all: Option<&BTreeMap<String, String>>) -> LabelMap {
+    let Some(all) = all else {
+        return LabelMap::new();
+    };
+    POD_ANNOTATIONS_READ
+        .iter()
+        .filter_map(|key| Some((key.to_string(), all.get(*key)?.clone())))
+        .collect()
 }
 
 type QuantityList =
@@ -395,6 +413,34 @@ mod tests {
         assert!(d.is_unschedulable());
     }
 
+    /// A cache of every pod keeps only the annotations the engine reads:
+    /// not `last-applied-configuration`'s copy of the whole manifest.
+    #[test]
+    fn a_pod_keeps_only_the_annotations_the_engine_reads() {
+        let p: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
+                "labels": {"app": "web", "tier": "front"},
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"v1\"}",
+                    "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+                    "prometheus.io/scrape": "true"}},
+            "spec": {"containers": [{"name": "a"}], "nodeSelector": {"disk": "ssd"}}
+        }))
+        .unwrap();
+        let d = pod(&p).unwrap();
+        let kept: Vec<(&String, &String)> = d.annotations.iter().collect();
+        assert_eq!(
+            kept,
+            [(
+                &"cluster-autoscaler.kubernetes.io/safe-to-evict".to_string(),
+                &"false".to_string()
+            )]
+        );
+        assert_eq!(d.labels.len(), 2);
+        assert_eq!(d.labels.get("tier").map(String::as_str), Some("front"));
+        assert_eq!(d.node_selector.get("disk").map(String::as_str), Some("ssd"));
+    }
+
     /// A pod held by `schedulingGates` is Pending with PodScheduled False,
     /// reason `SchedulingGated`: it waits for its gate, not for capacity,
     /// so no new worker can help it and it must not count as unschedulable
@@ -490,7 +536,7 @@ mod tests {
         assert!(
             !pdb_of(serde_json::json!({}))
                 .selector
-                .matches(&Default::default())
+                .matches(&crate::ports::LabelMap::new())
         );
         assert!(
             pdb_of(serde_json::json!({"selector": {}}))

@@ -15,6 +15,7 @@ pub mod headless;
 pub mod ids;
 pub mod lease;
 pub mod logging;
+pub mod malloc;
 pub mod metrics;
 pub mod notify;
 pub mod observe;

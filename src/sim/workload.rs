@@ -5,7 +5,7 @@
 
 use super::fleet::{Fleet, NODE_ALLOCATABLE, NODE_CAPACITY_MILLIS};
 use crate::ports::cluster::{LabelSelector, VolumeKind};
-use crate::ports::{EvictionOutcome, Pdb, Pod, PodPhase, Resources, Timestamp};
+use crate::ports::{EvictionOutcome, Pdb, Pod, PodFields, PodPhase, Resources, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -88,15 +88,15 @@ impl SimPod {
             } else {
                 PodPhase::Pending
             };
-        Pod {
+        PodFields {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
             uid: self.uid.clone(),
             node_name: self.node.clone(),
             phase,
             owner_kind: Some(self.owner_kind.to_string()),
-            labels: self.labels.clone(),
-            annotations: BTreeMap::new(),
+            labels: self.labels.clone().into(),
+            annotations: Default::default(),
             priority_class: self.priority_class.clone(),
             volumes: self.volumes.clone(),
             requests: self.requests,
@@ -106,9 +106,10 @@ impl SimPod {
                 None
             },
             terminating: self.deleting_at.is_some(),
-            node_selector: BTreeMap::new(),
+            node_selector: Default::default(),
             scheduling_gates: self.scheduling_gates.clone(),
         }
+        .into()
     }
 }
 

@@ -90,9 +90,14 @@ async fn in_step_the_caches_hold_what_a_list_holds_list_nothing_and_wake_on_a_pe
         .await
         .unwrap()
         .into_iter()
-        .map(|p| p.uid)
+        .map(|p| p.uid.clone())
         .collect();
-    let mut cached: Vec<String> = seen.pods.unwrap().into_iter().map(|p| p.uid).collect();
+    let mut cached: Vec<String> = seen
+        .pods
+        .unwrap()
+        .into_iter()
+        .map(|p| p.uid.clone())
+        .collect();
     pods.sort();
     cached.sort();
     assert_eq!(cached, pods, "the pod cache is the pod list");

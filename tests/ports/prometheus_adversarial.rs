@@ -88,7 +88,7 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         created: Timestamp(0),
         ready_since: Timestamp(0),
     };
-    let pending = Pod {
+    let pending: Pod = PodFields {
         namespace: "default".into(),
         name: "web-x".into(),
         uid: "u".into(),
@@ -104,7 +104,8 @@ fn observation(cpu: Reading, now: Timestamp) -> Observation {
         terminating: false,
         node_selector: Default::default(),
         scheduling_gates: Vec::new(),
-    };
+    }
+    .into();
     let instance = |i: usize| Instance {
         id: format!("w{i}"),
         state: InstanceState::Running,

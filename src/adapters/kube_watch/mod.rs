@@ -88,6 +88,7 @@ impl Watches {
             labels: Some(selector.to_string()),
             convert: super::kube_convert::node,
             wakes: Box::new(node_wakes),
+            share: false,
         };
         // A pod the scheduler gave up on, or one leaving a cordoned node
         // (a drain's eviction done): what a scale-up or a drain waits for.
@@ -98,6 +99,7 @@ impl Watches {
             watch_client: watch_client.clone(),
             labels: None,
             convert: super::kube_convert::pod,
+            share: true,
             wakes: Box::new(move |old: Option<&Pod>, new: Option<&Pod>| {
                 let newly_unschedulable = new.is_some_and(Pod::is_unschedulable)
                     && !old.is_some_and(Pod::is_unschedulable);
@@ -115,6 +117,7 @@ impl Watches {
             labels: None,
             convert: super::kube_convert::pdb,
             wakes: Box::new(|_: Option<&Pdb>, _: Option<&Pdb>| false),
+            share: false,
         };
         let tasks = vec![
             tokio::spawn(stream::run(node_source, nodes.clone(), wakes.now.clone())).abort_handle(),
@@ -128,6 +131,11 @@ impl Watches {
             wakes,
             tasks,
         }
+    }
+
+    /// `pod`, or the pods cache's equal copy (`Store::shared`).
+    pub fn shared_pod(&self, pod: Pod) -> Pod {
+        self.pods.shared(&pod.key(), pod)
     }
 
     /// Notified when a watch saw what a decision waits on.

@@ -172,6 +172,16 @@ impl<D: Clone + PartialEq> Store<D> {
                 .is_some_and(|c| c.elapsed() < self.stale_after)
     }
 
+    /// `d`, or the cache's copy of it where the two are equal: one shared
+    /// allocation instead of two (`Pod` clones share), whatever the
+    /// cache's state — equal is equal.
+    pub fn shared(&self, key: &str, d: D) -> D {
+        match self.inner().items.get(key) {
+            Some(held) if *held == d => held.clone(),
+            _ => d,
+        }
+    }
+
     /// Whether any object held is so (in step or not: for wake rules).
     pub fn any(&self, pred: impl Fn(&D) -> bool) -> bool {
         self.inner().items.values().any(pred)
@@ -248,5 +258,24 @@ mod tests {
         assert!(err.contains("re-syncing") && err.contains("reset"), "{err}");
         store.replace(vec![("b".into(), Ok(2))]);
         assert_eq!(store.read().unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn a_pod_equal_to_the_cached_one_is_the_cached_one() {
+        use crate::engine::testkit::pod;
+        let store: Store<crate::ports::Pod> = Store::new("pods");
+        let held = pod("web-1", Some("n1"), 100, Some("ReplicaSet"));
+        store.replace(vec![(held.key(), Ok(held.clone()))]);
+        let listed = pod("web-1", Some("n1"), 100, Some("ReplicaSet"));
+        assert!(!listed.shares(&held));
+        assert!(store.shared(&held.key(), listed).shares(&held));
+        // Changed since: its own.
+        let moved = pod("web-1", Some("n2"), 100, Some("ReplicaSet"));
+        let kept = store.shared(&held.key(), moved.clone());
+        assert!(kept.shares(&moved) && !kept.shares(&held));
+        // A change to a shared pod is the changer's alone.
+        let mut copy = store.read().unwrap().remove(0);
+        copy.node_name = None;
+        assert_eq!(store.read().unwrap()[0].node_name.as_deref(), Some("n1"));
     }
 }

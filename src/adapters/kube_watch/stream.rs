@@ -51,6 +51,10 @@ pub struct Source<K, D> {
     pub labels: Option<String>,
     pub convert: fn(&K) -> Result<D, String>,
     pub wakes: WakeRule<D>,
+    /// A relist takes the cache's copy of an unchanged object
+    /// (`Store::shared`): for pods, whose clone is shared; a node's or a
+    /// budget's would be a second copy for nothing.
+    pub share: bool,
 }
 
 enum End {
@@ -108,15 +112,22 @@ where
         }
         let what = format!("listing {}", src.what);
         let convert = src.convert;
-        let listed =
-            match list_versioned_with(&src.api, params, &what, |k| (key_of(&k), convert(&k))).await
-            {
-                Ok((_, v)) if v.is_empty() => {
-                    Err(format!("{what}: the list has no resourceVersion"))
-                }
-                Ok(listed) => Ok(listed),
-                Err(e) => Err(e.to_string()),
+        // What has not changed since the last list is the cache's copy,
+        // shared: a relist (after a 410 or a cut) holds one cluster, not two.
+        let read = |k: K| {
+            let key = key_of(&k);
+            let converted = if src.share {
+                convert(&k).map(|d| store.shared(&key, d))
+            } else {
+                convert(&k)
             };
+            (key, converted)
+        };
+        let listed = match list_versioned_with(&src.api, params, &what, read).await {
+            Ok((_, v)) if v.is_empty() => Err(format!("{what}: the list has no resourceVersion")),
+            Ok(listed) => Ok(listed),
+            Err(e) => Err(e.to_string()),
+        };
         let mut version = match listed {
             Ok((listed, v)) => {
                 if store.replace(listed) {

@@ -35,8 +35,7 @@ pub fn classify(pod: &Pod, pdbs: &[Pdb], rules: &DrainRules) -> Disposition {
     // sought: the pod's key is only formatted when it is about to be named.
     let key = || pod.key();
     let annotation_is = |name: &str, value: &str| {
-        pod.annotations
-            .get(name)
+        pod.annotation(name)
             .is_some_and(|v| v.eq_ignore_ascii_case(value))
     };
     if annotation_is(ANNOTATION_SAFE_TO_EVICT, "false") {
@@ -99,7 +98,7 @@ pub fn classify(pod: &Pod, pdbs: &[Pdb], rules: &DrainRules) -> Disposition {
 mod tests {
     use super::*;
     use crate::ports::cluster::{LabelSelector, VolumeKind};
-    use crate::ports::{PodPhase, Resources};
+    use crate::ports::{PodFields, PodPhase, Resources};
     use std::collections::BTreeMap;
 
     fn rules() -> DrainRules {
@@ -111,23 +110,24 @@ mod tests {
     }
 
     fn pod(owner: Option<&str>) -> Pod {
-        Pod {
+        PodFields {
             namespace: "default".into(),
             name: "p".into(),
             uid: "u".into(),
             node_name: Some("n".into()),
             phase: PodPhase::Running,
             owner_kind: owner.map(String::from),
-            labels: BTreeMap::from([("app".into(), "x".into())]),
-            annotations: BTreeMap::new(),
+            labels: [("app".into(), "x".into())].into(),
+            annotations: Default::default(),
             priority_class: None,
             volumes: vec![],
             requests: Resources::default(),
             unschedulable_since: None,
             terminating: false,
-            node_selector: BTreeMap::new(),
+            node_selector: Default::default(),
             scheduling_gates: Vec::new(),
         }
+        .into()
     }
 
     fn blocked(d: Disposition) -> String {

@@ -2,7 +2,9 @@
 
 use super::observation::{ClusterView, Observation};
 use crate::ports::cluster::{LabelSelector, Pdb};
-use crate::ports::{Instance, InstanceState, Node, Pod, PodPhase, Reading, Resources, Timestamp};
+use crate::ports::{
+    Instance, InstanceState, Node, Pod, PodFields, PodPhase, Reading, Resources, Timestamp,
+};
 use std::collections::BTreeMap;
 
 pub const T0: Timestamp = Timestamp(1_767_571_200_000);
@@ -41,7 +43,7 @@ pub fn instance(id: &str) -> Instance {
 }
 
 pub fn pod(name: &str, node: Option<&str>, cpu: u64, owner: Option<&str>) -> Pod {
-    Pod {
+    PodFields {
         namespace: "default".into(),
         name: name.into(),
         uid: format!("uid-{name}"),
@@ -52,16 +54,17 @@ pub fn pod(name: &str, node: Option<&str>, cpu: u64, owner: Option<&str>) -> Pod
             PodPhase::Pending
         },
         owner_kind: owner.map(String::from),
-        labels: BTreeMap::from([("app".into(), "web".into())]),
-        annotations: BTreeMap::new(),
+        labels: [("app".into(), "web".into())].into(),
+        annotations: Default::default(),
         priority_class: None,
         volumes: vec![],
         requests: Resources::new(cpu, 256 << 20),
         unschedulable_since: None,
         terminating: false,
-        node_selector: BTreeMap::new(),
+        node_selector: Default::default(),
         scheduling_gates: Vec::new(),
     }
+    .into()
 }
 
 pub fn pending_pod(name: &str, cpu: u64, since: Timestamp) -> Pod {

@@ -7,6 +7,7 @@ pub mod cloud;
 pub mod cluster;
 pub mod error;
 pub mod events;
+pub mod label_map;
 pub mod label_selector;
 pub mod metrics;
 pub mod state;
@@ -15,10 +16,12 @@ pub mod time;
 pub use clock::Clock;
 pub use cloud::{CloudApi, Instance, InstanceState, LaunchRequest};
 pub use cluster::{
-    ClusterApi, EvictionOutcome, Node, ObservedCluster, Pdb, Pod, PodPhase, PodRef, Resources,
+    ClusterApi, EvictionOutcome, Node, ObservedCluster, Pdb, Pod, PodFields, PodPhase, PodRef,
+    Resources,
 };
 pub use error::{PortError, PortResult};
 pub use events::{ClusterEvent, EventObject, EventSeries, EventType};
+pub use label_map::{LabelMap, Labels};
 pub use metrics::{MetricsSource, Reading, Sample, Signal};
 pub use state::{
     AcquireRequest, BreakGlass, ClockSample, LaunchPlan, LaunchTarget, Lease, LockRecord, OpKind,
