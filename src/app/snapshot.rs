@@ -183,8 +183,14 @@ fn worker_rows(
                 scale_down: standing.get(&node.name).cloned(),
             });
         }
+        // Once, not a scan of the nodes per instance (quadratic at 5 000).
+        let with_node: std::collections::HashSet<&str> = view
+            .nodes
+            .iter()
+            .filter_map(|n| n.instance_id.as_deref())
+            .collect();
         for instance in fleet {
-            if view.node_for_instance(&instance.id).is_some() {
+            if with_node.contains(instance.id.as_str()) {
                 continue;
             }
             rows.push(WorkerRow {

@@ -83,7 +83,17 @@ pub fn implausible_judging(
         .filter(|i| i.managed && i.state.is_live())
         .filter(|i| now.since(i.launched_at) > settings.join_timeout)
         .collect();
-    let ready_for = |i: &Instance| view.node_for_instance(&i.id).is_some_and(|n| n.ready);
+    // Each instance's node, found once: a scan of the nodes per instance
+    // was 5 000 × 5 000 comparisons a tick at 5 000 workers (106 ms of a
+    // `hold`). The first node per instance, as `node_for_instance`.
+    let mut node_of: super::id_map::IdMap<&crate::ports::Node> = super::id_map::IdMap::default();
+    node_of.reserve(view.nodes.len());
+    for n in &view.nodes {
+        if let Some(id) = n.instance_id.as_deref() {
+            node_of.entry(id).or_insert(n);
+        }
+    }
+    let ready_for = |i: &Instance| node_of.get(i.id.as_str()).is_some_and(|n| n.ready);
     if view.nodes.is_empty() && !settled.is_empty() {
         return Some(format!(
             "kubernetes.worker_selector \"{}\" matches no node while {} managed instance(s) run",
@@ -122,21 +132,27 @@ pub fn implausible_judging(
     // pointing at another cluster). Its answers would confirm "never
     // joined" for every instance of ours, however small the fleet (the
     // percentage rule below lets three through).
-    let ours: BTreeSet<&str> = fleet
-        .iter()
-        .filter(|i| i.managed && i.state.is_live())
-        .map(|i| i.id.as_str())
-        .collect();
-    let ready: Vec<&crate::ports::Node> = view.nodes.iter().filter(|n| n.ready).collect();
     let nodeless = settled
         .iter()
-        .filter(|i| view.node_for_instance(&i.id).is_none())
+        .filter(|i| !node_of.contains_key(i.id.as_str()))
         .count();
-    if nodeless > 0
-        && ready
+    // Built only when some instance is node-less: the common tick has none.
+    let ours = || -> super::id_map::IdMap<()> {
+        fleet
             .iter()
-            .all(|n| n.instance_id.as_deref().is_none_or(|id| !ours.contains(id)))
-    {
+            .filter(|i| i.managed && i.state.is_live())
+            .map(|i| (i.id.as_str(), ()))
+            .collect()
+    };
+    let ready: Vec<&crate::ports::Node> = view.nodes.iter().filter(|n| n.ready).collect();
+    if nodeless > 0 && {
+        let ours = ours();
+        ready.iter().all(|n| {
+            n.instance_id
+                .as_deref()
+                .is_none_or(|id| !ours.contains_key(id))
+        })
+    } {
         return Some(format!(
             "none of the {} Ready worker node(s) runs on a managed instance of this cluster while {nodeless} managed instance(s) have run past engine.join_timeout with no node: either the node list is another cluster's (a kubeconfig context or API endpoint?) or those instances failed to join",
             ready.len()
