@@ -93,7 +93,11 @@ pub fn implausible_judging(
             node_of.entry(id).or_insert(n);
         }
     }
-    let ready_for = |i: &Instance| node_of.get(i.id.as_str()).is_some_and(|n| n.ready);
+    // Each settled instance's node, looked up once for the rules below.
+    let settled_node: Vec<Option<&crate::ports::Node>> = settled
+        .iter()
+        .map(|i| node_of.get(i.id.as_str()).copied())
+        .collect();
     if view.nodes.is_empty() && !settled.is_empty() {
         return Some(format!(
             "kubernetes.worker_selector \"{}\" matches no node while {} managed instance(s) run",
@@ -132,10 +136,7 @@ pub fn implausible_judging(
     // pointing at another cluster). Its answers would confirm "never
     // joined" for every instance of ours, however small the fleet (the
     // percentage rule below lets three through).
-    let nodeless = settled
-        .iter()
-        .filter(|i| !node_of.contains_key(i.id.as_str()))
-        .count();
+    let nodeless = settled_node.iter().filter(|n| n.is_none()).count();
     // Built only when some instance is node-less: the common tick has none.
     let ours = || -> super::id_map::IdMap<()> {
         fleet
@@ -158,12 +159,17 @@ pub fn implausible_judging(
             ready.len()
         ));
     }
-    let counted: Vec<&&Instance> = settled
+    let counted: Vec<Option<&crate::ports::Node>> = settled
         .iter()
-        .filter(|i| !judged.contains(i.id.as_str()))
+        .zip(&settled_node)
+        .filter(|(i, _)| !judged.contains(i.id.as_str()))
+        .map(|(_, n)| *n)
         .collect();
     if !counted.is_empty() {
-        let unready = counted.iter().filter(|i| !ready_for(i)).count();
+        let unready = counted
+            .iter()
+            .filter(|n| !n.is_some_and(|n| n.ready))
+            .count();
         let percent = 100.0 * unready as f64 / counted.len() as f64;
         if unready > rules.ok_unready_count && percent > rules.max_unready_percent {
             return Some(format!(

@@ -134,9 +134,15 @@ fn new_node_capacity(settings: &Settings, view: &ClusterView) -> Resources {
         .iter()
         .max_by_key(|n| (n.allocatable.cpu_millis, n.allocatable.memory_bytes))
         .map(|n| {
+            // The owner first: a cheaper test than the node's name, and
+            // false for nearly every pod (this runs on every tick).
             let daemons = view
-                .pods_on(&n.name)
-                .filter(|p| p.owner_kind.as_deref() == Some("DaemonSet"))
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.owner_kind.as_deref() == Some("DaemonSet")
+                        && p.node_name.as_deref() == Some(n.name.as_str())
+                })
                 .fold(Resources::default(), |acc, p| acc.plus(p.requests));
             n.allocatable.saturating_sub(daemons)
         })
