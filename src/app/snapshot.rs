@@ -184,7 +184,7 @@ fn worker_rows(
             });
         }
         // Once, not a scan of the nodes per instance (quadratic at 5 000).
-        let with_node: std::collections::HashSet<&str> = view
+        let with_node: crate::engine::id_map::IdSet = view
             .nodes
             .iter()
             .filter_map(|n| n.instance_id.as_deref())

@@ -92,12 +92,6 @@ impl ClusterView {
             requested,
         }
     }
-
-    pub fn node_for_instance(&self, instance_id: &str) -> Option<&Node> {
-        self.nodes
-            .iter()
-            .find(|n| n.instance_id.as_deref() == Some(instance_id))
-    }
 }
 
 /// `ClusterView::pods_on` and `requested_on` for every worker node, built

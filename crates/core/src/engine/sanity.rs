@@ -85,7 +85,7 @@ pub fn implausible_judging(
         .collect();
     // Each instance's node, found once: a scan of the nodes per instance
     // was 5 000 × 5 000 comparisons a tick at 5 000 workers (106 ms of a
-    // `hold`). The first node per instance, as `node_for_instance`.
+    // `hold`). The first node per instance.
     let mut node_of: super::id_map::IdMap<&crate::ports::Node> = super::id_map::IdMap::default();
     node_of.reserve(view.nodes.len());
     for n in &view.nodes {
@@ -137,23 +137,19 @@ pub fn implausible_judging(
     // joined" for every instance of ours, however small the fleet (the
     // percentage rule below lets three through).
     let nodeless = settled_node.iter().filter(|n| n.is_none()).count();
+    let ready: Vec<&crate::ports::Node> = view.nodes.iter().filter(|n| n.ready).collect();
     // Built only when some instance is node-less: the common tick has none.
-    let ours = || -> super::id_map::IdMap<()> {
-        fleet
+    let foreign = nodeless > 0 && {
+        let ours: super::id_map::IdSet = fleet
             .iter()
             .filter(|i| i.managed && i.state.is_live())
-            .map(|i| (i.id.as_str(), ()))
-            .collect()
+            .map(|i| i.id.as_str())
+            .collect();
+        ready
+            .iter()
+            .all(|n| n.instance_id.as_deref().is_none_or(|id| !ours.contains(id)))
     };
-    let ready: Vec<&crate::ports::Node> = view.nodes.iter().filter(|n| n.ready).collect();
-    if nodeless > 0 && {
-        let ours = ours();
-        ready.iter().all(|n| {
-            n.instance_id
-                .as_deref()
-                .is_none_or(|id| !ours.contains_key(id))
-        })
-    } {
+    if foreign {
         return Some(format!(
             "none of the {} Ready worker node(s) runs on a managed instance of this cluster while {nodeless} managed instance(s) have run past engine.join_timeout with no node: either the node list is another cluster's (a kubeconfig context or API endpoint?) or those instances failed to join",
             ready.len()
