@@ -1,4 +1,5 @@
-//! One engine decision on a 1 000-worker observation (target ≤ 50 µs).
+//! One engine decision on observations of 10 to 5 000 workers (targets:
+//! ≤ 50 µs at 1 000 workers, a `hold` ≤ 1 ms at 5 000; README).
 
 mod common;
 

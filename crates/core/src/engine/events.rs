@@ -84,8 +84,11 @@ pub fn of_tick(
     let Ok(view) = &obs.cluster else {
         return Vec::new();
     };
-    let pending = view.unschedulable();
-    let (helpable, unhelpable) = sizing::split_helpable(settings, view, &pending);
+    let sizing::Pending {
+        helpable,
+        unhelpable,
+        ..
+    } = sizing::pending(settings, view);
     let mut out: Vec<Occurrence> = unhelpable
         .iter()
         .map(|(pod, why)| not_triggered(pod, why))

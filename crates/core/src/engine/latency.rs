@@ -81,8 +81,7 @@ impl LatencyMemory {
 /// triggered it (a CPU scale-up) or the pods could not be read.
 pub fn scale_up_wait_began(settings: &Settings, obs: &Observation) -> Option<Timestamp> {
     let view = obs.cluster.as_ref().ok()?;
-    let pending = view.unschedulable();
-    let (helpable, _) = sizing::split_helpable(settings, view, &pending);
+    let helpable = sizing::pending(settings, view).helpable;
     // A transition time the server left out reads as the epoch, and one
     // ahead of our clock says nothing: neither is a wait.
     helpable
@@ -101,8 +100,7 @@ pub fn next_window_end(
     now: Timestamp,
 ) -> Option<Timestamp> {
     let view = obs.cluster.as_ref().ok()?;
-    let pending = view.unschedulable();
-    let (helpable, _) = sizing::split_helpable(settings, view, &pending);
+    let helpable = sizing::pending(settings, view).helpable;
     let window = i64::try_from(settings.policy.pending_for.as_millis()).ok()?;
     helpable
         .iter()

@@ -3,7 +3,7 @@
 //! argument and nothing here performs IO.
 
 use super::decision::{Action, Decision, Reason, ScaleUpHeld};
-use super::observation::{ClusterView, Observation};
+use super::observation::{ClusterView, FleetMatch, Observation};
 use super::settings::Settings;
 use super::sizing;
 use crate::ports::{Instance, OpKind, OpPhase, OpRecord, Reading, Timestamp, format_duration};
@@ -81,6 +81,9 @@ pub(super) struct Known<'a> {
     pub(super) cpu: f64,
     pub(super) view: &'a ClusterView,
     pub(super) fleet: &'a [Instance],
+    /// The view's nodes matched to the fleet, once for every rule of the
+    /// tick that asks.
+    pub(super) matched: FleetMatch<'a>,
 }
 
 fn known<'a>(
@@ -122,6 +125,7 @@ fn known<'a>(
             cpu,
             view,
             fleet,
+            matched: FleetMatch::new(view, fleet),
         }),
         _ => {
             unknown.push(Reason::concern("Unknown never scales".into()));
@@ -153,7 +157,14 @@ pub fn decide(
         }
     };
     memory.note_unfinished_drain(record, now);
-    let sanity = super::sanity::implausible(settings, k.view, k.fleet, memory.last_nodes, now);
+    let sanity = super::sanity::implausible_matched(
+        settings,
+        k.view,
+        &k.matched,
+        k.fleet,
+        memory.last_nodes,
+        now,
+    );
     memory.last_nodes = Some(k.view.nodes.len());
     let decision = decide_known(settings, memory, &k, record, now, sanity.as_deref());
     decision.with_sanity(sanity)
@@ -195,8 +206,11 @@ fn decide_known(
     sanity: Option<&str>,
 ) -> Decision {
     let p = &settings.policy;
-    let all_pending = k.view.unschedulable();
-    let (pending, unhelpable) = sizing::split_helpable(settings, k.view, &all_pending);
+    let sizing::Pending {
+        helpable: pending,
+        unhelpable,
+        template,
+    } = sizing::pending(settings, k.view);
     let oldest_pending = pending
         .iter()
         .filter_map(|pod| pod.unschedulable_since)
@@ -272,7 +286,7 @@ fn decide_known(
     // under other labels, and one per operation: whatever the view, one
     // decision can cost at most one instance.
     let stray = if sanity.is_none() {
-        super::reconcile::reconcile(settings, k.obs, record, now)
+        super::reconcile::reconcile_matched(settings, k.obs, &k.matched, record, now)
             .into_iter()
             .filter_map(|f| match f {
                 super::reconcile::Finding::NeverJoined {
@@ -420,8 +434,14 @@ fn decide_known(
                 None => Decision::hold(now, reasons).held(Some(held)),
             };
         }
-        let size =
-            sizing::scale_up_size(settings, k.cpu, k.view, &pending, p.max_workers - managed);
+        let size = sizing::scale_up_size(
+            settings,
+            k.cpu,
+            k.view,
+            template,
+            &pending,
+            p.max_workers - managed,
+        );
         reasons.extend(size.reasons.into_iter().map(Reason::from));
         return Decision {
             at: now,

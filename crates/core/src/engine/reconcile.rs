@@ -4,8 +4,7 @@
 //! acted on automatically (the engine's own clean-up rule: docs/architecture.md §2 rule 3 and
 //! §5, "Never joined, confirmed").
 
-use super::id_map::IdMap;
-use super::observation::Observation;
+use super::observation::{FleetMatch, Observation};
 use super::settings::Settings;
 use crate::ports::{OpKind, OpPhase, OpRecord, Timestamp, format_duration};
 use serde::Serialize;
@@ -203,6 +202,24 @@ pub fn reconcile(
     record: &OpRecord,
     now: Timestamp,
 ) -> Vec<Finding> {
+    let Ok(view) = &obs.cluster else {
+        return Vec::new();
+    };
+    let Ok(fleet) = &obs.fleet else {
+        return Vec::new();
+    };
+    reconcile_matched(settings, obs, &FleetMatch::new(view, fleet), record, now)
+}
+
+/// As `reconcile`, with the view matched to the fleet by the caller once
+/// for this tick (`matched` must be of `obs`'s view and fleet).
+pub fn reconcile_matched(
+    settings: &Settings,
+    obs: &Observation,
+    matched: &FleetMatch<'_>,
+    record: &OpRecord,
+    now: Timestamp,
+) -> Vec<Finding> {
     let (Ok(view), Ok(fleet)) = (&obs.cluster, &obs.fleet) else {
         return Vec::new();
     };
@@ -223,23 +240,14 @@ pub fn reconcile(
     };
     // Every tick, on every worker: one look-up per instance, not a scan
     // (a 1 000-worker cluster would cost a million comparisons per tick).
-    // `first[n]`: the first node with node n's instance id (duplicates
-    // share it); `backed[f]`: that instance is live.
-    let mut node_of: IdMap<usize> = IdMap::default();
-    node_of.reserve(view.nodes.len());
-    let first: Vec<Option<usize>> = view
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(n, node)| {
-            let id = node.instance_id.as_deref()?;
-            Some(*node_of.entry(id).or_insert(n))
-        })
-        .collect();
+    // `backed[f]`: the instance of the nodes whose first is node f is live.
     let mut backed = vec![false; view.nodes.len()];
     let mut findings = Vec::new();
-    for i in fleet.iter().filter(|i| i.state.is_live()) {
-        let node = node_of.get(i.id.as_str()).copied();
+    for (at, i) in fleet.iter().enumerate() {
+        if !i.state.is_live() {
+            continue;
+        }
+        let node = matched.node_of_fleet(at);
         if let Some(n) = node {
             backed[n] = true;
         }
@@ -264,7 +272,8 @@ pub fn reconcile(
             });
         }
     }
-    for (n, first) in view.nodes.iter().zip(&first) {
+    for (at, n) in view.nodes.iter().enumerate() {
+        let first = matched.first_with_instance_of(at);
         if Some(n.name.as_str()) == op_node {
             continue;
         }
@@ -292,11 +301,9 @@ pub fn reconcile(
         && instance_ids
             .iter()
             .all(|id| !fleet.iter().any(|i| &i.id == id && i.state.is_live()))
-        && instance_ids.iter().all(|id| {
-            node_of
-                .get(id.as_str())
-                .is_none_or(|&n| !view.nodes[n].ready)
-        })
+        && instance_ids
+            .iter()
+            .all(|id| matched.node_of(id).is_none_or(|n| !view.nodes[n].ready))
     {
         findings.push(Finding::OperationInstancesGone {
             op_id: op.id.clone(),
