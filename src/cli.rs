@@ -56,7 +56,7 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
     /// Also run the same seeded workload under baselines and compare:
-    /// `static-5`, `seed-cadence` (with --demo --auto).
+    /// `static-5`, `seed-cadence`, `oracle` (with --demo --auto).
     #[arg(long, value_name = "LIST", value_parser = crate::harness::compare::parse_baselines)]
     pub compare: Option<crate::harness::compare::Baselines>,
     /// Log lines as human text or one JSON object per line.

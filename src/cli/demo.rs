@@ -132,6 +132,7 @@ async fn run_comparison(
             Figures::from(&compare::baseline(*b, config, &options, duration).await),
         ));
     }
+    let rows = compare::against_oracle(rows);
     let line = match cli.log_format {
         LogFormat::Json => {
             // The table for people on stderr; stdout stays one JSON object per line.

@@ -3,7 +3,11 @@
 //! * `static-5`: five workers, never scaled;
 //! * `seed-cadence`: the seed design's cadence — the same thresholds, a
 //!   decision only every 2 minutes, one node per scale-up, so a launch is
-//!   verified at the next 2-minute tick at the earliest.
+//!   verified at the next 2-minute tick at the earliest;
+//! * `oracle`: perfect foresight of the demand (`harness/oracle.rs`), the
+//!   physical limit; with it in the list every run is also reported as
+//!   worker-hours / the oracle's and pending pod-minutes above the
+//!   oracle's.
 
 use super::demo::{Demo, DemoOptions, Speed, WorldWatch, engine_with};
 use crate::config::Config;
@@ -19,6 +23,7 @@ use std::time::Duration;
 pub enum Baseline {
     Static5,
     SeedCadence,
+    Oracle,
 }
 
 impl Baseline {
@@ -26,6 +31,7 @@ impl Baseline {
         match self {
             Baseline::Static5 => "static-5",
             Baseline::SeedCadence => "seed-cadence",
+            Baseline::Oracle => "oracle",
         }
     }
 }
@@ -39,8 +45,9 @@ pub fn parse_baselines(text: &str) -> Result<Baselines, String> {
         .map(|s| match s.trim() {
             "static-5" => Ok(Baseline::Static5),
             "seed-cadence" => Ok(Baseline::SeedCadence),
+            "oracle" => Ok(Baseline::Oracle),
             other => Err(format!(
-                "unknown baseline \"{other}\" (static-5, seed-cadence)"
+                "unknown baseline \"{other}\" (static-5, seed-cadence, oracle)"
             )),
         })
         .collect::<Result<_, _>>()
@@ -58,6 +65,42 @@ pub struct Figures {
     /// Scale-downs started within 10 min of a scale-up's end.
     pub flapping: u32,
     pub invariant_violations: usize,
+    /// Worker-hours / the oracle's, when the oracle ran (`against`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_hours_vs_oracle: Option<f64>,
+    /// Pending pod-minutes above the oracle's, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_above_oracle: Option<f64>,
+}
+
+impl Figures {
+    /// These figures measured against the oracle's.
+    pub fn against(mut self, oracle: &Figures) -> Figures {
+        self.worker_hours_vs_oracle =
+            (oracle.worker_hours > 0.0).then(|| round3(self.worker_hours / oracle.worker_hours));
+        self.pending_above_oracle = Some(round3(
+            self.pending_pod_minutes - oracle.pending_pod_minutes,
+        ));
+        self
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Each row against the oracle's, if one of them is the oracle.
+pub fn against_oracle(rows: Vec<(&str, Figures)>) -> Vec<(&str, Figures)> {
+    let Some(oracle) = rows
+        .iter()
+        .find(|(name, _)| *name == Baseline::Oracle.name())
+        .map(|(_, f)| f.clone())
+    else {
+        return rows;
+    };
+    rows.into_iter()
+        .map(|(name, f)| (name, f.against(&oracle)))
+        .collect()
 }
 
 impl From<&Summary> for Figures {
@@ -70,6 +113,8 @@ impl From<&Summary> for Figures {
             scale_downs: s.scale_downs,
             flapping: s.flapping,
             invariant_violations: s.invariant_violations,
+            worker_hours_vs_oracle: None,
+            pending_above_oracle: None,
         }
     }
 }
@@ -121,6 +166,7 @@ pub async fn baseline(
             }
             lock(&demo.world).summary()
         }
+        Baseline::Oracle => super::oracle::run(config, base, duration),
         Baseline::SeedCadence => {
             run_with_engine(
                 config,
@@ -181,8 +227,9 @@ async fn run_with_engine(
 
 /// The comparison table, for people.
 pub fn table(rows: &[(&str, Figures)]) -> String {
+    let oracle = rows.iter().any(|(_, f)| f.pending_above_oracle.is_some());
     let mut out = format!(
-        "{:<14} {:>12} {:>16} {:>16} {:>10} {:>12} {:>9}\n",
+        "{:<14} {:>12} {:>16} {:>16} {:>10} {:>12} {:>9}",
         "",
         "worker-hours",
         "pending pod-min",
@@ -191,9 +238,13 @@ pub fn table(rows: &[(&str, Figures)]) -> String {
         "scale-downs",
         "flapping"
     );
+    if oracle {
+        out.push_str(&format!(" {:>10} {:>16}", "wh/oracle", "pending > oracle"));
+    }
+    out.push('\n');
     for (name, f) in rows {
         out.push_str(&format!(
-            "{name:<14} {:>12.1} {:>16.1} {:>16.0} {:>10} {:>12} {:>9}\n",
+            "{name:<14} {:>12.1} {:>16.1} {:>16.0} {:>10} {:>12} {:>9}",
             f.worker_hours,
             f.pending_pod_minutes,
             f.p95_unschedulable_seconds,
@@ -201,6 +252,60 @@ pub fn table(rows: &[(&str, Figures)]) -> String {
             f.scale_downs,
             f.flapping
         ));
+        if oracle {
+            let ratio = f
+                .worker_hours_vs_oracle
+                .map_or("-".to_string(), |r| format!("{r:.3}"));
+            let above = f
+                .pending_above_oracle
+                .map_or("-".to_string(), |p| format!("{p:.1}"));
+            out.push_str(&format!(" {ratio:>10} {above:>16}"));
+        }
+        out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(worker_hours: f64, pending_pod_minutes: f64) -> Figures {
+        Figures {
+            worker_hours,
+            pending_pod_minutes,
+            p95_unschedulable_seconds: 0.0,
+            scale_ups: 0,
+            scale_downs: 0,
+            flapping: 0,
+            invariant_violations: 0,
+            worker_hours_vs_oracle: None,
+            pending_above_oracle: None,
+        }
+    }
+
+    #[test]
+    fn every_row_is_measured_against_the_oracle_when_it_ran() {
+        assert_eq!(
+            parse_baselines("static-5, oracle"),
+            Ok(Baselines(vec![Baseline::Static5, Baseline::Oracle]))
+        );
+        assert!(parse_baselines("psychic").unwrap_err().contains("oracle"));
+        let rows = against_oracle(vec![
+            ("engine", figures(115.0, 30.0)),
+            ("oracle", figures(100.0, 10.0)),
+        ]);
+        assert_eq!(rows[0].1.worker_hours_vs_oracle, Some(1.15));
+        assert_eq!(rows[0].1.pending_above_oracle, Some(20.0));
+        assert_eq!(rows[1].1.worker_hours_vs_oracle, Some(1.0));
+        let text = table(&rows);
+        assert!(text.lines().next().unwrap().contains("wh/oracle"), "{text}");
+        assert!(text.contains("1.150") && text.contains("20.0"), "{text}");
+        // Without the oracle, no such columns and nothing computed.
+        let rows = against_oracle(vec![("engine", figures(115.0, 30.0))]);
+        assert_eq!(rows[0].1.pending_above_oracle, None);
+        assert!(!table(&rows).contains("oracle"));
+        let json = serde_json::to_value(&rows[0].1).unwrap();
+        assert!(json.get("worker_hours_vs_oracle").is_none(), "{json}");
+    }
 }

@@ -12,3 +12,4 @@ pub mod demo;
 #[cfg(feature = "harness")]
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod oracle;

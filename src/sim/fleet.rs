@@ -13,7 +13,8 @@ pub const INSTANCE_TYPE: &str = "t3.large";
 pub const NODE_ALLOCATABLE: Resources = Resources::new(1_900, 7 * 1024 * 1024 * 1024);
 /// Raw CPU capacity, what node-exporter measures against.
 pub const NODE_CAPACITY_MILLIS: f64 = 2_000.0;
-const PENDING_FOR: Duration = Duration::from_secs(10);
+/// A launched instance is Pending this long before it runs.
+pub const PENDING_FOR: Duration = Duration::from_secs(10);
 const SHUTTING_DOWN_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]

@@ -277,6 +277,24 @@ impl Workload {
         }
     }
 
+    /// What the controllers would ask for at `demand`: the requests of
+    /// every pod a scheduler must place (gated pods are left out: nothing
+    /// places them), and what the per-node pods (DaemonSets) take on every
+    /// node. The oracle baseline sizes its fleet from this.
+    pub fn wanted_at(&self, demand: f64) -> (Vec<Resources>, Resources) {
+        let mut pods = Vec::new();
+        let mut per_node = Resources::default();
+        for c in &self.controllers {
+            if c.replicas == Replicas::PerNode {
+                per_node = per_node.plus(c.requests);
+            } else if c.scheduling_gates.is_empty() {
+                let n = self.desired(c, demand, 0);
+                pods.extend(std::iter::repeat_n(c.requests, n as usize));
+            }
+        }
+        (pods, per_node)
+    }
+
     /// One controller/scheduler/kubelet round at `now`.
     pub fn step(&mut self, fleet: &Fleet, demand: f64, now: Timestamp) {
         self.reap(fleet, now);

@@ -4,6 +4,7 @@
 
 mod checks;
 mod drift;
+mod foresight;
 
 pub use checks::SideEffect;
 pub use drift::Drift;

@@ -188,6 +188,48 @@ fn headless_demo_day_ends_with_the_json_summary() {
 }
 
 #[test]
+fn compare_with_the_oracle_reports_every_run_against_it() {
+    let out = run(&[
+        "--demo",
+        "--auto",
+        "--scenario",
+        "diurnal-flash",
+        "--seed",
+        "1",
+        "--speed",
+        "max",
+        "--days",
+        "1",
+        "--compare",
+        "seed-cadence,oracle",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let c = &last["comparison"];
+    let f = |run: &str, key: &str| {
+        c[run][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{run}.{key} in {c}"))
+    };
+    assert_eq!(f("oracle", "worker_hours_vs_oracle"), 1.0);
+    assert_eq!(f("oracle", "pending_above_oracle"), 0.0);
+    for run in ["engine", "seed-cadence"] {
+        let ratio = f(run, "worker_hours") / f("oracle", "worker_hours");
+        assert!(
+            (f(run, "worker_hours_vs_oracle") - ratio).abs() < 0.001,
+            "{c}"
+        );
+        // The physical limit: no policy waits less than perfect foresight.
+        assert!(f(run, "pending_above_oracle") >= 0.0, "{run}: {c}");
+    }
+    // The table for people, on stderr, carries the same columns.
+    assert!(stderr(&out).contains("wh/oracle"), "{}", stderr(&out));
+}
+
+#[test]
 fn auto_read_only_logs_what_it_would_do_and_changes_nothing() {
     let out = run(&[
         "--demo",
