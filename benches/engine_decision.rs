@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
             cpu_high_since: None,
             idle_since: Some(k3s_autoscaler::ports::Timestamp(common::NOW.0 - 3_600_000)),
             last_nodes: None,
-            unfinished_drains: Default::default(),
+            ..PolicyMemory::default()
         };
         group.bench_function(format!("{workers} workers, scale-down search"), |b| {
             b.iter(|| {

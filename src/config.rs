@@ -198,6 +198,15 @@ pub struct PolicyConfig {
     pub scale_up_cooldown: ConfigDuration,
     pub scale_down_cooldown: ConfigDuration,
     pub max_scale_up_batch: u32,
+    pub predictive: PredictiveConfig,
+}
+
+/// `[policy.predictive]`: launch ahead of a load the history says repeats
+/// (docs/architecture.md §2, "Predictive pre-warm").
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictiveConfig {
+    pub enabled: bool,
 }
 
 impl Default for PolicyConfig {
@@ -214,6 +223,7 @@ impl Default for PolicyConfig {
             scale_up_cooldown: ConfigDuration::secs(60),
             scale_down_cooldown: ConfigDuration::secs(600),
             max_scale_up_batch: 3,
+            predictive: PredictiveConfig::default(),
         }
     }
 }

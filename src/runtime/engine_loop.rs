@@ -208,6 +208,7 @@ impl Engine {
             crate::engine::latency::next_window_end(&self.settings, &observation, now);
         let booted = self.boot.observe(&observation, now);
         self.metrics.record_boots(&booted);
+        self.memory.boot_lead = self.boot.typical_boot();
         let state = self.ports.state.read().await.map_err(|e| e.to_string());
         let memory_before = self.memory.clone();
         let decision = match &state {
@@ -234,10 +235,7 @@ impl Engine {
                 // nodes whose drains did not finish stay passed over: an
                 // outage of the store must not send the next scale-down
                 // back to a node whose pods cannot leave.
-                self.memory = PolicyMemory {
-                    unfinished_drains: std::mem::take(&mut self.memory.unfinished_drains),
-                    ..PolicyMemory::default()
-                };
+                self.memory.after_blind_tick();
                 Decision::hold(
                     now,
                     vec![

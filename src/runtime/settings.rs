@@ -19,6 +19,7 @@ pub fn engine_settings(config: &Config) -> Settings {
             scale_up_cooldown: p.scale_up_cooldown.get(),
             scale_down_cooldown: p.scale_down_cooldown.get(),
             max_scale_up_batch: p.max_scale_up_batch,
+            predictive: p.predictive.enabled,
         },
         drain: DrainRules {
             timeout: config.drain.timeout.get(),

@@ -206,6 +206,23 @@ impl BootMemory {
             .or_else(|| self.done.iter().find(|t| t.instance_id == instance_id))
     }
 
+    /// How long a launch takes to turn Ready here: the 95th percentile of
+    /// launch → Ready over the finished timelines, all types and zones
+    /// (the predictive pre-warm's lead); `None` before one finished.
+    pub fn typical_boot(&self) -> Option<Duration> {
+        let mut boots: Vec<Duration> = self
+            .done
+            .iter()
+            .filter_map(|t| t.ready.map(|r| r.since(t.launched)))
+            .collect();
+        if boots.is_empty() {
+            return None;
+        }
+        boots.sort();
+        let at = (boots.len() * 95).div_ceil(100).saturating_sub(1);
+        boots.get(at).copied()
+    }
+
     /// p50/p95 of each step over the finished timelines, per type and zone.
     pub fn stats(&self) -> Vec<BootStats> {
         stats(self.done.iter())

@@ -3,77 +3,17 @@
 //! argument and nothing here performs IO.
 
 use super::decision::{Action, Decision, Reason, ScaleUpHeld};
+use super::forecast;
 use super::observation::{ClusterView, FleetMatch, Observation};
 use super::settings::Settings;
 use super::sizing;
 use crate::ports::{Instance, OpKind, OpPhase, OpRecord, Reading, Timestamp, format_duration};
 use std::collections::BTreeMap;
 
+pub use super::policy_memory::{DRAIN_RETRY_AFTER, PolicyMemory};
+
 // An operator's requests live beside the policy they are checked against.
 pub use super::request::{Request, intent_of, validate_request};
-
-/// What the policy remembers between ticks: since when CPU has been above
-/// the up threshold, and since when the cluster has been idle.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PolicyMemory {
-    pub cpu_high_since: Option<Timestamp>,
-    pub idle_since: Option<Timestamp>,
-    /// The node count of the last tick that saw the cluster, for the
-    /// sanity stop's "the list halved in one tick".
-    pub last_nodes: Option<usize>,
-    /// Nodes whose scale-down ended without removing them (a drain that
-    /// reached its deadline on a pod that would not go, an abort), and
-    /// when: not chosen again for [`DRAIN_RETRY_AFTER`], so a node whose
-    /// pods cannot leave (a namespace stuck Terminating, a budget at 0)
-    /// does not take a drain deadline of capacity every cooldown.
-    pub unfinished_drains: BTreeMap<String, Timestamp>,
-}
-
-/// How long a node whose scale-down did not finish is passed over. With
-/// the default drain timeout (5 min) and scale-down cooldown (10 min), a
-/// node whose pods never leave would otherwise spend a third of its time
-/// cordoned under a drain that cannot end; passed over, other idle nodes go
-/// first, and it is tried again at most every 45 minutes.
-pub const DRAIN_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1800);
-
-impl PolicyMemory {
-    /// Remember the record's last operation if it is a scale-down that
-    /// ended without its node removed; forget what is past the retry time.
-    /// Fed from the shared record every tick, so an engine that took over
-    /// (or restarted) knows the last one too.
-    pub(super) fn note_unfinished_drain(&mut self, record: &OpRecord, now: Timestamp) {
-        use crate::ports::{OpKind, OpPhase};
-        if let Some(op) = &record.op
-            && let OpKind::ScaleDown { node, .. } = &op.kind
-            && matches!(op.phase, OpPhase::Aborted | OpPhase::Failed)
-            && now.since(op.updated) < DRAIN_RETRY_AFTER
-        {
-            let at = self
-                .unfinished_drains
-                .entry(node.clone())
-                .or_insert(op.updated);
-            *at = (*at).max(op.updated);
-        }
-        self.unfinished_drains
-            .retain(|_, at| now.since(*at) < DRAIN_RETRY_AFTER);
-    }
-
-    pub(super) fn held_back(&self, now: Timestamp) -> BTreeMap<String, String> {
-        self.unfinished_drains
-            .iter()
-            .map(|(node, at)| {
-                (
-                    node.clone(),
-                    format!(
-                        "its scale-down did not finish {} ago; passed over for {} more",
-                        format_duration(now.since(*at)),
-                        format_duration(DRAIN_RETRY_AFTER.saturating_sub(now.since(*at)))
-                    ),
-                )
-            })
-            .collect()
-    }
-}
 
 /// The facts a decision was made on, checked and ready to use.
 pub(super) struct Known<'a> {
@@ -147,11 +87,7 @@ pub fn decide(
         Err((reasons, held)) => {
             // Blind ticks break both streaks: we cannot claim CPU stayed
             // high or idle. What happened to nodes still did.
-            *memory = PolicyMemory {
-                last_nodes: memory.last_nodes,
-                unfinished_drains: std::mem::take(&mut memory.unfinished_drains),
-                ..PolicyMemory::default()
-            };
+            memory.after_blind_tick();
             memory.note_unfinished_drain(record, now);
             return Decision::hold(now, reasons).held(Some(held));
         }
@@ -248,6 +184,20 @@ fn decide_known(
     let ready = k.view.ready_workers() as u32;
     let managed = k.fleet.len() as u32;
     reasons.push(format!("{ready} Ready / {managed} managed workers").into());
+    // Recorded on every tick the cluster is seen, whatever is decided, so
+    // the history has no holes where an operation was in flight.
+    let forecast = if p.predictive {
+        let need = forecast::needed(settings, k.view, k.cpu, template, &pending);
+        memory.demand.record(now, need);
+        let lead = pre_warm_lead(settings, memory);
+        let f = memory
+            .demand
+            .forecast(now, lead, pre_warm_horizon(settings, lead));
+        reasons.push(forecast::reason(f.as_ref(), need, now).into());
+        f
+    } else {
+        None
+    };
     if let Some(why) = sanity {
         reasons.push(Reason::concern(format!(
             "sanity stop: {why}; nothing destructive runs"
@@ -383,8 +333,23 @@ fn decide_known(
     // a launch would join where the view cannot see it, for pods that may
     // not even be this cluster's.
     let cpu_trigger = cpu_trigger && sanity.is_none();
+    // A forecast is no more evidence than CPU on such a view.
+    let ahead = forecast
+        .as_ref()
+        .filter(|_| sanity.is_none())
+        .and_then(|f| {
+            let lead = pre_warm_lead(settings, memory);
+            f.due(
+                now,
+                managed,
+                p.max_scale_up_batch,
+                lead,
+                pre_warm_cycle(settings, lead),
+            )
+        })
+        .filter(|(need, _)| (*need).min(p.max_workers) > managed);
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
-    let wanted = cpu_trigger || pending_trigger;
+    let wanted = cpu_trigger || pending_trigger || ahead.is_some();
     if wanted && blind {
         reasons.push(Reason::concern(
             "scale-up held: no Ready worker in view".into(),
@@ -434,18 +399,23 @@ fn decide_known(
                 None => Decision::hold(now, reasons).held(Some(held)),
             };
         }
-        let size = sizing::scale_up_size(
-            settings,
-            k.cpu,
-            k.view,
-            template,
-            &pending,
-            p.max_workers - managed,
-        );
-        reasons.extend(size.reasons.into_iter().map(Reason::from));
+        let room = p.max_workers - managed;
+        let mut count = 0;
+        if cpu_trigger || pending_trigger {
+            let size = sizing::scale_up_size(settings, k.cpu, k.view, template, &pending, room);
+            reasons.extend(size.reasons.into_iter().map(Reason::from));
+            count = size.count;
+        }
+        if let Some((need, at)) = ahead {
+            let more = (need.min(p.max_workers) - managed).min(p.max_scale_up_batch);
+            if more > count {
+                reasons.push(pre_warm_reason(need, at, more, managed, now).into());
+                count = more;
+            }
+        }
         return Decision {
             at: now,
-            action: Action::ScaleUp { count: size.count },
+            action: Action::ScaleUp { count },
             reasons,
             sanity_stop: None,
             standing: BTreeMap::new(),
@@ -459,6 +429,19 @@ fn decide_known(
         return Decision::hold(now, reasons).held(blind_held);
     }
 
+    if let Some(f) = &forecast
+        && f.workers >= ready
+    {
+        reasons.push(
+            format!(
+                "scale-down held: the forecast needs {} worker(s) in {}",
+                f.workers,
+                format_duration(f.at.since(now))
+            )
+            .into(),
+        );
+        return Decision::hold(now, reasons);
+    }
     match super::scale_down::scale_down(settings, memory, k, record, now) {
         Ok(candidate) => {
             reasons.push(
@@ -486,6 +469,32 @@ fn decide_known(
             Decision::hold(now, reasons)
         }
     }
+}
+
+/// Why a scale-up launches ahead of the demand.
+fn pre_warm_reason(need: u32, at: Timestamp, count: u32, managed: u32, now: Timestamp) -> String {
+    format!(
+        "+{count} ahead of the forecast: {need} worker(s) needed in {}, {managed} managed",
+        format_duration(at.since(now))
+    )
+}
+
+/// A launch decided now joins after the boot time measured here, and the
+/// next tick could decide it one interval later.
+fn pre_warm_lead(settings: &Settings, memory: &PolicyMemory) -> std::time::Duration {
+    memory.boot_lead.unwrap_or(forecast::DEFAULT_LEAD) + settings.interval
+}
+
+/// One scale-up after another: a launch, the cooldown, the next tick.
+fn pre_warm_cycle(settings: &Settings, lead: std::time::Duration) -> std::time::Duration {
+    lead + settings.policy.scale_up_cooldown + settings.interval
+}
+
+/// Far enough to see a peak that takes every batch up to `max_workers`.
+fn pre_warm_horizon(settings: &Settings, lead: std::time::Duration) -> std::time::Duration {
+    let p = &settings.policy;
+    let batches = p.max_workers.div_ceil(p.max_scale_up_batch.max(1));
+    lead + pre_warm_cycle(settings, lead) * batches
 }
 
 /// `paused by ops@bastion for 25m left: "database migration"`.

@@ -19,6 +19,8 @@ pub struct Policy {
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
     pub max_scale_up_batch: u32,
+    /// Predictive pre-warm (`engine/forecast.rs`): off by default.
+    pub predictive: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +96,7 @@ impl Default for Settings {
                 scale_up_cooldown: Duration::from_secs(60),
                 scale_down_cooldown: Duration::from_secs(600),
                 max_scale_up_batch: 3,
+                predictive: false,
             },
             drain: DrainRules {
                 timeout: Duration::from_secs(300),

@@ -580,4 +580,5 @@ fn operator_requests_obey_safety_not_cooldowns() {
 /// The sanity stop, the never-joined rules, unhelpable pods, the
 /// failure back-off, readings that are not percentages.
 mod blast_radius;
+mod predictive;
 mod scale_down;
