@@ -196,6 +196,7 @@ pub fn seed_settings(config: &Config) -> crate::engine::Settings {
     p.max_scale_up_batch = 1;
     p.scale_up_cooldown = Duration::ZERO;
     p.scale_down_cooldown = Duration::from_secs(600);
+    p.predictive = false;
     s
 }
 
@@ -282,6 +283,17 @@ mod tests {
             worker_hours_vs_oracle: None,
             pending_above_oracle: None,
         }
+    }
+
+    #[test]
+    fn the_seed_cadence_stays_the_seed_design_whatever_the_config_turns_on() {
+        let mut config = Config::default();
+        config.policy.predictive.enabled = true;
+        config.policy.max_workers = 7;
+        let s = seed_settings(&config);
+        assert!(!s.policy.predictive, "the seed design had no forecast");
+        assert_eq!(s.policy.max_scale_up_batch, 1);
+        assert_eq!(s.policy.max_workers, 7, "bounds come from the config");
     }
 
     #[test]

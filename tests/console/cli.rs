@@ -51,6 +51,16 @@ fn every_kind_of_bad_config_exits_2_naming_file_and_key() {
             &["unknown.toml", "line 3", "drain.evict_statefulset"],
         ),
         (
+            "predictive.toml",
+            "[policy.predictive]\nenabled = \"yes\"\n",
+            &["predictive.toml", "line 2", "policy.predictive.enabled"],
+        ),
+        (
+            "predictive-key.toml",
+            "[policy.predictive]\nenabeld = true\n",
+            &["predictive-key.toml", "line 2", "policy.predictive.enabeld"],
+        ),
+        (
             "minmax.toml",
             "[policy]\nmin_workers = 6\nmax_workers = 4\n",
             &[

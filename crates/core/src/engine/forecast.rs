@@ -248,12 +248,14 @@ impl Forecast {
     /// what `managed` workers plus `j` more launches of `batch` (one per
     /// `cycle`: a launch, its verification and the cooldown) could hold.
     /// So a peak larger than one batch starts as many cycles early as it
-    /// needs, and one a single batch covers starts one lead early.
+    /// needs, and one a single batch covers starts one lead early. Needs
+    /// count up to `cap` (`max_workers`): a peak no fleet may reach must
+    /// not start the launches a cycle earlier still.
     pub fn due(
         &self,
         now: Timestamp,
         managed: u32,
-        batch: u32,
+        (batch, cap): (u32, u32),
         lead: Duration,
         cycle: Duration,
     ) -> Option<(u32, Timestamp)> {
@@ -261,6 +263,7 @@ impl Forecast {
         let mut stage = 0u32;
         let mut end = now.plus(lead);
         for &(at, v) in &self.series {
+            let v = v.min(cap);
             while at > end {
                 if let Some((need, _)) = peak
                     && need > managed.saturating_add(stage.saturating_mul(batch))
@@ -377,7 +380,8 @@ mod tests {
                 .forecast(at_minute(now), lead, horizon)
                 .expect("a forecast")
         };
-        let due = |now: i64, managed: u32| f(now).due(at_minute(now), managed, 3, lead, cycle);
+        let due =
+            |now: i64, managed: u32| f(now).due(at_minute(now), managed, (3, 100), lead, cycle);
         assert_eq!(due(352, 4), Some((10, at_minute(360))));
         assert_eq!(due(351, 4), None, "a minute before it would be");
         // ...and what one batch covers is due one lead early.
@@ -386,6 +390,11 @@ mod tests {
         assert_eq!(due(357, 9), Some((10, at_minute(360))));
         // Nothing is due when the fleet already holds the peak.
         assert_eq!(due(357, 10), None);
+        // A peak past the cap counts as the cap: 10 at 360 with at most 8
+        // is one batch from 5, due one lead early, not a cycle earlier.
+        let capped = |now: i64| f(now).due(at_minute(now), 5, (3, 8), lead, cycle);
+        assert_eq!(capped(357), Some((8, at_minute(360))));
+        assert_eq!(capped(352), None);
     }
 
     #[test]

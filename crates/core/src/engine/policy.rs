@@ -339,15 +339,9 @@ fn decide_known(
         .filter(|_| sanity.is_none())
         .and_then(|f| {
             let lead = pre_warm_lead(settings, memory);
-            f.due(
-                now,
-                managed,
-                p.max_scale_up_batch,
-                lead,
-                pre_warm_cycle(settings, lead),
-            )
-        })
-        .filter(|(need, _)| (*need).min(p.max_workers) > managed);
+            let limits = (p.max_scale_up_batch, p.max_workers);
+            f.due(now, managed, limits, lead, pre_warm_cycle(settings, lead))
+        });
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
     let wanted = cpu_trigger || pending_trigger || ahead.is_some();
     if wanted && blind {
@@ -407,7 +401,7 @@ fn decide_known(
             count = size.count;
         }
         if let Some((need, at)) = ahead {
-            let more = (need.min(p.max_workers) - managed).min(p.max_scale_up_batch);
+            let more = need.saturating_sub(managed).min(p.max_scale_up_batch);
             if more > count {
                 reasons.push(pre_warm_reason(need, at, more, managed, now).into());
                 count = more;
