@@ -7,10 +7,12 @@ mod duration;
 pub mod ec2_limits;
 mod locate;
 mod notify;
+mod predictive;
 
 pub use circuit::CircuitConfig;
 pub use duration::{ConfigDuration, parse_duration};
 pub use notify::NotifyConfig;
+pub use predictive::PredictiveConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -199,14 +201,6 @@ pub struct PolicyConfig {
     pub scale_down_cooldown: ConfigDuration,
     pub max_scale_up_batch: u32,
     pub predictive: PredictiveConfig,
-}
-
-/// `[policy.predictive]`: launch ahead of a load the history says repeats
-/// (docs/architecture.md §2, "Predictive pre-warm").
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PredictiveConfig {
-    pub enabled: bool,
 }
 
 impl Default for PolicyConfig {

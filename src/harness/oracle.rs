@@ -2,8 +2,8 @@
 //! demand would run (`sim/world/foresight.rs`), on the same seeded world.
 //! Every `engine.interval` it launches what the pods will need one join
 //! lead from now (so a worker joins when it is first needed) and removes
-//! every worker not needed before a new one could join, as soon as its
-//! pods fit on the others. Within `min_workers`/`max_workers`, so where
+//! a worker not needed before a new one could join, as soon as its pods
+//! fit on the others (one a tick). Within `min_workers`/`max_workers`, so where
 //! `max_workers` binds the oracle too leaves pods pending: what is left is
 //! what no policy could avoid. The other runs are reported against it
 //! (worker-hours / the oracle's, pending pod-minutes above the oracle's).
@@ -31,9 +31,11 @@ pub fn run(config: &Config, options: &DemoOptions, duration: Duration) -> Summar
             .map(|k| world.workers_needed_at(now.plus(step * k as u32)))
             .max()
             .unwrap_or(0);
-        let mut live = world.fleet.live_managed() as u32;
-        while live > keep && world.foresight_remove_one() {
-            live -= 1;
+        // One a tick: the pods of a removed worker are still on it until
+        // the next step, so a second fit check this tick would count room
+        // they are about to take.
+        if world.fleet.live_managed() as u32 > keep {
+            world.foresight_remove_one();
         }
         world.advance_to(now.plus(step).min(end));
     }

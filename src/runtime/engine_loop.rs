@@ -232,9 +232,14 @@ impl Engine {
             }
             Err(e) => {
                 // Sustained conditions restart after a blind tick, but the
-                // nodes whose drains did not finish stay passed over: an
+                // nodes whose drains did not finish stay passed over (an
                 // outage of the store must not send the next scale-down
-                // back to a node whose pods cannot leave.
+                // back to a node whose pods cannot leave), and the node
+                // count, the demand history and the boot time stay: the
+                // store says nothing of them. (The node count was dropped
+                // here before; kept, the sanity stop's "halved in one
+                // tick" compares with the last tick that saw the nodes,
+                // as after a blind tick of the cluster's own.)
                 self.memory.after_blind_tick();
                 Decision::hold(
                     now,

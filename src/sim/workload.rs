@@ -267,7 +267,7 @@ impl Workload {
         });
     }
 
-    fn desired(&self, c: &Controller, demand: f64, nodes: usize) -> u32 {
+    pub(in crate::sim) fn desired(&self, c: &Controller, demand: f64, nodes: usize) -> u32 {
         match c.replicas {
             Replicas::Fixed(n) => n,
             Replicas::PerNode => nodes as u32,
@@ -275,24 +275,6 @@ impl Workload {
                 ((demand / per_pod).ceil() as u32).clamp(min, max)
             }
         }
-    }
-
-    /// What the controllers would ask for at `demand`: the requests of
-    /// every pod a scheduler must place (gated pods are left out: nothing
-    /// places them), and what the per-node pods (DaemonSets) take on every
-    /// node. The oracle baseline sizes its fleet from this.
-    pub fn wanted_at(&self, demand: f64) -> (Vec<Resources>, Resources) {
-        let mut pods = Vec::new();
-        let mut per_node = Resources::default();
-        for c in &self.controllers {
-            if c.replicas == Replicas::PerNode {
-                per_node = per_node.plus(c.requests);
-            } else if c.scheduling_gates.is_empty() {
-                let n = self.desired(c, demand, 0);
-                pods.extend(std::iter::repeat_n(c.requests, n as usize));
-            }
-        }
-        (pods, per_node)
     }
 
     /// One controller/scheduler/kubelet round at `now`.

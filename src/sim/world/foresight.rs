@@ -10,6 +10,7 @@
 use super::World;
 use crate::ports::{InstanceState, Resources, Timestamp};
 use crate::sim::fleet::{NODE_ALLOCATABLE, PENDING_FOR};
+use crate::sim::workload::{Replicas, Workload};
 use std::time::Duration;
 
 impl World {
@@ -18,7 +19,7 @@ impl World {
     /// oracle too leaves pods pending where `max_workers` binds). Pods no
     /// worker could hold are left out: no fleet places them.
     pub fn workers_needed_at(&self, t: Timestamp) -> u32 {
-        let (pods, per_node) = self.workload.wanted_at(self.scenario.demand(t));
+        let (pods, per_node) = wanted_at(&self.workload, self.scenario.demand(t));
         let capacity = NODE_ALLOCATABLE.saturating_sub(per_node);
         let packed = workers_to_fit(&pods, capacity);
         packed.clamp(self.settings.min_workers, self.settings.max_workers.max(1))
@@ -132,6 +133,23 @@ impl World {
             })
             .map(str::to_string)
     }
+}
+
+/// What the controllers would ask for at `demand`: the requests of every
+/// pod a scheduler must place (gated pods are left out: nothing places
+/// them), and what the per-node pods (DaemonSets) take on every node.
+fn wanted_at(workload: &Workload, demand: f64) -> (Vec<Resources>, Resources) {
+    let mut pods = Vec::new();
+    let mut per_node = Resources::default();
+    for c in &workload.controllers {
+        if c.replicas == Replicas::PerNode {
+            per_node = per_node.plus(c.requests);
+        } else if c.scheduling_gates.is_empty() {
+            let n = workload.desired(c, demand, 0);
+            pods.extend(std::iter::repeat_n(c.requests, n as usize));
+        }
+    }
+    (pods, per_node)
 }
 
 /// First-fit decreasing of `pods` onto empty workers of `capacity`: how

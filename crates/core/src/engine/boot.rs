@@ -206,14 +206,15 @@ impl BootMemory {
             .or_else(|| self.done.iter().find(|t| t.instance_id == instance_id))
     }
 
-    /// How long a launch takes to turn Ready here: the 95th percentile of
-    /// launch → Ready over the finished timelines, all types and zones
-    /// (the predictive pre-warm's lead); `None` before one finished.
+    /// How long a launch takes to take pods here: the 95th percentile of
+    /// launch → verified (its startup taint off; the scale-up ends then)
+    /// over the finished timelines, all types and zones (the predictive
+    /// pre-warm's lead); `None` before one finished.
     pub fn typical_boot(&self) -> Option<Duration> {
         let mut boots: Vec<Duration> = self
             .done
             .iter()
-            .filter_map(|t| t.ready.map(|r| r.since(t.launched)))
+            .filter_map(|t| t.verified.or(t.ready).map(|r| r.since(t.launched)))
             .collect();
         if boots.is_empty() {
             return None;

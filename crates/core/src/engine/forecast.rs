@@ -18,9 +18,9 @@
 //!
 //! A forecast only ever adds: it may start a scale-up and hold a
 //! scale-down, never shrink one, never go past `max_workers`. Pure: `now`
-//! is an argument, the history lives in the caller's `PolicyMemory`, and
-//! it starts empty in each process (a day of history is needed to find a
-//! daily period).
+//! is an argument, the history (two days) lives in the caller's
+//! `PolicyMemory`, and it starts empty in each process (a daily period is
+//! found after a day and an hour).
 
 use super::observation::ClusterView;
 use super::settings::Settings;
@@ -29,8 +29,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 const MINUTE_MS: i64 = 60_000;
-/// History kept: a week and a day, in minutes.
-const KEPT_MINUTES: i64 = 8 * 24 * 60;
+/// History kept, in minutes: the longest period and the day it is scored
+/// over, and an hour for the lead and the clock's jitter.
+const KEPT_MINUTES: i64 = 2 * 24 * 60 + 60;
 /// The periods tried, in minutes.
 const PERIODS: [i64; 8] = [60, 120, 180, 240, 360, 480, 720, 1440];
 /// A period is scored over at most the last day...
@@ -195,7 +196,12 @@ impl DemandHistory {
             }
         };
         let (period, fit, persistence) = chosen?;
-        let series: Vec<(i64, u32)> = (now_m..=now_m + minutes(horizon).max(lead_minutes))
+        // Beyond one period from now the history has nothing to say.
+        let last = now_m
+            + minutes(horizon)
+                .max(lead_minutes)
+                .min(period.max(lead_minutes));
+        let series: Vec<(i64, u32)> = (now_m..=last)
             .filter_map(|m| self.at(m - period).map(|v| (m, v)))
             .collect();
         let (at, workers) = series
@@ -442,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn the_history_keeps_eight_days_and_ignores_a_clock_that_goes_back() {
+    fn the_history_keeps_two_days_and_an_hour_and_ignores_a_clock_that_goes_back() {
         let mut h = DemandHistory::default();
         h.record(at_minute(10), 3);
         h.record(at_minute(5), 9);
@@ -450,7 +456,7 @@ mod tests {
         assert_eq!(h.at(m(10)), Some(3));
         assert_eq!(h.at(m(5)), None);
         h.record(at_minute(10 + KEPT_MINUTES - 1), 4);
-        assert_eq!(h.at(m(10)), Some(3), "kept for a week and a day");
+        assert_eq!(h.at(m(10)), Some(3), "kept for two days and an hour");
         h.record(at_minute(10 + KEPT_MINUTES), 4);
         assert_eq!(h.at(m(10)), None, "and no longer");
         assert_eq!(h.minutes.len(), 2);

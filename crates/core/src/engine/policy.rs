@@ -185,10 +185,14 @@ fn decide_known(
     let managed = k.fleet.len() as u32;
     reasons.push(format!("{ready} Ready / {managed} managed workers").into());
     // Recorded on every tick the cluster is seen, whatever is decided, so
-    // the history has no holes where an operation was in flight.
+    // the history has no holes where an operation was in flight; but not
+    // from a view the sanity stop rejects (the pods of nodes it cannot see
+    // would come back a period later as a peak no one had).
     let forecast = if p.predictive {
         let need = forecast::needed(settings, k.view, k.cpu, template, &pending);
-        memory.demand.record(now, need);
+        if sanity.is_none() {
+            memory.demand.record(now, need);
+        }
         let lead = pre_warm_lead(settings, memory);
         let f = memory
             .demand
@@ -334,13 +338,19 @@ fn decide_known(
     // not even be this cluster's.
     let cpu_trigger = cpu_trigger && sanity.is_none();
     // A forecast is no more evidence than CPU on such a view.
+    // The need counts every worker in view, and so does what holds it:
+    // a static worker the selector also matches is capacity no launch adds
+    // (compared with the managed count alone, the forecast would launch
+    // for it, and the scale-down take it back, every cooldown).
+    let unmanaged = forecast.as_ref().map_or(0, |_| unmanaged_ready(k));
+    let held = managed + unmanaged;
     let ahead = forecast
         .as_ref()
         .filter(|_| sanity.is_none())
         .and_then(|f| {
             let lead = pre_warm_lead(settings, memory);
-            let limits = (p.max_scale_up_batch, p.max_workers);
-            f.due(now, managed, limits, lead, pre_warm_cycle(settings, lead))
+            let limits = (p.max_scale_up_batch, p.max_workers + unmanaged);
+            f.due(now, held, limits, lead, pre_warm_cycle(settings, lead))
         });
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
     let wanted = cpu_trigger || pending_trigger || ahead.is_some();
@@ -401,9 +411,9 @@ fn decide_known(
             count = size.count;
         }
         if let Some((need, at)) = ahead {
-            let more = need.saturating_sub(managed).min(p.max_scale_up_batch);
+            let more = need.saturating_sub(held).min(p.max_scale_up_batch);
             if more > count {
-                reasons.push(pre_warm_reason(need, at, more, managed, now).into());
+                reasons.push(pre_warm_reason(need, at, more, held, now).into());
                 count = more;
             }
         }
@@ -466,11 +476,34 @@ fn decide_known(
 }
 
 /// Why a scale-up launches ahead of the demand.
-fn pre_warm_reason(need: u32, at: Timestamp, count: u32, managed: u32, now: Timestamp) -> String {
+fn pre_warm_reason(need: u32, at: Timestamp, count: u32, held: u32, now: Timestamp) -> String {
     format!(
-        "+{count} ahead of the forecast: {need} worker(s) needed in {}, {managed} managed",
+        "+{count} ahead of the forecast: {need} worker(s) needed in {}, {held} there",
         format_duration(at.since(now))
     )
+}
+
+/// Ready workers in view that no managed instance backs (a static worker
+/// the selector also matches, or one of another tool's).
+fn unmanaged_ready(k: &Known<'_>) -> u32 {
+    let mut backed = vec![false; k.view.nodes.len()];
+    for i in 0..k.fleet.len() {
+        if let Some(n) = k.matched.node_of_fleet(i) {
+            backed[n] = true;
+        }
+    }
+    k.view
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, node)| {
+            node.ready
+                && !k
+                    .matched
+                    .first_with_instance_of(*n)
+                    .is_some_and(|first| backed[first])
+        })
+        .count() as u32
 }
 
 /// A launch decided now joins after the boot time measured here, and the
