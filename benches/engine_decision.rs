@@ -56,6 +56,27 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The forecast's worst tick: two days of a two-hourly sale seen, and
+    // the period chosen afresh (the choice is kept within a minute).
+    let mut settings = Settings::default();
+    settings.policy.predictive = true;
+    let mut seen = PolicyMemory::default();
+    for m in 0..(2 * 24 * 60) {
+        let at = k3s_autoscaler::ports::Timestamp(common::NOW.0 - (2 * 24 * 60 - m) * 60_000);
+        seen.demand.record(at, if m % 120 < 20 { 4_900 } else { 4_700 });
+    }
+    let hold = common::observation(5_000);
+    group.bench_function("5000 workers, hold, predictive on", |b| {
+        b.iter(|| {
+            decide(
+                &settings,
+                &mut seen.clone(),
+                black_box(&hold),
+                &record,
+                common::NOW,
+            )
+        })
+    });
     group.finish();
 }
 
