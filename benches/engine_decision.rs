@@ -63,7 +63,8 @@ fn bench(c: &mut Criterion) {
     let mut seen = PolicyMemory::default();
     for m in 0..(2 * 24 * 60) {
         let at = k3s_autoscaler::ports::Timestamp(common::NOW.0 - (2 * 24 * 60 - m) * 60_000);
-        seen.demand.record(at, if m % 120 < 20 { 4_900 } else { 4_700 });
+        seen.demand
+            .record(at, if m % 120 < 20 { 4_900 } else { 4_700 });
     }
     let hold = common::observation(5_000);
     group.bench_function("5000 workers, hold, predictive on", |b| {

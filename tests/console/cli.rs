@@ -237,7 +237,10 @@ fn compare_with_the_oracle_reports_every_run_against_it() {
             "{c}"
         );
         let above = f(run, "pending_pod_minutes") - f("oracle", "pending_pod_minutes");
-        assert!((f(run, "pending_above_oracle") - above).abs() < 0.001, "{c}");
+        assert!(
+            (f(run, "pending_above_oracle") - above).abs() < 0.001,
+            "{c}"
+        );
     }
     // The table for people, on stderr, carries the same columns.
     assert!(stderr(&out).contains("wh/oracle"), "{}", stderr(&out));
