@@ -273,7 +273,9 @@ mod tests {
         ];
         let by_number = FleetMatch::new(&ec2, &fleet);
         assert_eq!(
-            (0..6).map(|i| by_number.node_of_fleet(i)).collect::<Vec<_>>(),
+            (0..6)
+                .map(|i| by_number.node_of_fleet(i))
+                .collect::<Vec<_>>(),
             [Some(1), Some(0), Some(2), None, Some(3), None]
         );
         assert_eq!(id_number("i-"), None);

@@ -54,14 +54,7 @@ pub fn implausible(
     previous_nodes: Option<usize>,
     now: Timestamp,
 ) -> Option<String> {
-    implausible_matched(
-        settings,
-        view,
-        &FleetMatch::new(view, fleet),
-        fleet,
-        previous_nodes,
-        now,
-    )
+    implausible_judging(settings, view, fleet, previous_nodes, now, &BTreeSet::new())
 }
 
 /// As `implausible`, with the view matched to `fleet` by the caller,
