@@ -16,7 +16,8 @@ pub struct Sizing {
 pub struct Pending<'a> {
     pub helpable: Vec<&'a Pod>,
     pub unhelpable: Vec<(&'a Pod, String)>,
-    /// What a new worker offers to application pods (`new_node_capacity`).
+    /// What a new worker offers to application pods: the largest worker's
+    /// allocatable less its DaemonSet pods' requests (`largest_worker`).
     pub template: Resources,
 }
 
