@@ -14,6 +14,7 @@ fn tick(obs: crate::engine::Observation, action: Action) -> TickReport {
             sanity_stop: None,
             standing: Default::default(),
             scale_up_held: None,
+            scale_down_held: None,
         },
         observation: obs,
         state: Ok(StateSnapshot {

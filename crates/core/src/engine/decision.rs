@@ -58,6 +58,12 @@ pub struct Decision {
     /// holds one back, or when one is in flight for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up_held: Option<ScaleUpHeld>,
+    /// What holds every scale-down this tick that the standing of each
+    /// worker could not tell by itself (the forecast's peak, within the
+    /// lead): the console's SCALE-DOWN column says it instead of "next to
+    /// go".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_held: Option<String>,
 }
 
 /// What holds a scale-up back, as data. Its words are an event's note,
@@ -251,11 +257,17 @@ impl Decision {
             sanity_stop: None,
             standing: Default::default(),
             scale_up_held: None,
+            scale_down_held: None,
         }
     }
 
     pub(crate) fn held(mut self, why: Option<ScaleUpHeld>) -> Self {
         self.scale_up_held = why;
+        self
+    }
+
+    pub(crate) fn holding_scale_down(mut self, why: String) -> Self {
+        self.scale_down_held = Some(why);
         self
     }
 

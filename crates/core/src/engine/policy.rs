@@ -126,7 +126,11 @@ pub fn standing(
             &k,
             record,
             now,
-            decision.sanity_stop.as_deref(),
+            decision
+                .sanity_stop
+                .as_ref()
+                .map(|_| "sanity stop")
+                .or(decision.scale_down_held.as_deref()),
             &decision.action,
         ),
         Err(_) => BTreeMap::new(),
@@ -300,6 +304,7 @@ fn decide_known(
             sanity_stop: None,
             standing: BTreeMap::new(),
             scale_up_held: None,
+            scale_down_held: None,
         }
     };
 
@@ -424,6 +429,7 @@ fn decide_known(
             sanity_stop: None,
             standing: BTreeMap::new(),
             scale_up_held: None,
+            scale_down_held: None,
         };
     }
     if let Some(stray) = stray {
@@ -436,15 +442,13 @@ fn decide_known(
     if let Some(f) = &forecast
         && f.workers >= ready
     {
-        reasons.push(
-            format!(
-                "scale-down held: the forecast needs {} worker(s) in {}",
-                f.workers,
-                format_duration(f.at.since(now))
-            )
-            .into(),
+        let why = format!(
+            "the forecast needs {} worker(s) in {}",
+            f.workers,
+            format_duration(f.at.since(now))
         );
-        return Decision::hold(now, reasons);
+        reasons.push(format!("scale-down held: {why}").into());
+        return Decision::hold(now, reasons).holding_scale_down(why);
     }
     match super::scale_down::scale_down(settings, memory, k, record, now) {
         Ok(candidate) => {
@@ -465,6 +469,7 @@ fn decide_known(
                 sanity_stop: None,
                 standing: BTreeMap::new(),
                 scale_up_held: None,
+                scale_down_held: None,
             }
         }
         Err(why) => {

@@ -105,14 +105,16 @@ fn removable_in(
 /// lose a node, the choice's own outcome for each (`candidates::assess`:
 /// next to go, its pods would not fit, after the chosen one, not among
 /// the least loaded, blocked and why); when it may not, every eligible
-/// node says what holds it.
+/// node says what holds it. `held`: what holds every scale-down that the
+/// decision knew and the nodes cannot (the sanity stop, the forecast's
+/// coming peak).
 pub(super) fn standing(
     settings: &Settings,
     memory: &PolicyMemory,
     k: &Known<'_>,
     record: &OpRecord,
     now: Timestamp,
-    sanity: Option<&str>,
+    held: Option<&str>,
     action: &Action,
 ) -> BTreeMap<String, Standing> {
     // Only time stands in the way: each eligible node says when it may go.
@@ -126,8 +128,9 @@ pub(super) fn standing(
         })
     } else if let Some(op) = record.in_flight() {
         Some(format!("{} {} in flight", op.kind.name(), op.id))
-    } else if sanity.is_some() {
-        Some("sanity stop".to_string())
+    } else if let Some(why) = held {
+        // The sanity stop, or the forecast's coming peak.
+        Some(why.to_string())
     } else if matches!(
         action,
         Action::ScaleUp { .. } | Action::TerminateStrays { .. }

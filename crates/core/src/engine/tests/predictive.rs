@@ -3,6 +3,7 @@
 //! never past `max_workers`, and holds a scale-down the sale will undo.
 
 use super::*;
+use crate::engine::decision::StandingKind;
 use crate::ports::Timestamp;
 
 /// Minute `m` is in a sale (20 minutes every 2 hours).
@@ -242,13 +243,33 @@ fn a_scale_down_the_coming_sale_would_undo_is_held() {
         sale_cpu: 60.0,
         sale_pods: 24,
     };
-    let (d, _) = run(&predictive(true), idle, ms(356, 45));
+    let s = predictive(true);
+    let (d, memory) = run(&s, idle, ms(356, 45));
     assert_eq!(d.action, Action::Hold, "{}", text(&d));
     assert!(
         text(&d).contains("scale-down held: the forecast needs 7 worker(s) in 3m15s"),
         "{}",
         text(&d)
     );
+    // The console's column agrees: no worker is "next to go".
+    let now = at(ms(356, 45));
+    let standing = policy::standing(
+        &s,
+        &memory,
+        &world(idle, now),
+        &OpRecord::default(),
+        now,
+        &d,
+    );
+    assert_eq!(standing.len(), 7);
+    for (node, st) in &standing {
+        assert_ne!(st.kind, StandingKind::NextToGo, "{node}: {}", st.text);
+        assert!(
+            st.text.contains("the forecast needs 7 worker(s)"),
+            "{node}: {}",
+            st.text
+        );
+    }
     // Without the forecast the idle worker goes.
     let (d, _) = run(&Settings::default(), idle, ms(356, 45));
     assert!(matches!(d.action, Action::ScaleDown { .. }), "{}", text(&d));
