@@ -3,13 +3,14 @@
 //! Every `engine.interval` it launches what the pods will need one join
 //! lead from now (so a worker joins when it is first needed) and removes
 //! a worker not needed before a new one could join, as soon as its pods
-//! fit on the others (one a tick). Within `min_workers`/`max_workers`, so where
-//! `max_workers` binds the oracle too leaves pods pending: what is left is
-//! what no policy could avoid. The other runs are reported against it
-//! (worker-hours / the oracle's, pending pod-minutes above the oracle's).
+//! fit on the others (one a tick). Within `min_workers`/`max_workers`, so
+//! where `max_workers` binds the oracle too leaves pods pending; which ones
+//! then depends on where each fleet's pods happen to sit, so there it is
+//! no strict bound (README, "Against the oracle"). The other runs are
+//! reported against it (worker-hours / the oracle's, pending pod-minutes
+//! above the oracle's).
 
-use super::demo::DemoOptions;
-use super::demo::sim_settings;
+use super::demo::{DemoOptions, sim_settings};
 use crate::config::Config;
 use crate::sim::{Summary, World};
 use std::time::Duration;

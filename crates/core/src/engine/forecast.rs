@@ -230,9 +230,7 @@ impl DemandHistory {
                 .then(|| (self.abs_error as f64 / self.scored as f64, self.scored)),
         })
     }
-}
 
-impl DemandHistory {
     /// The period whose forecast erred least over the last day (the
     /// shortest within 10 % of the best), with its error and the error of
     /// "nothing changes over the lead"; `None` unless it beats the latter.

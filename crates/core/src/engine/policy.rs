@@ -192,12 +192,12 @@ fn decide_known(
     // the history has no holes where an operation was in flight; but not
     // from a view the sanity stop rejects (the pods of nodes it cannot see
     // would come back a period later as a peak no one had).
+    let lead = pre_warm_lead(settings, memory);
     let forecast = if p.predictive {
         let need = forecast::needed(settings, k.view, k.cpu, template, &pending);
         if sanity.is_none() {
             memory.demand.record(now, need);
         }
-        let lead = pre_warm_lead(settings, memory);
         let f = memory
             .demand
             .forecast(now, lead, pre_warm_horizon(settings, lead));
@@ -342,20 +342,19 @@ fn decide_known(
     // a launch would join where the view cannot see it, for pods that may
     // not even be this cluster's.
     let cpu_trigger = cpu_trigger && sanity.is_none();
-    // A forecast is no more evidence than CPU on such a view.
-    // The need counts every worker in view, and so does what holds it:
-    // a static worker the selector also matches is capacity no launch adds
-    // (compared with the managed count alone, the forecast would launch
-    // for it, and the scale-down take it back, every cooldown).
+    // The need counts every worker in view, and so does what meets it: a
+    // static worker the selector also matches is capacity no launch adds
+    // (against the managed count alone, the forecast would launch for it,
+    // and the scale-down take it back, every cooldown).
     let unmanaged = forecast.as_ref().map_or(0, |_| unmanaged_ready(k));
-    let held = managed + unmanaged;
+    let there = managed + unmanaged;
+    // A forecast is no more evidence than CPU on an implausible view.
     let ahead = forecast
         .as_ref()
         .filter(|_| sanity.is_none())
         .and_then(|f| {
-            let lead = pre_warm_lead(settings, memory);
             let limits = (p.max_scale_up_batch, p.max_workers + unmanaged);
-            f.due(now, held, limits, lead, pre_warm_cycle(settings, lead))
+            f.due(now, there, limits, lead, pre_warm_cycle(settings, lead))
         });
     let blind = sanity.is_some() && k.view.ready_workers() == 0;
     let wanted = cpu_trigger || pending_trigger || ahead.is_some();
@@ -416,9 +415,9 @@ fn decide_known(
             count = size.count;
         }
         if let Some((need, at)) = ahead {
-            let more = need.saturating_sub(held).min(p.max_scale_up_batch);
+            let more = need.saturating_sub(there).min(p.max_scale_up_batch);
             if more > count {
-                reasons.push(pre_warm_reason(need, at, more, held, now).into());
+                reasons.push(pre_warm_reason(need, at, more, there, now).into());
                 count = more;
             }
         }
@@ -481,9 +480,9 @@ fn decide_known(
 }
 
 /// Why a scale-up launches ahead of the demand.
-fn pre_warm_reason(need: u32, at: Timestamp, count: u32, held: u32, now: Timestamp) -> String {
+fn pre_warm_reason(need: u32, at: Timestamp, count: u32, there: u32, now: Timestamp) -> String {
     format!(
-        "+{count} ahead of the forecast: {need} worker(s) needed in {}, {held} there",
+        "+{count} ahead of the forecast: {need} worker(s) needed in {}, {there} there",
         format_duration(at.since(now))
     )
 }

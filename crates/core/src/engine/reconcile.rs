@@ -202,10 +202,7 @@ pub fn reconcile(
     record: &OpRecord,
     now: Timestamp,
 ) -> Vec<Finding> {
-    let Ok(view) = &obs.cluster else {
-        return Vec::new();
-    };
-    let Ok(fleet) = &obs.fleet else {
+    let (Ok(view), Ok(fleet)) = (&obs.cluster, &obs.fleet) else {
         return Vec::new();
     };
     reconcile_matched(settings, obs, &FleetMatch::new(view, fleet), record, now)
